@@ -1,0 +1,73 @@
+"""ONNX export of the descriptor network, with a PyTorch parity check at two input sizes."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import torch
+
+from runtime.embedder import FINGERPRINT_KEY
+from runtime.errors import SitelensError
+from runtime.preprocess import InputSpec
+from runtime.providers import import_onnxruntime
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+INPUT_NAME, OUTPUT_NAME = "image", "descriptor"
+
+
+class ParityError(SitelensError):
+    """The exported graph does not reproduce PyTorch's descriptors."""
+
+
+def parity_shapes(spec: InputSpec) -> list[tuple[int, int, int]]:
+    """Two batch/size combinations, one square, one landscape with another batch size."""
+    s = spec.size
+    return [(1, s, s), (2, s + 32, int(s * 1.5) + 7)]
+
+
+def export_onnx(net: torch.nn.Module, spec: InputSpec, metadata: dict | None = None,
+                check: bool = True, tolerance: float = PARITY_TOLERANCE) -> bytes:
+    """Serialize ``net`` (uint8 NHWC in, descriptor out; dynamic batch and H/W)."""
+    import onnx
+
+    net = net.eval()  # wrapper modules must be in eval() or BN/dropout differ from ORT
+    example = torch.randint(0, 256, (1, spec.size, spec.size, 3), dtype=torch.uint8)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch", 1: "height", 2: "width"},
+                                        OUTPUT_NAME: {0: "batch"}},
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    model = onnx.load_from_string(buf.getvalue())
+    meta = {FINGERPRINT_KEY: net.fingerprint(), "sitelens.input": "uint8 NHWC RGB"}
+    meta.update({f"sitelens.{k}": str(v) for k, v in (metadata or {}).items()})
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = model.SerializeToString()
+    if check:
+        check_parity(net, data, spec, tolerance)
+    return data
+
+
+def check_parity(net: torch.nn.Module, onnx_bytes: bytes, spec: InputSpec,
+                 tolerance: float = PARITY_TOLERANCE) -> float:
+    """Max |torch - ORT| over two input sizes; raises ParityError above ``tolerance``."""
+    ort = import_onnxruntime()
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for shape in parity_shapes(spec):
+        x = rng.integers(0, 256, size=shape + (3,), dtype=np.uint8)
+        with torch.no_grad():
+            ref = net.eval()(torch.from_numpy(x)).numpy()
+        got = session.run(None, {INPUT_NAME: x})[0]
+        diff = float(np.abs(ref - got).max())
+        worst = max(worst, diff)
+        if not diff <= tolerance:
+            raise ParityError(f"ONNX export differs from PyTorch by {diff:.2e} at input {shape} "
+                              f"(tolerance {tolerance:.0e}); refusing to export")
+    return worst

@@ -1,0 +1,62 @@
+"""Scoring a bundle on labelled queries (known instances and ``__unknown__`` frames)."""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from .metrics import average_precision, recall_at_k
+from .recognizer import Recognizer
+from .site import Query
+
+RECALL_KS = (1, 5, 10)
+
+
+def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True) -> dict:
+    """Metrics over known queries (mP@1, mAP, recall@k) plus open-set rates.
+
+    ``mP@1``, ``mAP`` and ``recall@k`` ignore thresholds (pure retrieval); ``accuracy``
+    counts a known query right when accepted with the right id and an unknown one when
+    rejected. ``results`` lists every query for reports.
+    """
+    results = []
+    index = recognizer.index
+    for q in tqdm(queries, desc="evaluate", unit="img", disable=not progress):
+        desc = recognizer.embed(q.path)
+        rec = recognizer.decide(desc, k=max(RECALL_KS))
+        ranked = [c.instance for c in rec.candidates]
+        row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
+               "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,
+               "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]]}
+        if not q.is_unknown:
+            sims = index.similarities(desc)[0]
+            relevant = np.array([inst in q.instances for inst in index.instances])
+            relevant &= ~index.deleted
+            row["ap"] = average_precision(sims, relevant)
+            for k in RECALL_KS:
+                row[f"recall@{k}"] = recall_at_k(ranked, q.instances, k)
+            row["correct"] = rec.best in q.instances
+            row["right"] = rec.accepted and rec.best in q.instances
+        else:
+            row["right"] = not rec.accepted
+        results.append(row)
+    return summarize(results, recognizer)
+
+
+def summarize(results: list[dict], recognizer: Recognizer | None = None) -> dict:
+    known = [r for r in results if r["truth"]]
+    unknown = [r for r in results if not r["truth"]]
+    mean = lambda rows, key: round(float(np.mean([r[key] for r in rows])), 4) if rows else None  # noqa: E731
+    out = {
+        "queries": len(results), "known": len(known), "unknown": len(unknown),
+        "mP@1": mean(known, "correct"), "mAP": mean(known, "ap"),
+        **{f"recall@{k}": mean(known, f"recall@{k}") for k in RECALL_KS},
+        "accuracy": mean(results, "right"),
+        "true_accept_rate": round(float(np.mean([r["accepted"] and r["correct"] for r in known])), 4) if known else None,
+        "false_accept_rate": round(float(np.mean([r["accepted"] for r in unknown])), 4) if unknown else None,
+    }
+    if recognizer is not None:
+        out["bundle"] = str(recognizer.path)
+        out["match"] = recognizer.match
+        out["thresholds"] = recognizer.thresholds.to_dict()
+    out["results"] = results
+    return out

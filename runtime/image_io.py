@@ -1,0 +1,93 @@
+"""Reading images from paths, encoded bytes or arrays into RGB uint8 arrays.
+
+Handles EXIF orientation (JPEG), grayscale, RGBA (composited over white), 16-bit and
+float images. This is the single definition used by training, export and the device.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .errors import ImageError
+
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+def to_rgb_uint8(img: np.ndarray, source: str = "array", bgr: bool = False) -> np.ndarray:
+    """Normalise an H x W (x C) array of any common dtype to H x W x 3 uint8 RGB."""
+    if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or img.size == 0:
+        shape = getattr(img, "shape", None)
+        raise ImageError(f"{source}: expected an H x W or H x W x C image array, got shape {shape}")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype.kind == "f":
+        scale = 255.0 if float(np.nanmax(img)) <= 1.0 else 1.0
+        img = np.clip(np.nan_to_num(img) * scale, 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    channels = img.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    if channels == 4:
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = img[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        img = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    elif channels != 3:
+        raise ImageError(f"{source}: unsupported number of channels ({channels})")
+    if bgr:
+        img = img[:, :, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode an encoded image (JPEG, PNG, WebP, TIFF, BMP) to RGB uint8."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf.size == 0:
+        raise ImageError(f"{source}: empty file, not an image")
+    if data[:2] == b"\xff\xd8":
+        # JPEG: no alpha; let OpenCV apply the EXIF orientation, keep grayscale/16-bit info.
+        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    else:
+        flags = cv2.IMREAD_UNCHANGED  # keeps alpha (composited later) and 16-bit
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as exc:  # pragma: no cover - OpenCV raises on some corrupt headers
+        raise ImageError(f"{source}: cannot decode image ({exc.msg.strip()})") from exc
+    if img is None:
+        raise ImageError(f"{source}: cannot decode image (unsupported format or truncated file)")
+    return to_rgb_uint8(img, source, bgr=True)
+
+
+def load_image(image: ImageLike) -> np.ndarray:
+    """Load a path, encoded bytes or an RGB array as an H x W x 3 uint8 RGB array.
+
+    Arrays are taken as RGB (grayscale, RGBA, uint16 and float in [0, 1] are accepted).
+    """
+    if isinstance(image, np.ndarray):
+        return to_rgb_uint8(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(image))
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise ImageError(f"{path}: is a directory, not an image") from None
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+        return decode_image(data, str(path))
+    raise ImageError(f"cannot read an image from a {type(image).__name__}")
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")

@@ -1,0 +1,202 @@
+"""The `sitelens` command line. Heavy modules (torch) are imported inside the commands."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from runtime.errors import SitelensError
+from runtime.version import __version__
+
+
+def friendly(fn):
+    """Turn sitelens errors into a one-line message and exit status 1 (no traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SitelensError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="sitelens")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(quiet: bool):
+    """sitelens: recognize a site's artworks from a visitor's camera, on the device."""
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def _open(bundle: str, match: str = "hnsw"):
+    from runtime.recognizer import Recognizer
+
+    return Recognizer.open(bundle, match=match)
+
+
+match_option = click.option("--match", type=click.Choice(["hnsw", "exact"]), default="hnsw", show_default=True,
+                            help="Matching mode: approximate HNSW index or exact float search.")
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Bundle to write (.sitelens).")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Training run folder (default: off the shelf).")
+@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option("--weights", default="pretrained", show_default=True,
+              help="'pretrained' (packaged), a local weights file, or 'timm' (download; needs internet).")
+@click.option("--size", type=int, help="Shorter side fed to the network (default 224 or the run's).")
+@click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="instances.csv for a manifest site.")
+@click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2.")
+@click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance.")
+@click.option("--target-far", type=float, default=0.01, show_default=True, help="False-accept rate for thresholds.")
+@click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1).")
+@click.option("--ef", type=int, default=64, show_default=True, help="HNSW search breadth stored in the bundle.")
+@click.option("--M", "m", type=int, default=16, show_default=True, help="HNSW graph degree.")
+@friendly
+def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_instance_mean, target_far,
+           no_calibrate, ef, m):
+    """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
+    from export.bundler import build_bundle
+    from runtime.index import IndexParams
+
+    path = build_bundle(site, out, model, backbone=backbone, weights=weights, size=size, metadata=metadata,
+                        multiscale=multiscale, per_instance_mean=per_instance_mean, calibrate=not no_calibrate,
+                        target_far=target_far, index_params=IndexParams(M=m, ef=ef))
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("-k", type=int, default=5, show_default=True, help="Candidates to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@match_option
+@friendly
+def recognize(bundle, images, k, as_json, match):
+    """Recognize IMAGES with BUNDLE."""
+    rec = _open(bundle, match)
+    failed = 0
+    for img in images:
+        try:
+            r = rec.recognize(img, k=k)
+        except SitelensError as exc:
+            failed += 1
+            click.echo(json.dumps({"image": img, "error": str(exc)}) if as_json else f"{img}: ERROR {exc}")
+            continue
+        if as_json:
+            click.echo(json.dumps({"image": img, **r.to_dict()}))
+        else:
+            title = r.metadata.get("title", "")
+            answer = f"{r.instance}" + (f" ({title})" if title else "") if r.accepted else f"unknown (best {r.best})"
+            click.echo(f"{img}: {answer}  score={r.score:.3f} margin={r.margin:.3f}")
+            for c in r.candidates:
+                click.echo(f"    {c.score:6.3f}  {c.instance}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command("eval")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("queries", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML (or .png) report of failures and scores.")
+@click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
+@match_option
+@friendly
+def eval_(bundle, queries, as_json, report, per_query, match):
+    """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
+    from runtime.evaluate import evaluate
+    from runtime.site import load_queries
+
+    result = evaluate(_open(bundle, match), load_queries(queries), progress=not as_json)
+    if report:
+        from sdk.report import write_report
+
+        click.echo(f"report: {write_report(result, report)}", err=True)
+    if not per_query:
+        result = {k: v for k, v in result.items() if k != "results"}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            if key != "results":
+                click.echo(f"{key:>18}: {value}")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def inspect(bundle, as_json):
+    """Show what a bundle holds (verifies every checksum first)."""
+    from runtime.bundle_format import read_bundle
+
+    contents = read_bundle(bundle)
+    m = contents.manifest
+    if as_json:
+        click.echo(json.dumps(m))
+        return
+    model, index, th = m.get("model", {}), m.get("index", {}), m.get("thresholds") or {}
+    lines = [
+        ("bundle", f"{bundle} (schema {m['schema_version']}, sitelens {m['sitelens_version']}, created {m.get('created')})"),
+        ("site", f"{m['site']['name']}: {m['site']['num_instances']} instances, {m['site']['num_references']} references"),
+        ("model", f"{model.get('backbone')} gem p={model.get('gem_p')} dim={model.get('descriptor_dim')} "
+                  f"whitening={model.get('whitening')} trained={model.get('trained')}"),
+        ("precision", model.get("precision")), ("hash bits", (m.get("codes") or {}).get("bits", "none")),
+        ("input", model.get("input")), ("fingerprint", model.get("fingerprint")),
+        ("index", f"{index.get('type')} {index.get('space')} M={index.get('M')} ef={index.get('ef')} count={index.get('count')}"),
+        ("references", m.get("references")),
+        ("thresholds", f"score>={th.get('score')} margin>={th.get('margin')} at FAR {th.get('target_far')}" if th else "none (accepts every top-1)"),
+    ]
+    for key, value in lines:
+        click.echo(f"{key:>12}: {value}")
+    click.echo(f"{'members':>12}:")
+    for name, info in m["members"].items():
+        click.echo(f"{'':>14}{name:<14} {info['size'] / 1e6:9.3f} MB  sha256 {info['sha256'][:16]}…")
+
+
+@main.command()
+@click.option("--out", default="sitelens-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the generated site, queries and bundle.")
+@friendly
+def demo(out):
+    """Generate the embedded demo site, bundle it and recognize visitor photos."""
+    from sdk.demo import run_demo
+
+    run_demo(Path(out))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("instance")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--meta", multiple=True, help="Metadata as key=value (repeatable).")
+@friendly
+def add(bundle, instance, images, meta):
+    """Add (or extend) INSTANCE in BUNDLE with reference IMAGES, without retraining."""
+    rec = _open(bundle)
+    metadata = dict(item.split("=", 1) for item in meta) if meta else None
+    n = rec.add(instance, images, metadata)
+    rec.save()
+    click.echo(f"added {n} reference(s) for {instance}; {len(rec.instances)} instances in {bundle}")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("instance")
+@friendly
+def remove(bundle, instance):
+    """Remove INSTANCE from BUNDLE."""
+    rec = _open(bundle)
+    n = rec.remove(instance)
+    rec.save()
+    click.echo(f"removed {instance} ({n} reference(s)); {len(rec.instances)} instances left in {bundle}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

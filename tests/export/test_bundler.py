@@ -1,0 +1,40 @@
+import json
+import zipfile
+
+import pytest
+
+from export.bundler import build_bundle
+from runtime import bundle_format as bf
+from runtime.errors import SiteError
+from tests.conftest import SMALL_SIZE, make_site
+
+
+def test_manifest_contents(tiny_bundle):
+    m = json.loads(zipfile.ZipFile(tiny_bundle).read(bf.MANIFEST))
+    assert m["format"] == bf.FORMAT and m["schema_version"] == 1
+    assert m["model"]["backbone"] == "tf_efficientnet_lite0" and len(m["model"]["fingerprint"]) == 64
+    assert m["model"]["input"]["size"] == SMALL_SIZE and m["model"]["descriptor_dim"] == 1280
+    assert m["index"]["ef"] == 64 and m["index"]["count"] == 12
+    assert m["instances"]["blue_rhythm"]["title"] == "Blue Rhythm"
+    assert set(m["members"]) == {bf.MODEL, bf.INDEX, bf.REFS, bf.LABELS}
+    assert m["thresholds"]["target_far"] == 0.01
+
+
+def test_unreadable_references_are_all_listed(tmp_path, tiny_net):
+    site = make_site(tmp_path / "s", n=2, refs=1)
+    (site / "harbour_at_dusk" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    (site / "red_composition" / "empty.png").write_bytes(b"")
+    out = tmp_path / "s.sitelens"
+    with pytest.raises(SiteError) as err:
+        build_bundle(site, out, tiny_net, size=64, progress=False, calibrate=False)
+    assert "broken.jpg" in str(err.value) and "empty.png" in str(err.value)
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_per_instance_mean_and_multiscale(tmp_path, tiny_net):
+    site = make_site(tmp_path / "s", n=3, refs=2)
+    out = build_bundle(site, tmp_path / "m.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                       per_instance_mean=True, multiscale=True)
+    m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
+    assert m["index"]["count"] == 3 and m["references"]["per_instance_mean"] is True
+    assert len(m["references"]["scales"]) == 3 and m["thresholds"] is None

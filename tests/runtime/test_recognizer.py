@@ -1,0 +1,108 @@
+import json
+import threading
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime import bundle_format as bf
+from runtime.errors import BundleError
+from runtime.recognizer import Recognizer
+
+
+def test_recognizes_path_bytes_and_array(tiny_bundle, tiny_site):
+    rec = Recognizer.open(tiny_bundle)
+    path = tiny_site / "blue_rhythm" / "a.jpg"
+    r = rec.recognize(path)
+    assert r.best == "blue_rhythm" and r.score > 0.9
+    assert r.candidates[0].metadata["title"] == "Blue Rhythm"
+    assert rec.recognize(path.read_bytes()).best == "blue_rhythm"
+    rgb = cv2.imread(str(path))[:, :, ::-1]
+    assert rec.recognize(rgb).best == "blue_rhythm"
+    d = rec.embed(rgb)
+    assert d.shape == (rec.embedder.dim,) and abs(np.linalg.norm(d) - 1) < 1e-4
+    assert rec.providers[-1] == "CPUExecutionProvider"
+
+
+def test_concurrent_recognize(tiny_bundle, tiny_site):
+    rec = Recognizer.open(tiny_bundle)
+    paths = sorted(tiny_site.glob("*/a.jpg"))
+    expected = {p: rec.recognize(p).best for p in paths}
+    errors = []
+
+    def worker():
+        try:
+            for p in paths * 2:
+                assert rec.recognize(p).best == expected[p]
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+
+
+def test_add_remove_save_while_recognizing(bundle_copy, tiny_site, tmp_path):
+    rec = Recognizer.open(bundle_copy)
+    new_img = tiny_site / "red_composition" / "a.jpg"
+    stop = threading.Event()
+    errors = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                rec.recognize(new_img)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    rec.remove("red_composition")
+    rec.add("red_again", [new_img], {"title": "Red, again"})
+    stop.set()
+    t.join()
+    assert not errors
+    assert rec.recognize(new_img).best == "red_again"
+    rec.save()
+    again = Recognizer.open(bundle_copy)
+    assert "red_composition" not in again.instances
+    r = again.recognize(new_img)
+    assert r.best == "red_again" and r.candidates[0].metadata == {"title": "Red, again"}
+
+
+def _rewrite_manifest(src, dst, change):
+    contents = bf.read_bundle(src)
+    manifest = dict(contents.manifest)
+    change(manifest)
+    bf.write_bundle(dst, manifest, contents.members)
+
+
+def test_fingerprint_mismatch_is_a_clear_error(tiny_bundle, tmp_path):
+    bad = tmp_path / "bad.sitelens"
+    _rewrite_manifest(tiny_bundle, bad, lambda m: m["model"].update(fingerprint="0" * 64))
+    with pytest.raises(BundleError, match="fingerprint mismatch") as err:
+        Recognizer.open(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_corrupt_index_never_reaches_hnswlib(tiny_bundle, tmp_path):
+    bad = tmp_path / "corrupt.sitelens"
+    with zipfile.ZipFile(tiny_bundle) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == bf.INDEX:
+                data = data[:100] + bytes(len(data) - 100)
+            zout.writestr(name, data)
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        Recognizer.open(bad)
+
+
+def test_thresholds_reject_unknown(tiny_bundle):
+    rec = Recognizer.open(tiny_bundle)
+    manifest = json.loads(zipfile.ZipFile(tiny_bundle).read(bf.MANIFEST))
+    assert manifest["thresholds"]["score"] is not None
+    wall = np.full((200, 260, 3), 180, np.uint8)
+    r = rec.recognize(wall)
+    assert not r.accepted and r.instance is None and r.best is not None

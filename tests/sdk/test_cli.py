@@ -1,0 +1,61 @@
+import json
+
+from click.testing import CliRunner
+
+from sdk.cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, ["-q", *map(str, args)], catch_exceptions=False)
+    return result
+
+
+def test_recognize_json(tiny_bundle, tiny_site):
+    r = run("recognize", tiny_bundle, tiny_site / "the_orchard" / "a.jpg", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output.strip().splitlines()[-1])
+    assert row["best"] == "the_orchard" and {"instance", "score", "margin", "accepted", "candidates"} <= set(row)
+
+
+def test_recognize_table_and_missing_image(tiny_bundle, tiny_site, tmp_path):
+    r = run("recognize", tiny_bundle, tiny_site / "sunflowers_study" / "a.jpg", tmp_path / "nope.jpg")
+    assert r.exit_code == 1 and "sunflowers_study" in r.output and "nope.jpg: ERROR" in r.output
+
+
+def test_eval_json(tiny_bundle, tiny_site):
+    r = run("eval", tiny_bundle, tiny_site, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert {"mP@1", "mAP", "recall@5", "queries"} <= set(out)
+    assert out["queries"] == 12 and out["mP@1"] == 1.0
+
+
+def test_inspect(tiny_bundle):
+    r = run("inspect", tiny_bundle)
+    assert r.exit_code == 0 and "fingerprint" in r.output and "model.onnx" in r.output and "thresholds" in r.output
+
+
+def test_bad_bundle_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.sitelens"
+    bad.write_bytes(b"hello")
+    r = CliRunner().invoke(main, ["inspect", str(bad)])
+    assert r.exit_code == 1 and "bad.sitelens: not a sitelens bundle" in r.output
+    r = CliRunner().invoke(main, ["bundle", str(tmp_path), "-o", str(tmp_path / "x.sitelens")])
+    assert r.exit_code == 1 and "no object folders" in r.output
+
+
+def test_add_remove(bundle_copy, tiny_site):
+    img = tiny_site / "sunflowers_study" / "a.jpg"
+    r = run("add", bundle_copy, "newcomer", img, "--meta", "title=New")
+    assert r.exit_code == 0 and "added 1" in r.output
+    r = run("remove", bundle_copy, "newcomer")
+    assert r.exit_code == 0 and "removed newcomer" in r.output
+    r = run("remove", bundle_copy, "newcomer")
+    assert r.exit_code == 1
+
+
+def test_bundle_command(tmp_path, tiny_site):
+    out = tmp_path / "cli.sitelens"
+    r = run("bundle", tiny_site, "-o", out, "--size", 64, "--no-calibrate")
+    assert r.exit_code == 0, r.output
+    assert out.exists() and "wrote" in r.output

@@ -1,0 +1,9 @@
+"""Camera-view simulator: turns a clean catalogue image into what a visitor's phone sees.
+
+numpy + OpenCV only (no torch): used by training (positives), export (threshold
+calibration), the demo site and tests.
+"""
+from .backgrounds import random_wall, wall_label
+from .camera_view import CameraViewSimulator, SimulatorConfig
+
+__all__ = ["CameraViewSimulator", "SimulatorConfig", "random_wall", "wall_label"]

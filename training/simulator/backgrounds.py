@@ -1,0 +1,43 @@
+"""Gallery walls, frames and labels: backgrounds for placed views and negatives."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def random_wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A plain painted wall: a soft colour with a lighting gradient and fine texture."""
+    base = rng.uniform(120, 235, 3) * rng.uniform(0.85, 1.0, 3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    grad = 1.0 + rng.uniform(-0.25, 0.25) * (xx / max(w, 1) - 0.5) + rng.uniform(-0.25, 0.25) * (yy / max(h, 1) - 0.5)
+    wall = base[None, None, :] * grad[:, :, None]
+    noise = cv2.GaussianBlur(rng.normal(0, 6, (h, w)).astype(np.float32), (0, 0), 1.5)
+    wall += noise[:, :, None]
+    return np.clip(wall, 0, 255).astype(np.uint8)
+
+
+def wall_label(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A wall with a museum label (a white card with lines of text): a frame to reject."""
+    wall = random_wall(rng, h, w)
+    ch, cw = int(h * rng.uniform(0.3, 0.6)), int(w * rng.uniform(0.3, 0.6))
+    y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    wall[y0:y0 + ch, x0:x0 + cw] = rng.integers(225, 250)
+    scale = max(ch, cw) / 300
+    for i in range(int(rng.integers(3, 7))):
+        text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz  ")) for _ in range(int(rng.integers(8, 18))))
+        y = int(y0 + (i + 1) * ch / 8)
+        if y < y0 + ch - 4:
+            cv2.putText(wall, text, (x0 + 6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale + 0.2, (40, 40, 40),
+                        max(1, int(scale)), cv2.LINE_AA)
+    return wall
+
+
+def add_frame(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """A picture frame around the artwork (thickness 2-8% of the side)."""
+    h, w = img.shape[:2]
+    t = max(2, int(min(h, w) * rng.uniform(0.02, 0.08)))
+    colour = rng.choice([rng.uniform(20, 70, 3), rng.uniform(140, 200, 3) * np.array([1.0, 0.85, 0.5])])
+    framed = np.empty((h + 2 * t, w + 2 * t, 3), np.uint8)
+    framed[:] = np.clip(colour, 0, 255).astype(np.uint8)
+    framed[t:t + h, t:t + w] = img
+    return framed
