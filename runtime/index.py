@@ -43,13 +43,14 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | None = None) -> hnswlib.Index:
+def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | None = None,
+               threads: int = -1) -> hnswlib.Index:
     n, dim = descriptors.shape
     index = hnswlib.Index(space="ip", dim=dim)
     index.init_index(max_elements=max(capacity or n, 1), ef_construction=params.ef_construction,
                      M=params.M, random_seed=100)
     if n:
-        index.add_items(descriptors.astype(np.float32), np.arange(n), num_threads=1)
+        index.add_items(descriptors.astype(np.float32), np.arange(n), num_threads=threads)
     index.set_ef(params.ef)
     return index
 

@@ -71,6 +71,54 @@ def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_
 
 
 @main.command()
+@click.argument("site", type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--size", type=int, default=224, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--negatives", type=int, default=4, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet", show_default=True)
+@click.option("--ce-weight", type=float, default=0.0, show_default=True, help="Instance cross-entropy regulariser.")
+@click.option("--freeze-blocks", type=int, default=4, show_default=True, help="Lower backbone stages kept frozen (0 = none).")
+@click.option("--whitening-dim", type=int, help="Reduce the descriptor with learned whitening (e.g. 512).")
+@click.option("--no-whitening", is_flag=True)
+@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option("--weights", default="pretrained", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start over even if the run folder has a checkpoint.")
+@friendly
+def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze_blocks, whitening_dim,
+          no_whitening, backbone, weights, seed, device, no_resume):
+    """Fine-tune the descriptor network on SITE's references (never on queries)."""
+    from training.trainer import TrainConfig, train as run_training
+
+    cfg = TrainConfig(epochs=epochs, size=size, batch=batch, negatives=negatives, lr=lr, loss=loss,
+                      ce_weight=ce_weight, freeze_blocks=freeze_blocks, whitening=not no_whitening,
+                      whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device)
+    run = run_training(site, out, cfg, resume=not no_resume)
+    click.echo(f"wrote {run} (sitelens export {run} --site {site} -o site.sitelens)")
+
+
+@main.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--site", "site", required=True, type=click.Path(exists=True), help="Site whose references go in the index.")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--multiscale", is_flag=True)
+@click.option("--per-instance-mean", is_flag=True)
+@click.option("--target-far", type=float, default=0.01, show_default=True)
+@friendly
+def export_cmd(run, site, out, multiscale, per_instance_mean, target_far):
+    """Export a training RUN to a bundle (same as `bundle SITE --model RUN`)."""
+    from export.bundler import build_bundle
+
+    path = build_bundle(site, out, run, multiscale=multiscale, per_instance_mean=per_instance_mean,
+                        target_far=target_far)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("-k", type=int, default=5, show_default=True, help="Candidates to show.")

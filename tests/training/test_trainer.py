@@ -1,0 +1,39 @@
+"""Tiny end-to-end: train -> export -> recognize, on generated data (CPU, seconds)."""
+import json
+
+from click.testing import CliRunner
+
+from runtime.recognizer import Recognizer
+from sdk.cli import main
+from tests.conftest import make_site
+
+
+def test_train_export_recognize(tmp_path):
+    site = make_site(tmp_path / "site", n=4, refs=2, seed=11)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["-q", "train", str(site), "-o", str(run), "--epochs", "2", "--size", "64",
+                                  "--batch", "4", "--negatives", "2", "--whitening-dim", "32"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["whitening"]["dim"] == 32 and config["input"]["size"] == 64
+    assert len(config["history"]) == 3 and (run / "training_curves.png").stat().st_size > 0
+    assert (run / "resume.pt").exists()
+    out = tmp_path / "site.sitelens"
+    r = CliRunner().invoke(main, ["-q", "export", str(run), "--site", str(site), "-o", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    rec = Recognizer.open(out)
+    assert rec.manifest["model"]["trained"] is True and rec.embedder.dim == 32
+    hits = [rec.recognize(site / inst / "a.jpg").best == inst for inst in rec.instances]
+    assert sum(hits) >= 3
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    from training.trainer import TrainConfig, train
+
+    site = make_site(tmp_path / "site", n=3, refs=1, seed=5)
+    cfg = TrainConfig(epochs=1, size=64, batch=3, negatives=1, whitening=False)
+    train(site, tmp_path / "run", cfg, progress=False)
+    cfg.epochs = 2
+    train(site, tmp_path / "run", cfg, progress=False)
+    history = json.loads((tmp_path / "run" / "config.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
