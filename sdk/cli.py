@@ -209,6 +209,33 @@ def inspect(bundle, as_json):
 
 
 @main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", required=True, help="Camera index (0), video file, or rtsp:// / http:// URL.")
+@click.option("-k", "k", type=int, default=3, show_default=True, help="Accepted in k of the last n frames to fire.")
+@click.option("-n", "n", type=int, default=5, show_default=True)
+@click.option("--debounce", type=float, default=10.0, show_default=True, help="Seconds before the same work can re-fire.")
+@click.option("--realtime", is_flag=True, help="Pace a video file at its fps and drop stale frames, like a live camera.")
+@click.option("--max-seconds", type=float, help="Stop after this much stream time.")
+@click.option("--stats", is_flag=True, help="Print a final JSON line with frames, fps and drops.")
+@match_option
+@friendly
+def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match):
+    """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
+    from runtime.stream import DecisionLayer, RecognitionStream
+
+    stream = RecognitionStream(_open(bundle, match), source, DecisionLayer(k, n, debounce), realtime=realtime,
+                               max_seconds=max_seconds)
+    try:
+        for event in stream:
+            click.echo(json.dumps(event.to_dict()))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        stream.stop()
+    if stats:
+        click.echo(json.dumps({"event": "stats", **stream.stats()}))
+
+
+@main.command()
 @click.option("--out", default="sitelens-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the generated site, queries and bundle.")
 @friendly

@@ -1,0 +1,76 @@
+"""RecognitionStream: frames -> recognizer -> decision layer -> events (iterator or callbacks).
+
+    stream = RecognitionStream(recognizer, "0")          # camera 0
+    for event in stream:                                 # blocks; stream.stop() from elsewhere
+        print(event.to_dict())
+
+    stream = RecognitionStream(recognizer, "walk.mp4", on_event=print)
+    stream.start(); ...; stream.stop()                   # background thread
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+from ..recognizer import Recognizer
+from .capture import FrameSource, open_source
+from .decision import DecisionLayer, Event
+
+
+class RecognitionStream:
+    def __init__(self, recognizer: Recognizer, source, decision: DecisionLayer | None = None,
+                 on_event: Callable[[Event], None] | None = None, on_frame: Callable | None = None,
+                 realtime: bool = False, max_seconds: float | None = None, **source_kw):
+        self.recognizer = recognizer
+        self.source: FrameSource = open_source(source, realtime=realtime, **source_kw)
+        self.decision = decision or DecisionLayer()
+        self.on_event, self.on_frame = on_event, on_frame
+        self.max_seconds = max_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames = 0
+        self.busy_s = 0.0
+        self.wall_s = 0.0
+
+    def __iter__(self) -> Iterator[Event]:
+        start = time.perf_counter()
+        try:
+            for frame in self.source:
+                if self._stop.is_set() or (self.max_seconds is not None and frame.t > self.max_seconds):
+                    break
+                t0 = time.perf_counter()
+                rec = self.recognizer.recognize(frame.image, k=2)
+                self.busy_s += time.perf_counter() - t0
+                self.frames += 1
+                if self.on_frame:
+                    self.on_frame(frame, rec)
+                for ev in self.decision.update(rec.instance, rec.score, frame.t, frame.index):
+                    if ev.instance:
+                        ev.metadata = self.recognizer.metadata.get(ev.instance, {})
+                    if self.on_event:
+                        self.on_event(ev)
+                    yield ev
+        finally:
+            self.wall_s = time.perf_counter() - start
+            self.source.close()
+
+    def run(self) -> list[Event]:
+        return list(self)
+
+    def start(self) -> "RecognitionStream":
+        self._thread = threading.Thread(target=self.run, name="sitelens-stream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop cleanly: the capture thread ends and the source is released."""
+        self._stop.set()
+        self.source.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stats(self) -> dict:
+        return {"frames": self.frames, "dropped": self.source.dropped,
+                "fps": round(self.frames / self.wall_s, 2) if self.wall_s else None,
+                "ms_per_frame": round(1000 * self.busy_s / self.frames, 2) if self.frames else None}

@@ -1,0 +1,120 @@
+"""Streams over real OpenCV video files written by the test."""
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.errors import SitelensError
+from runtime.image_io import load_image
+from runtime.recognizer import Recognizer
+from runtime.stream import DecisionLayer, RecognitionStream
+from runtime.stream.capture import LiveSource
+from sdk.cli import main
+from training.simulator import random_wall
+
+FPS = 10.0
+
+
+def _walkthrough(path, tiny_site, plan):
+    """plan: [(instance or None, seconds)] -> MJPG AVI at 10 fps, 320x240."""
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (320, 240))
+    assert writer.isOpened()
+    wall = random_wall(rng, 240, 320)
+    for inst, secs in plan:
+        art = cv2.resize(load_image(tiny_site / inst / "a.jpg"), (320, 240)) if inst else wall
+        for _ in range(int(secs * FPS)):
+            shake = np.float32([[1, 0, rng.normal(0, 2)], [0, 1, rng.normal(0, 2)]])
+            frame = cv2.warpAffine(art, shake, (320, 240), borderMode=cv2.BORDER_REPLICATE)
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, tiny_site):
+    plan = [(None, 1.0), ("blue_rhythm", 1.5), (None, 1.0), ("the_orchard", 1.5)]
+    return _walkthrough(tmp_path_factory.mktemp("video") / "walk.avi", tiny_site, plan)
+
+
+def test_file_stream_events_and_times(tiny_bundle, video):
+    rec = Recognizer.open(tiny_bundle)
+    seen = []
+    stream = RecognitionStream(rec, str(video), DecisionLayer(k=3, n=5), on_event=seen.append)
+    events = [e.to_dict() for e in stream]
+    assert [e.instance for e in seen] == [e["instance"] for e in events]
+    kinds = [(e["event"], e["instance"]) for e in events]
+    assert kinds == [("unknown", None), ("recognized", "blue_rhythm"), ("lost", "blue_rhythm"),
+                     ("unknown", None), ("recognized", "the_orchard")]
+    first = events[1]
+    assert 1.0 <= first["t"] <= 1.5 and first["metadata"]["title"] == "Blue Rhythm"
+    assert stream.stats()["frames"] == 50
+
+
+def test_camera_cli_prints_json_lines(tiny_bundle, video):
+    r = CliRunner().invoke(main, ["-q", "camera", str(tiny_bundle), "--source", str(video), "--stats"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.output.strip().splitlines()]
+    assert {"event", "instance", "score", "t"} <= set(lines[0])
+    assert [x["event"] for x in lines][-1] == "stats"
+    assert any(x["event"] == "recognized" and x["instance"] == "the_orchard" for x in lines)
+
+
+def test_iterator_source_and_stop(tiny_bundle, tiny_site):
+    rec = Recognizer.open(tiny_bundle)
+    art = load_image(tiny_site / "red_composition" / "a.jpg")
+
+    def frames():
+        while True:
+            yield art
+
+    stream = RecognitionStream(rec, frames(), DecisionLayer(k=2, n=3), fps=5.0)
+    it = iter(stream)
+    ev = next(it)
+    assert ev.event == "recognized" and ev.instance == "red_composition" and ev.t == pytest.approx(0.2)
+    stream.stop()
+
+
+def test_realtime_file_drops_stale_frames(tiny_bundle, video):
+    rec = Recognizer.open(tiny_bundle)
+    stream = RecognitionStream(rec, str(video), realtime=True)
+    slow = lambda frame, r: time.sleep(0.25)  # noqa: E731 - a recognizer slower than the camera
+    stream.on_frame = slow
+    stream.run()
+    s = stream.stats()
+    assert s["dropped"] > 0 and s["frames"] + s["dropped"] <= 51
+
+
+def test_live_source_reconnects_with_backoff(video, caplog):
+    """A real OpenCV capture of a file: its end is a dropped stream, re-opened with backoff."""
+    opens = []
+
+    def open_real(source):
+        opens.append(source)
+        return cv2.VideoCapture(source)
+
+    src = LiveSource(str(video), backoff=(0.01, 0.05), open_fn=open_real)
+    got = 0
+    for frame in src:
+        got += 1
+        assert frame.image.shape == (240, 320, 3)
+        if len(opens) >= 2 and got >= 3:
+            break
+        time.sleep(0.002)
+    src.close()
+    assert len(opens) >= 2
+    assert any("dropped; reconnecting" in r.message for r in caplog.records)
+
+
+def test_live_source_gives_up_with_clear_error():
+    src = LiveSource("/nonexistent/cam.avi", backoff=(0.01, 0.02), max_retries=2)
+    with pytest.raises(SitelensError, match="cam.avi: cannot open"):
+        next(iter(src))
+    src.close()
+    with pytest.raises(SitelensError, match="no such video"):
+        RecognitionStream(None, "/nonexistent/video.mp4")
