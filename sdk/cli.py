@@ -153,10 +153,11 @@ def recognize(bundle, images, k, as_json, match):
 @click.argument("queries", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML (or .png) report of failures and scores.")
+@click.option("--site", type=click.Path(exists=True), help="Site folder/manifest for reference thumbnails in the report.")
 @click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
 @match_option
 @friendly
-def eval_(bundle, queries, as_json, report, per_query, match):
+def eval_(bundle, queries, as_json, report, site, per_query, match):
     """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
     from runtime.evaluate import evaluate
     from runtime.site import load_queries
@@ -165,7 +166,14 @@ def eval_(bundle, queries, as_json, report, per_query, match):
     if report:
         from sdk.report import write_report
 
-        click.echo(f"report: {write_report(result, report)}", err=True)
+        refs = {}
+        source = site or (queries if Path(queries).is_file() else None)
+        if source:
+            from runtime.site import load_site
+
+            for ref in load_site(source).references:
+                refs.setdefault(ref.instance, str(ref.path))
+        click.echo(f"report: {write_report(result, report, refs)}", err=True)
     if not per_query:
         result = {k: v for k, v in result.items() if k != "results"}
     if as_json:

@@ -1,0 +1,138 @@
+"""Evaluation reports a person can look at: failures contact sheet, score histograms, ROC.
+
+``write_report(result, "report.html")`` writes the HTML plus PNGs beside it
+(``report_failures.png``, ``report_scores.png``); ``.png`` writes the two pictures only.
+Needs matplotlib (the `train` extra) for the charts; the contact sheet uses OpenCV.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.image_io import load_image
+
+THUMB = 128
+
+
+def _thumb(path: str | None, label: str, colour) -> np.ndarray:
+    tile = np.full((THUMB + 22, THUMB, 3), 255, np.uint8)
+    if path:
+        try:
+            img = load_image(path)
+            h, w = img.shape[:2]
+            f = THUMB / max(h, w)
+            small = cv2.resize(img, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+            y, x = (THUMB - small.shape[0]) // 2, (THUMB - small.shape[1]) // 2
+            tile[y:y + small.shape[0], x:x + small.shape[1]] = small
+        except Exception:  # noqa: BLE001 - a missing thumbnail must not stop a report
+            pass
+    cv2.rectangle(tile, (0, 0), (THUMB - 1, THUMB - 1), colour, 3)
+    cv2.putText(tile, label[:22], (3, THUMB + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    return tile
+
+
+def failure_sheet(result: dict, ref_paths: dict[str, str], max_rows: int = 30) -> np.ndarray | None:
+    """One row per failed query: the query, then its top-5 (green = right instance)."""
+    rows = []
+    for r in [r for r in result["results"] if not r["right"]][:max_rows]:
+        truth = set(r["truth"])
+        tiles = [_thumb(r["path"], ("unknown" if not truth else "q: " + ",".join(truth)), (0, 0, 0))]
+        for inst, score in zip(r["ranked"], r["scores"]):
+            colour = (0, 170, 0) if inst in truth else (220, 0, 0)
+            tiles.append(_thumb(ref_paths.get(inst), f"{score:.2f} {inst}", colour))
+        tiles += [np.full_like(tiles[0], 255)] * (6 - len(tiles))
+        rows.append(np.hstack(tiles))
+    return np.vstack(rows) if rows else None
+
+
+def roc_points(result: dict):
+    """True-accept rate of known queries vs false-accept rate of unknown ones, by score threshold."""
+    known = [r for r in result["results"] if r["truth"]]
+    unknown = [r for r in result["results"] if not r["truth"]]
+    if not known or not unknown:
+        return None
+    ks = np.array([r["score"] for r in known])
+    kc = np.array([r["correct"] for r in known])
+    us = np.array([r["score"] for r in unknown])
+    ts = np.unique(np.concatenate([ks, us, [np.inf]]))
+    far = np.array([(us >= t).mean() for t in ts])
+    tar = np.array([((ks >= t) & kc).mean() for t in ts])
+    return far, tar
+
+
+def score_charts(result: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    res = result["results"]
+    correct = [r["score"] for r in res if r["truth"] and r["correct"]]
+    wrong = [r["score"] for r in res if r["truth"] and not r["correct"]]
+    unknown = [r["score"] for r in res if not r["truth"]]
+    roc = roc_points(result)
+    fig, axes = plt.subplots(1, 2 if roc else 1, figsize=(10 if roc else 5.5, 3.6))
+    axes = np.atleast_1d(axes)
+    bins = np.linspace(min([0.0] + correct + wrong + unknown), 1.0, 30)
+    for data, label, colour in ((correct, "correct top-1", "C2"), (wrong, "wrong top-1", "C3"), (unknown, "unknown", "C7")):
+        if data:
+            axes[0].hist(data, bins=bins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
+    th = (result.get("thresholds") or {}).get("score")
+    if th is not None:
+        axes[0].axvline(th, color="k", ls="--", label=f"threshold {th:.3f}")
+    axes[0].set(title="top-1 score", xlabel="cosine")
+    axes[0].legend(fontsize=8)
+    if roc:
+        far, tar = roc
+        axes[1].plot(far, tar, "-o", ms=2)
+        axes[1].set(title="open set ROC", xlabel="false-accept rate (unknown)", ylabel="true-accept rate (known)",
+                    xlim=(-0.02, 1.02), ylim=(0, 1.02))
+        if result.get("false_accept_rate") is not None:
+            axes[1].plot([result["false_accept_rate"]], [result["true_accept_rate"]], "r*", ms=12, label="bundle thresholds")
+            axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(result: dict, out: str | Path, ref_paths: dict[str, str] | None = None) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.with_suffix("")
+    ref_paths = ref_paths or _ref_paths(result)
+    sheet = failure_sheet(result, ref_paths)
+    sheet_path = Path(f"{stem}_failures.png")
+    if sheet is not None:
+        cv2.imwrite(str(sheet_path), sheet[:, :, ::-1])
+    charts = score_charts(result, Path(f"{stem}_scores.png"))
+    if out.suffix.lower() == ".png":
+        return charts or sheet_path
+    summary = {k: v for k, v in result.items() if k != "results"}
+    parts = [f"<html><head><meta charset='utf-8'><title>sitelens eval</title></head><body style='font-family:sans-serif'>",
+             "<h1>sitelens evaluation</h1>", f"<pre>{html.escape(json.dumps(summary, indent=2))}</pre>"]
+    if charts:
+        parts.append(f"<h2>Scores</h2><img src='{charts.name}'>")
+    fails = sum(not r["right"] for r in result["results"])
+    parts.append(f"<h2>Failures ({fails})</h2>")
+    parts.append(f"<img src='{sheet_path.name}'>" if sheet is not None else "<p>None.</p>")
+    parts.append("<h2>All queries</h2><table border=1 cellspacing=0 cellpadding=3><tr><th>query</th><th>truth</th>"
+                 "<th>best</th><th>score</th><th>margin</th><th>accepted</th></tr>")
+    for r in result["results"]:
+        parts.append(f"<tr style='background:{'#dfd' if r['right'] else '#fdd'}'><td>{html.escape(r['path'])}</td>"
+                     f"<td>{html.escape(','.join(r['truth']) or '__unknown__')}</td><td>{html.escape(str(r['best']))}</td>"
+                     f"<td>{r['score']:.3f}</td><td>{r['margin']:.3f}</td><td>{r['accepted']}</td></tr>")
+    parts.append("</table></body></html>")
+    out.write_text("\n".join(parts), encoding="utf-8")
+    return out
+
+
+def _ref_paths(result: dict) -> dict[str, str]:
+    """First reference image per instance, when the bundle's source files are still around."""
+    return dict(result.get("ref_paths") or {})
