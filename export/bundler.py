@@ -32,11 +32,31 @@ def resolve_model(model=None, backbone: str = "tf_efficientnet_lite0", weights="
     return DescriptorNet(backbone, weights=weights).eval(), {}
 
 
+def _agreement_images(site: Site, max_refs: int = 200, seed: int = 0):
+    """References and one simulated visitor view of each (capped), for precision checks."""
+    import numpy as np
+
+    from runtime.image_io import load_image
+    from training.simulator import CameraViewSimulator
+    from training.simulator.geometry import limit_size
+
+    rng = np.random.default_rng(seed)
+    chosen = site.references
+    if len(chosen) > max_refs:
+        chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), max_refs, replace=False))]
+    sim = CameraViewSimulator(seed=seed)
+    refs = [limit_size(load_image(r.path), 640) for r in chosen]
+    labels = np.array([r.instance for r in chosen])
+    views = [sim(img, rng) for img in refs]
+    return refs, labels, views, labels.copy()
+
+
 def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = "tf_efficientnet_lite0",
                  weights="pretrained", size: int | None = None, max_aspect: float = 2.0,
                  index_params: IndexParams = IndexParams(), multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
-                 progress: bool = True, metadata: str | Path | None = None) -> Path:
+                 progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
+                 hash_bits: int | None = None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified."""
     if not isinstance(site, Site):
         site = load_site(site, metadata=metadata)
@@ -46,16 +66,32 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     spec = InputSpec(size=size, max_aspect=max_aspect)
     log.info("sitelens: exporting %s to ONNX", net.backbone_name)
     onnx_bytes = export_onnx(net, spec)
+    precision_report = None
+    if precision != "fp32":
+        from .precision import reduce_precision
+
+        refs, labels, views, view_labels = _agreement_images(site)
+        onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
+                                                                   views, view_labels)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
     descs, instances, sources = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
                                                     progress=progress)
-    index = ReferenceIndex(descs, instances, sources, index_params)
+    binary, codes_info = None, None
+    if hash_bits:
+        from runtime.binary_codes import BinaryCodes
+
+        from .itq import learn_itq
+
+        binary = BinaryCodes(*learn_itq(descs, hash_bits))
+        codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
+    index = ReferenceIndex(descs, instances, sources, index_params, binary=binary)
     model_cfg = net.config()
     manifest = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "site": {"name": site.name, "num_instances": len(set(instances)), "num_references": len(instances)},
-        "model": {**model_cfg, "fingerprint": net.fingerprint(), "precision": "fp32", "opset": OPSET,
+        "model": {**model_cfg, "fingerprint": net.fingerprint(), "precision": precision,
+                  "precision_report": precision_report, "opset": OPSET,
                   "input": spec.to_dict(), "trained": bool(run_config),
                   "training": {k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config}},
         "index": {**index_params.to_dict(), "count": len(instances)},
@@ -63,6 +99,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                        "per_instance_mean": per_instance_mean},
         "instances": {inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
         "thresholds": None,
+        "codes": codes_info,
     }
     if calibrate:
         from .calibration import calibrate_thresholds

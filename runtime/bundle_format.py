@@ -35,6 +35,9 @@ MODEL = "model.onnx"
 INDEX = "index.hnsw"
 REFS = "refs.npy"
 LABELS = "labels.json"
+CODES = "codes.npy"          # optional: packed ITQ codes (N x bits/8 uint8)
+ITQ_PROJ = "itq_proj.npy"    # optional: ITQ projection (D x bits float32)
+ITQ_MEAN = "itq_mean.npy"    # optional: ITQ centring (D float32)
 REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
 
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import hnswlib
 import numpy as np
 
-from .bundle_format import INDEX, LABELS, REFS, npy_bytes
+from .binary_codes import BinaryCodes
+from .bundle_format import CODES, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, npy_bytes
 from .errors import BundleError, SitelensError
 from .rwlock import RWLock
 
-MATCH_MODES = ("hnsw", "exact")
+MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
+BINARY_SHORTLIST = 100  # Hamming candidates re-ranked with float descriptors in "binary" mode
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | Non
 
 class ReferenceIndex:
     def __init__(self, descriptors: np.ndarray, instances: list[str], sources: list[str] | None = None,
-                 params: IndexParams = IndexParams(), hnsw: hnswlib.Index | None = None):
+                 params: IndexParams = IndexParams(), hnsw: hnswlib.Index | None = None,
+                 binary: BinaryCodes | None = None):
         descriptors = _l2(descriptors)
         if len(descriptors) != len(instances):
             raise SitelensError(f"{len(descriptors)} descriptors but {len(instances)} labels")
@@ -68,6 +71,9 @@ class ReferenceIndex:
         self.deleted = np.zeros(len(instances), bool)
         self.hnsw = hnsw if hnsw is not None else build_hnsw(descriptors, params)
         self.hnsw.set_ef(params.ef)  # ef is not saved by hnswlib: it lives in the manifest
+        self.binary = binary
+        if binary is not None and len(binary.codes) != len(instances):
+            binary.codes = binary.encode(descriptors)
         self.lock = RWLock()
 
     # -- queries --------------------------------------------------------------------------
@@ -103,6 +109,10 @@ class ReferenceIndex:
                 want = min(live, want * 4)
 
     def _neighbours(self, queries: np.ndarray, want: int, mode: str):
+        if mode in ("binary", "hamming"):
+            if self.binary is None:
+                raise SitelensError(f"match mode {mode!r} needs binary codes: export the bundle with --hash-bits")
+            return self._binary_neighbours(queries, want, rerank=(mode == "binary"))
         if mode == "exact":
             sims = queries @ self.descriptors.T
             sims[:, self.deleted] = -np.inf
@@ -114,6 +124,23 @@ class ReferenceIndex:
             # hnswlib raises when fewer than k items are reachable (deletions, tiny graphs)
             return self._neighbours(queries, want, "exact")
         return ids.astype(np.int64), 1.0 - dist
+
+    def _binary_neighbours(self, queries: np.ndarray, want: int, rerank: bool):
+        all_ids, all_scores = [], []
+        for q in queries:
+            dist = self.binary.hamming(q).astype(np.float64)
+            dist[self.deleted] = np.inf
+            short = min(len(dist), max(want, BINARY_SHORTLIST) if rerank else want)
+            ids = np.argpartition(dist, short - 1)[:short]
+            if rerank:
+                scores = self.descriptors[ids] @ q
+                scores[self.deleted[ids]] = -np.inf
+            else:  # cosine estimate from the Hamming distance
+                scores = np.cos(np.pi * dist[ids] / self.binary.bits)
+            order = np.argsort(-scores)[:want]
+            all_ids.append(ids[order])
+            all_scores.append(scores[order])
+        return all_ids, all_scores
 
     def _aggregate(self, ids, scores, k: int) -> list[tuple[str, float]]:
         best: dict[str, float] = {}
@@ -147,6 +174,8 @@ class ReferenceIndex:
             self.instances += [instance] * len(descriptors)
             self.sources += list(sources) if sources else [""] * len(descriptors)
             self.deleted = np.concatenate([self.deleted, np.zeros(len(descriptors), bool)])
+            if self.binary is not None:
+                self.binary.append(descriptors)
 
     def remove(self, instance: str) -> int:
         with self.lock.write():
@@ -166,12 +195,17 @@ class ReferenceIndex:
             sources = [x for x, k in zip(self.sources, keep) if k]
             hnsw = self.hnsw if keep.all() else build_hnsw(descs, self.params)
             index_bytes = _hnsw_bytes(hnsw)
+            codes = self.binary.codes[keep] if self.binary is not None else None
         labels = json.dumps({"instances": instances, "sources": sources}).encode("utf-8")
-        return {INDEX: index_bytes, REFS: npy_bytes(descs.astype(np.float16)), LABELS: labels}
+        members = {INDEX: index_bytes, REFS: npy_bytes(descs.astype(np.float16)), LABELS: labels}
+        if self.binary is not None:
+            members.update({CODES: npy_bytes(codes), ITQ_PROJ: npy_bytes(self.binary.proj),
+                            ITQ_MEAN: npy_bytes(self.binary.mean)})
+        return members
 
     @classmethod
     def from_members(cls, refs: np.ndarray, labels: dict, index_bytes: bytes | None,
-                     params: IndexParams, source: str = "bundle") -> "ReferenceIndex":
+                     params: IndexParams, source: str = "bundle", binary: BinaryCodes | None = None) -> "ReferenceIndex":
         instances = labels.get("instances")
         if not isinstance(instances, list) or len(instances) != len(refs) or refs.ndim != 2:
             raise BundleError(f"{source}: labels.json does not match refs.npy ({len(refs)} rows)")
@@ -181,7 +215,19 @@ class ReferenceIndex:
             if hnsw.get_current_count() != len(refs):
                 raise BundleError(f"{source}: index.hnsw holds {hnsw.get_current_count()} items, "
                                   f"refs.npy {len(refs)}")
-        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw)
+        if binary is not None and len(binary.codes) != len(refs):
+            raise BundleError(f"{source}: codes.npy has {len(binary.codes)} rows, refs.npy {len(refs)}")
+        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary)
+
+    def memory_per_reference(self) -> dict:
+        """Bytes per reference for each match mode (what must sit in RAM for it)."""
+        d = self.dim
+        graph = 4 * 2 * self.params.M + 8  # level-0 links + label, approximately
+        out = {"exact": 4 * d, "hnsw": 4 * d + graph}
+        if self.binary is not None:
+            out["hamming"] = self.binary.bytes_per_reference
+            out["binary"] = self.binary.bytes_per_reference + 2 * d  # + float16 descriptors for re-rank
+        return out
 
 
 def _hnsw_bytes(index: hnswlib.Index) -> bytes:

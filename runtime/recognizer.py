@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle_format as bf
+from .binary_codes import BinaryCodes
 from .embedder import Embedder
 from .errors import BundleError, SitelensError
 from .image_io import ImageLike
@@ -71,9 +72,12 @@ class Recognizer:
         if dim != self.embedder.dim:
             raise BundleError(f"{self.path}: manifest descriptor_dim {dim} != model output {self.embedder.dim}")
         params = IndexParams.from_dict(self.manifest.get("index") or {})
+        binary = None
+        if bf.CODES in contents.members:
+            binary = BinaryCodes(contents.array(bf.ITQ_PROJ), contents.array(bf.ITQ_MEAN), contents.array(bf.CODES))
         self.index = ReferenceIndex.from_members(
             contents.array(bf.REFS), contents.json(bf.LABELS), contents.members[bf.INDEX], params,
-            source=str(self.path))
+            source=str(self.path), binary=binary)
         if self.index.dim != dim:
             raise BundleError(f"{self.path}: refs.npy has dim {self.index.dim}, model {dim}")
         self.metadata: dict[str, dict] = dict(self.manifest.get("instances") or {})

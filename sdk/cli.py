@@ -38,8 +38,13 @@ def _open(bundle: str, match: str = "hnsw"):
     return Recognizer.open(bundle, match=match)
 
 
-match_option = click.option("--match", type=click.Choice(["hnsw", "exact"]), default="hnsw", show_default=True,
-                            help="Matching mode: approximate HNSW index or exact float search.")
+match_option = click.option("--match", type=click.Choice(["hnsw", "exact", "binary", "hamming"]), default="hnsw",
+                            show_default=True, help="hnsw (default), exact float search, binary (Hamming shortlist "
+                            "re-ranked with floats) or hamming (codes alone); binary modes need --hash-bits at export.")
+precision_option = click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
+                                show_default=True, help="Model precision; checked against FP32, falls back if worse.")
+hash_bits_option = click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
+                                help="Also store ITQ binary codes of this many bits (e.g. 256).")
 
 
 @main.command()
@@ -57,16 +62,19 @@ match_option = click.option("--match", type=click.Choice(["hnsw", "exact"]), def
 @click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1).")
 @click.option("--ef", type=int, default=64, show_default=True, help="HNSW search breadth stored in the bundle.")
 @click.option("--M", "m", type=int, default=16, show_default=True, help="HNSW graph degree.")
+@precision_option
+@hash_bits_option
 @friendly
 def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_instance_mean, target_far,
-           no_calibrate, ef, m):
+           no_calibrate, ef, m, precision, hash_bits):
     """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
     from export.bundler import build_bundle
     from runtime.index import IndexParams
 
     path = build_bundle(site, out, model, backbone=backbone, weights=weights, size=size, metadata=metadata,
                         multiscale=multiscale, per_instance_mean=per_instance_mean, calibrate=not no_calibrate,
-                        target_far=target_far, index_params=IndexParams(M=m, ef=ef))
+                        target_far=target_far, index_params=IndexParams(M=m, ef=ef), precision=precision,
+                        hash_bits=int(hash_bits) if hash_bits else None)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -108,13 +116,15 @@ def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze
 @click.option("--multiscale", is_flag=True)
 @click.option("--per-instance-mean", is_flag=True)
 @click.option("--target-far", type=float, default=0.01, show_default=True)
+@precision_option
+@hash_bits_option
 @friendly
-def export_cmd(run, site, out, multiscale, per_instance_mean, target_far):
+def export_cmd(run, site, out, multiscale, per_instance_mean, target_far, precision, hash_bits):
     """Export a training RUN to a bundle (same as `bundle SITE --model RUN`)."""
     from export.bundler import build_bundle
 
     path = build_bundle(site, out, run, multiscale=multiscale, per_instance_mean=per_instance_mean,
-                        target_far=target_far)
+                        target_far=target_far, precision=precision, hash_bits=int(hash_bits) if hash_bits else None)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -1,0 +1,94 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from export.bundler import build_bundle
+from export.itq import learn_itq
+from export.precision import agreement, to_fp16
+from runtime import bundle_format as bf
+from runtime.binary_codes import BinaryCodes, popcount_rows
+from runtime.errors import SitelensError
+from runtime.index import ReferenceIndex
+from runtime.recognizer import Recognizer
+from tests.conftest import make_site
+
+
+def test_popcount_matches_python():
+    x = np.random.default_rng(0).integers(0, 256, (5, 16), dtype=np.uint8)
+    assert popcount_rows(x).tolist() == [sum(bin(b).count("1") for b in row) for row in x]
+
+
+def test_itq_codes_preserve_neighbours():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(100, 128))
+    x = np.concatenate([centres, centres + 0.3 * rng.normal(size=centres.shape)])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    proj, mean = learn_itq(x, bits=64)
+    codes = BinaryCodes(proj, mean)
+    codes.append(x[:100])
+    hits = np.mean([np.argmin(codes.hamming(q)) == i for i, q in enumerate(x[100:])])
+    assert hits > 0.8
+    with pytest.raises(SitelensError, match="bits"):
+        learn_itq(x, bits=100)
+    with pytest.raises(SitelensError, match="at least"):
+        learn_itq(x[:, :32], bits=64)
+
+
+def test_binary_modes_on_index():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 96)).astype(np.float32)
+    refs = np.concatenate([centres, centres + 0.2 * rng.normal(size=centres.shape)]).astype(np.float32)
+    labels = [f"i{i % 50}" for i in range(100)]
+    idx = ReferenceIndex(refs, labels, binary=BinaryCodes(*learn_itq(refs / np.linalg.norm(refs, axis=1, keepdims=True), 64)))
+    q = centres + 0.2 * rng.normal(size=centres.shape).astype(np.float32)
+    exact = [idx.search(v, 1, "exact")[0][0] for v in q]
+    rerank = [idx.search(v, 1, "binary")[0][0] for v in q]
+    assert np.mean(np.array(exact) == np.array(rerank)) >= 0.95
+    assert np.mean([idx.search(v, 1, "hamming")[0][0] == f"i{i}" for i, v in enumerate(q)]) > 0.6
+    idx.add(centres[:1] * 3, "new")
+    assert idx.search(centres[0], 1, "binary")[0][0] in ("new", "i0")
+    mem = idx.memory_per_reference()
+    assert mem["hamming"] == 8 and mem["exact"] == 4 * 96
+    assert set(idx.to_members()) >= {bf.CODES, bf.ITQ_PROJ, bf.ITQ_MEAN}
+
+
+def test_fp16_model_agrees(tiny_net):
+    import onnxruntime as ort
+
+    from export.onnx_export import export_onnx
+    from runtime.preprocess import InputSpec
+
+    fp32 = export_onnx(tiny_net, InputSpec(size=64))
+    fp16 = to_fp16(fp32)
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 80, 3), dtype=np.uint8)
+    a = ort.InferenceSession(fp32, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    b = ort.InferenceSession(fp16, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    assert b.dtype == np.float32 and np.sum(a * b, axis=1).min() > 0.999
+    assert len(fp16) < 0.6 * len(fp32)
+
+
+def test_agreement_report():
+    refs = np.eye(3, dtype=np.float32)
+    views = refs.copy()
+    rep = agreement(refs, refs, views, views[[0, 2, 1]], np.array(["a", "b", "c"]), np.array(["a", "b", "c"]))
+    assert rep["top1_agreement"] == pytest.approx(1 / 3, abs=1e-3) and rep["mP@1_fp32_views"] == 1.0
+
+
+def test_int8_export_reports_and_never_ships_worse(tmp_path, tiny_net):
+    site = make_site(tmp_path / "s", n=3, refs=1)
+    out = build_bundle(site, tmp_path / "q.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                       precision="int8", hash_bits=64)
+    m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
+    report = m["model"]["precision_report"]
+    assert report["requested"] == "int8" and "int8" in report["candidates"]
+    shipped = m["model"]["precision"]
+    assert shipped == report["shipped"]
+    if shipped != "int8":  # fell back: the reason is recorded
+        assert report["candidates"]["int8"]["top1_agreement"] < report["floor"]
+    else:
+        assert report["candidates"]["int8"]["top1_agreement"] >= report["floor"]
+    assert m["codes"]["bits"] == 64
+    rec = Recognizer.open(out, match="binary")
+    assert rec.recognize(site / "harbour_at_dusk" / "a.jpg").best == "harbour_at_dusk"
