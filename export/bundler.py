@@ -56,7 +56,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  index_params: IndexParams = IndexParams(), multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
-                 hash_bits: int | None = None) -> Path:
+                 hash_bits: int | None = None, verify: str | None = None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified."""
     if not isinstance(site, Site):
         site = load_site(site, metadata=metadata)
@@ -106,6 +106,17 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
 
         manifest["thresholds"] = calibrate_thresholds(embedder, site, index, target_far, progress=progress)
     members = {bf.MODEL: onnx_bytes, **index.to_members()}
+    if verify:
+        from runtime.geometric import ReferenceFeatures, VerifyParams
+        from runtime.image_io import load_image
+
+        if per_instance_mean:
+            raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean)")
+        params = VerifyParams(feature=verify)
+        feats = ReferenceFeatures.from_images((load_image(r.path) for r in site.references), params)
+        members.update({bf.VERIFY_KPTS: bf.npy_bytes(feats.kps), bf.VERIFY_DESC: bf.npy_bytes(feats.descs),
+                        bf.VERIFY_OFFSETS: bf.npy_bytes(feats.offsets)})
+        manifest["verification"] = params.to_dict()
     bf.write_bundle(out, manifest, members)
     try:
         Recognizer.open(out, providers=["CPUExecutionProvider"])

@@ -38,6 +38,9 @@ LABELS = "labels.json"
 CODES = "codes.npy"          # optional: packed ITQ codes (N x bits/8 uint8)
 ITQ_PROJ = "itq_proj.npy"    # optional: ITQ projection (D x bits float32)
 ITQ_MEAN = "itq_mean.npy"    # optional: ITQ centring (D float32)
+VERIFY_KPTS = "verify_kpts.npy"      # optional: local feature keypoints of references
+VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
+VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
 REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
 
 

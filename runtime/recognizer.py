@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ from . import bundle_format as bf
 from .binary_codes import BinaryCodes
 from .embedder import Embedder
 from .errors import BundleError, SitelensError
-from .image_io import ImageLike
+from .geometric import ReferenceFeatures, VerifyParams
+from .image_io import ImageLike, load_image
 from .index import IndexParams, ReferenceIndex
 from .preprocess import InputSpec
 from .thresholds import Thresholds
@@ -42,9 +43,10 @@ class Recognition:
     best: str | None
     metadata: dict
     candidates: list[Candidate]
+    verified: dict | None = None  # {"instance": inliers, ...} when geometric verification ran
 
     def to_dict(self) -> dict:
-        return {
+        return {"verified": self.verified,
             "instance": self.instance, "accepted": self.accepted, "score": round(self.score, 6),
             "margin": round(self.margin, 6), "best": self.best, "metadata": self.metadata,
             "candidates": [{"instance": c.instance, "score": round(c.score, 6)} for c in self.candidates],
@@ -53,7 +55,7 @@ class Recognition:
 
 class Recognizer:
     def __init__(self, contents: bf.BundleContents, providers: list[str] | None = None,
-                 match: str = "hnsw", threads: int | None = None):
+                 match: str = "hnsw", threads: int | None = None, verify: bool = True):
         self.path = contents.path
         self.manifest = contents.manifest
         self._members = dict(contents.members)
@@ -83,13 +85,19 @@ class Recognizer:
         self.metadata: dict[str, dict] = dict(self.manifest.get("instances") or {})
         self.thresholds = Thresholds.from_dict(self.manifest.get("thresholds"))
         self.match = match
+        self.verifier = None
+        vinfo = self.manifest.get("verification")
+        if vinfo and verify:
+            self.verifier = ReferenceFeatures(VerifyParams.from_dict(vinfo), contents.array(bf.VERIFY_KPTS),
+                                              contents.array(bf.VERIFY_DESC), contents.array(bf.VERIFY_OFFSETS))
         self._save_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",
-             threads: int | None = None) -> "Recognizer":
-        """Open and verify a ``.sitelens`` bundle (checksums first, then the model)."""
-        return cls(bf.read_bundle(path), providers=providers, match=match, threads=threads)
+             threads: int | None = None, verify: bool = True) -> "Recognizer":
+        """Open and verify a ``.sitelens`` bundle (checksums first, then the model).
+        ``verify=False`` skips geometric verification even if the bundle carries features."""
+        return cls(bf.read_bundle(path), providers=providers, match=match, threads=threads, verify=verify)
 
     # -- recognition ----------------------------------------------------------------------
     @property
@@ -106,7 +114,29 @@ class Recognizer:
 
     def recognize(self, image: ImageLike, k: int = 5) -> Recognition:
         """Best instance, score, margin, acceptance and top-``k`` candidates for one image."""
-        return self.decide(self.embed(image), k)
+        if self.verifier is None:
+            return self.decide(self.embed(image), k)
+        img = load_image(image)
+        return self.verify(img, self.decide(self.embedder.embed(img), max(k, self.verifier.params.candidates)), k)
+
+    def verify(self, img, rec: Recognition, k: int = 5) -> Recognition:
+        """Confirm or re-rank an ambiguous answer with local features + RANSAC."""
+        p = self.verifier.params
+        th = self.thresholds.score
+        ambiguous = rec.margin < p.ambiguous_margin or (
+            not rec.accepted and th is not None and rec.score >= th - p.near_threshold)
+        if not ambiguous or not rec.candidates:
+            return replace(rec, candidates=rec.candidates[:k])
+        names = [c.instance for c in rec.candidates[:p.candidates]]
+        rows = {n: [i for i, inst in enumerate(self.index.instances) if inst == n and not self.index.deleted[i]]
+                for n in names}
+        inliers = self.verifier.best_inliers(img, rows)
+        best = max(names, key=lambda n: inliers[n])
+        if inliers[best] < p.min_inliers:
+            return replace(rec, candidates=rec.candidates[:k], verified=inliers)
+        cands = sorted(rec.candidates, key=lambda c: (c.instance != best, -c.score))[:k]
+        score = next(c.score for c in rec.candidates if c.instance == best)
+        return Recognition(best, True, score, rec.margin, best, self.metadata.get(best, {}), cands, inliers)
 
     def recognize_many(self, images, k: int = 5) -> list[Recognition]:
         return [self.recognize(img, k) for img in images]
@@ -131,6 +161,8 @@ class Recognizer:
         descs = np.stack([self.embedder.embed(img, self.scales) for img in images])
         sources = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
         self.index.add(descs, instance_id, sources)
+        if self.verifier is not None:
+            self.verifier.append([load_image(i) for i in images])
         if metadata is not None or instance_id not in self.metadata:
             self.metadata[instance_id] = dict(metadata or {})
         return len(images)
@@ -142,11 +174,24 @@ class Recognizer:
         self.metadata.pop(instance_id, None)
         return removed
 
+    def _verifier_members(self) -> dict[str, bytes]:
+        v, keep = self.verifier, ~self.index.deleted
+        kps, descs, offsets = [], [], [0]
+        for i in np.flatnonzero(keep):
+            k, d = v.row(i)
+            kps.append(k)
+            descs.append(d)
+            offsets.append(offsets[-1] + len(k))
+        return {bf.VERIFY_KPTS: bf.npy_bytes(np.concatenate(kps)), bf.VERIFY_DESC: bf.npy_bytes(np.concatenate(descs)),
+                bf.VERIFY_OFFSETS: bf.npy_bytes(np.array(offsets, np.int64))}
+
     def save(self, path: str | Path | None = None) -> Path:
         """Write the (updated) bundle atomically, to ``path`` or over the opened file."""
         with self._save_lock:
             members = dict(self._members)
             members.update(self.index.to_members())
+            if self.verifier is not None:
+                members.update(self._verifier_members())
             manifest = copy.deepcopy(self.manifest)
             manifest.pop("members", None)
             live = self.index.live_instances()

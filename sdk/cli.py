@@ -43,6 +43,8 @@ match_option = click.option("--match", type=click.Choice(["hnsw", "exact", "bina
                             "re-ranked with floats) or hamming (codes alone); binary modes need --hash-bits at export.")
 precision_option = click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32",
                                 show_default=True, help="Model precision; checked against FP32, falls back if worse.")
+verify_option = click.option("--verify", type=click.Choice(["orb", "sift"]), default=None,
+                             help="Cache reference keypoints for geometric verification of ambiguous answers.")
 hash_bits_option = click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                                 help="Also store ITQ binary codes of this many bits (e.g. 256).")
 
@@ -64,9 +66,10 @@ hash_bits_option = click.option("--hash-bits", type=click.Choice(["64", "128", "
 @click.option("--M", "m", type=int, default=16, show_default=True, help="HNSW graph degree.")
 @precision_option
 @hash_bits_option
+@verify_option
 @friendly
 def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_instance_mean, target_far,
-           no_calibrate, ef, m, precision, hash_bits):
+           no_calibrate, ef, m, precision, hash_bits, verify):
     """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
     from export.bundler import build_bundle
     from runtime.index import IndexParams
@@ -74,7 +77,7 @@ def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_
     path = build_bundle(site, out, model, backbone=backbone, weights=weights, size=size, metadata=metadata,
                         multiscale=multiscale, per_instance_mean=per_instance_mean, calibrate=not no_calibrate,
                         target_far=target_far, index_params=IndexParams(M=m, ef=ef), precision=precision,
-                        hash_bits=int(hash_bits) if hash_bits else None)
+                        hash_bits=int(hash_bits) if hash_bits else None, verify=verify)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -118,13 +121,15 @@ def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze
 @click.option("--target-far", type=float, default=0.01, show_default=True)
 @precision_option
 @hash_bits_option
+@verify_option
 @friendly
-def export_cmd(run, site, out, multiscale, per_instance_mean, target_far, precision, hash_bits):
+def export_cmd(run, site, out, multiscale, per_instance_mean, target_far, precision, hash_bits, verify):
     """Export a training RUN to a bundle (same as `bundle SITE --model RUN`)."""
     from export.bundler import build_bundle
 
     path = build_bundle(site, out, run, multiscale=multiscale, per_instance_mean=per_instance_mean,
-                        target_far=target_far, precision=precision, hash_bits=int(hash_bits) if hash_bits else None)
+                        target_far=target_far, precision=precision, hash_bits=int(hash_bits) if hash_bits else None,
+                        verify=verify)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
