@@ -25,7 +25,10 @@ class ReferenceSet:
         return cls(images, np.array([lookup[r.instance] for r in site.references]), instances)
 
     def shard(self, rank: int, world: int) -> np.ndarray:
-        return np.arange(len(self.images))[rank::world]
+        """This rank's references; every rank gets the same count (DDP needs equal steps)."""
+        idx = np.arange(len(self.images))
+        idx = np.concatenate([idx, idx[: (-len(idx)) % world]])
+        return idx[rank::world]
 
     def other_refs(self, i: int) -> np.ndarray:
         same = np.flatnonzero(self.labels == self.labels[i])

@@ -260,6 +260,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
         plot_history(history, out / "training_curves.png")
     if world > 1:
         torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return out
 
 
