@@ -24,7 +24,7 @@ class Embedder:
     """Image -> L2-normalised descriptor, using an ONNX model that takes uint8 NHWC RGB."""
 
     def __init__(self, model: bytes | str, spec: InputSpec, providers: list[str] | None = None,
-                 threads: int | None = None, source: str = "model.onnx"):
+                 threads: int | None = None, source: str = "model.onnx", provider_options: dict | None = None):
         ort = import_onnxruntime()
         self.spec = spec
         opts = ort.SessionOptions()
@@ -32,8 +32,9 @@ class Embedder:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
         wanted = choose_providers(providers)
+        with_options = [(p, provider_options[p]) if provider_options and p in provider_options else p for p in wanted]
         try:
-            self.session = ort.InferenceSession(model, sess_options=opts, providers=wanted)
+            self.session = ort.InferenceSession(model, sess_options=opts, providers=with_options)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
             if wanted != ["CPUExecutionProvider"] and not providers:
                 log.warning("sitelens: %s with %s failed (%s); falling back to CPU", source, wanted, exc)

@@ -7,6 +7,7 @@ reader-writer lock). ``save`` is safe alongside recognition.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,8 @@ from .image_io import ImageLike, load_image
 from .index import IndexParams, ReferenceIndex
 from .preprocess import InputSpec
 from .thresholds import Thresholds
+
+log = logging.getLogger("sitelens")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Recognizer:
         self.spec = InputSpec.from_dict(model_info.get("input") or {})
         self.scales = tuple(self.manifest.get("references", {}).get("scales", [1.0]))
         self.embedder = Embedder(contents.members[bf.MODEL], self.spec, providers, threads,
-                                 source=f"{self.path}:{bf.MODEL}")
+                                 source=f"{self.path}:{bf.MODEL}", provider_options=self._trt_options(providers))
         fingerprint = model_info.get("fingerprint")
         if self.embedder.fingerprint != fingerprint:
             raise BundleError(
@@ -91,6 +94,20 @@ class Recognizer:
             self.verifier = ReferenceFeatures(VerifyParams.from_dict(vinfo), contents.array(bf.VERIFY_KPTS),
                                               contents.array(bf.VERIFY_DESC), contents.array(bf.VERIFY_OFFSETS))
         self._save_lock = threading.Lock()
+
+    def _trt_options(self, providers) -> dict | None:
+        """Engine cache beside the bundle when ORT's TensorRT provider will be used."""
+        from .providers import choose_providers
+        from .tensorrt_cache import provider_options
+
+        if "TensorrtExecutionProvider" not in choose_providers(providers):
+            return None
+        try:
+            opts = provider_options(self.path, self.manifest["model"].get("precision", "fp32"), self.spec.size)
+        except SitelensError as exc:
+            log.warning("sitelens: TensorRT provider present but unusable (%s)", exc)
+            return None
+        return {"TensorrtExecutionProvider": opts}
 
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",

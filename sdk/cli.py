@@ -122,15 +122,25 @@ def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze
 @precision_option
 @hash_bits_option
 @verify_option
+@click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine for this machine's GPU.")
 @friendly
-def export_cmd(run, site, out, multiscale, per_instance_mean, target_far, precision, hash_bits, verify):
+def export_cmd(run, site, out, multiscale, per_instance_mean, target_far, precision, hash_bits, verify, tensorrt):
     """Export a training RUN to a bundle (same as `bundle SITE --model RUN`)."""
     from export.bundler import build_bundle
+
+    if tensorrt:
+        from export.tensorrt_engine import require_tensorrt
+
+        require_tensorrt()  # fail before the long export, not after
 
     path = build_bundle(site, out, run, multiscale=multiscale, per_instance_mean=per_instance_mean,
                         target_far=target_far, precision=precision, hash_bits=int(hash_bits) if hash_bits else None,
                         verify=verify)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if tensorrt:
+        from export.tensorrt_engine import build_engine
+
+        click.echo(f"wrote TensorRT engine {build_engine(path)}")
 
 
 @main.command()
@@ -261,12 +271,14 @@ def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match):
 @main.command()
 @click.option("--out", default="sitelens-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the generated site, queries and bundle.")
+@click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs (0 = off the shelf only).")
+@click.option("--size", type=int, default=224, show_default=True)
 @friendly
-def demo(out):
-    """Generate the embedded demo site, bundle it and recognize visitor photos."""
+def demo(out, epochs, size):
+    """Generate the embedded demo site, bundle it, fine-tune, and recognize visitor photos."""
     from sdk.demo import run_demo
 
-    run_demo(Path(out))
+    run_demo(Path(out), epochs=epochs, size=size)
 
 
 @main.command()

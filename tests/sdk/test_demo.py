@@ -1,0 +1,18 @@
+from click.testing import CliRunner
+
+from sdk.cli import main
+from sdk.demo_site import TITLES, make_demo_site
+
+
+def test_demo_site_layout(tmp_path):
+    site, queries = make_demo_site(tmp_path, queries_per_object=1)
+    assert len([p for p in site.iterdir() if p.is_dir()]) == len(TITLES)
+    assert (site / "instances.csv").read_text().startswith("id,title")
+    assert len(list((queries / "__unknown__").glob("*.jpg"))) == 3
+
+
+def test_demo_command_off_the_shelf(tmp_path):
+    r = CliRunner().invoke(main, ["-q", "demo", "--out", str(tmp_path / "d"), "--epochs", "0", "--size", "96"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "off_the_shelf" in r.output and "mP@1" in r.output and (tmp_path / "d" / "off_the_shelf.sitelens").exists()
