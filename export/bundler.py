@@ -24,12 +24,12 @@ def resolve_model(model=None, backbone: str = "tf_efficientnet_lite0", weights="
     from training.network import DescriptorNet
 
     if isinstance(model, DescriptorNet):
-        return model.eval(), {}
+        return model.train(False), {}
     if model is not None:
         from training.checkpoint import load_run
 
         return load_run(model)
-    return DescriptorNet(backbone, weights=weights).eval(), {}
+    return DescriptorNet(backbone, weights=weights).train(False), {}
 
 
 def _agreement_images(site: Site, max_refs: int = 200, seed: int = 0):

@@ -32,7 +32,7 @@ def export_onnx(net: torch.nn.Module, spec: InputSpec, metadata: dict | None = N
     """Serialize ``net`` (uint8 NHWC in, descriptor out; dynamic batch and H/W)."""
     import onnx
 
-    net = net.eval()  # wrapper modules must be in eval() or BN/dropout differ from ORT
+    net = net.train(False)  # inference mode, or BN/dropout would differ from ORT
     example = torch.randint(0, 256, (1, spec.size, spec.size, 3), dtype=torch.uint8)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -63,7 +63,7 @@ def check_parity(net: torch.nn.Module, onnx_bytes: bytes, spec: InputSpec,
     for shape in parity_shapes(spec):
         x = rng.integers(0, 256, size=shape + (3,), dtype=np.uint8)
         with torch.no_grad():
-            ref = net.eval()(torch.from_numpy(x)).numpy()
+            ref = net.train(False)(torch.from_numpy(x)).numpy()
         got = session.run(None, {INPUT_NAME: x})[0]
         diff = float(np.abs(ref - got).max())
         worst = max(worst, diff)

@@ -46,7 +46,7 @@ def tiny_site(tmp_path_factory) -> Path:
 def tiny_net():
     from training.network import DescriptorNet
 
-    return DescriptorNet("tf_efficientnet_lite0", weights="pretrained").eval()
+    return DescriptorNet("tf_efficientnet_lite0", weights="pretrained").train(False)
 
 
 @pytest.fixture(scope="session")

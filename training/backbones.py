@@ -68,7 +68,8 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 
         return load_file(str(path))
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        weights_file = str(path)
+        obj = torch.load(weights_file, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise SitelensError(f"{path}: not a loadable weights file ({exc})") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):

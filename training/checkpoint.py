@@ -47,7 +47,8 @@ def load_run(run_dir: str | Path) -> tuple[DescriptorNet, dict]:
                         whitening_dim=(model_cfg.get("whitening") or {}).get("dim"))
     path = run_dir / MODEL_FILE
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        weights_file = str(path)
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SitelensError(f"{run_dir}: no {MODEL_FILE}") from None
     except Exception as exc:
@@ -56,7 +57,7 @@ def load_run(run_dir: str | Path) -> tuple[DescriptorNet, dict]:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise SitelensError(f"{path}: weights do not fit the configured network ({exc})") from None
-    net.eval()
+    net.train(False)
     if config.get("fingerprint") and config["fingerprint"] != net.fingerprint():
         raise SitelensError(f"{path}: weights fingerprint differs from {CONFIG_FILE}; the run is corrupt")
     return net, config

@@ -83,12 +83,12 @@ def _bn_eval(net: torch.nn.Module) -> None:
     """Small batches: keep BatchNorm statistics fixed (ImageNet ones)."""
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
+            m.train(False)
 
 
 @torch.no_grad()
 def describe(net: DescriptorNet, images, spec: InputSpec, device, pooled: bool = False) -> np.ndarray:
-    net.eval()
+    net.train(False)
     out = []
     for img in images:
         x = torch.from_numpy(resize_for_model(img, spec)[None]).to(device)
@@ -160,7 +160,8 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     best_state = None
     resume_path = out / RESUME_FILE
     if resume and resume_path.exists():
-        state = torch.load(str(resume_path), map_location=device, weights_only=True)
+        resume_file = str(resume_path)
+        state = torch.load(resume_file, map_location=device, weights_only=True)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if ce is not None and "ce" in state:
@@ -245,7 +246,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
 
     if best_state is not None:
         net.load_state_dict(best_state)
-    net = net.cpu().eval()
+    net = net.cpu().train(False)
     device = torch.device("cpu")
     whitening_info = None
     if cfg.whitening:
