@@ -25,10 +25,16 @@ def run(manifest: Path, size: int, model, match: str, **kw) -> dict:
         t = time.perf_counter()
         bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", model, size=size, progress=False, **kw)
         build_s = time.perf_counter() - t
-        result = evaluate(Recognizer.open(bundle, match=match), load_queries(manifest), progress=False)
+        queries = load_queries(manifest)
+        t = time.perf_counter()
+        result = evaluate(Recognizer.open(bundle, match=match), queries, progress=False)
+        eval_s = time.perf_counter() - t
+        verified = sum(r.get("verified") is not None for r in result["results"])
     result.pop("results")
     result.pop("bundle")
     result["bundle_build_s"] = round(build_s, 1)
+    result["ms_per_query"] = round(1000 * eval_s / max(1, len(queries)), 1)
+    result["verified_queries"] = verified
     return result
 
 
@@ -39,11 +45,14 @@ def main():
     ap.add_argument("--model", default=None, help="training run folder (default: off the shelf)")
     ap.add_argument("--match", default="exact", choices=["exact", "hnsw"])
     ap.add_argument("--multiscale", action="store_true")
+    ap.add_argument("--verify", choices=["orb", "sift"], help="geometric verification of ambiguous answers")
     args = ap.parse_args()
-    out = {"size": args.size, "model": args.model or "off-the-shelf tf_efficientnet_lite0", "sets": {}}
+    out = {"size": args.size, "model": args.model or "off-the-shelf tf_efficientnet_lite0", "verify": args.verify,
+           "sets": {}}
     for name in args.sets:
         manifest = DEV_SETS.get(name, Path(name))
-        out["sets"][name] = run(manifest, args.size, args.model, args.match, multiscale=args.multiscale)
+        out["sets"][name] = run(manifest, args.size, args.model, args.match, multiscale=args.multiscale,
+                                verify=args.verify)
     print(json.dumps(out, indent=2))
 
 

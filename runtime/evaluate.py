@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from .image_io import load_image
 from .metrics import average_precision, recall_at_k
 from .recognizer import Recognizer
 from .site import Query
@@ -21,12 +22,17 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
     results = []
     index = recognizer.index
     for q in tqdm(queries, desc="evaluate", unit="img", disable=not progress):
-        desc = recognizer.embed(q.path)
-        rec = recognizer.decide(desc, k=max(RECALL_KS))
+        if recognizer.verifier is not None:
+            img = load_image(q.path)
+            desc = recognizer.embedder.embed(img)
+            rec = recognizer.verify(img, recognizer.decide(desc, k=max(RECALL_KS)), k=max(RECALL_KS))
+        else:
+            desc = recognizer.embed(q.path)
+            rec = recognizer.decide(desc, k=max(RECALL_KS))
         ranked = [c.instance for c in rec.candidates]
         row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
                "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,
-               "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]]}
+               "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]], "verified": rec.verified}
         if not q.is_unknown:
             sims = index.similarities(desc)[0]
             relevant = np.array([inst in q.instances for inst in index.instances])

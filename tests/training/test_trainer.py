@@ -37,3 +37,14 @@ def test_resume_continues_where_it_stopped(tmp_path):
     train(site, tmp_path / "run", cfg, progress=False)
     history = json.loads((tmp_path / "run" / "config.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [0, 1, 2]
+
+
+def test_same_seed_same_model(tmp_path):
+    from training.checkpoint import read_config
+    from training.trainer import TrainConfig, train
+
+    site = make_site(tmp_path / "site", n=3, refs=1, seed=9)
+    cfg = TrainConfig(epochs=1, size=64, batch=3, negatives=1, whitening=True, whitening_dim=16, seed=4)
+    a = read_config(train(site, tmp_path / "a", cfg, progress=False))["fingerprint"]
+    b = read_config(train(site, tmp_path / "b", cfg, progress=False))["fingerprint"]
+    assert a == b
