@@ -1,8 +1,8 @@
 """Open-set threshold calibration from the site's own data.
 
 Positives: simulated visitor views of each reference, matched against the full index.
-Negatives: (a) each reference matched with its own instance left out, i.e. "a painting that
-is not in the site", and (b) synthetic walls and labels. For a target false-accept rate the
+Negatives: (a) the same views matched with their own instance left out, i.e. "a painting
+that is not in the site", seen through the same camera, and (b) synthetic walls and labels. For a target false-accept rate the
 (score, margin) pair with the highest true-accept rate on the positives is chosen.
 """
 from __future__ import annotations
@@ -52,28 +52,29 @@ def choose_thresholds(pos_scores, pos_margins, pos_correct, neg_scores, neg_marg
     return best
 
 
-def calibration_samples(embedder: Embedder, site: Site, index: ReferenceIndex, views_per_ref: int = 1,
-                        max_positives: int = 400, backgrounds: int = 40, seed: int = 0, progress: bool = True):
+def calibration_samples(embedder: Embedder, site: Site, index: ReferenceIndex, min_views: int = 200,
+                        max_views: int = 400, backgrounds: int = 40, seed: int = 0, progress: bool = True):
+    """Each simulated view is scored twice: against the full index (a positive: is the right
+    instance on top, with what score and margin?) and with its own instance left out (a
+    negative: an unknown painting seen through the same phone camera). Both sides see the
+    same degradations, so the threshold is not biased by clean-vs-degraded comparisons."""
     rng = np.random.default_rng(seed)
     sim = CameraViewSimulator(seed=seed)
     instances = np.array(index.instances)
     refs = list(site.references)
-    if len(refs) * views_per_ref > max_positives:
-        refs = [refs[i] for i in rng.choice(len(refs), max_positives // views_per_ref, replace=False)]
-    pos = []
+    views_per_ref = int(np.clip(np.ceil(min_views / max(len(refs), 1)), 1, 10))
+    if len(refs) * views_per_ref > max_views:
+        refs = [refs[i] for i in rng.choice(len(refs), max_views // views_per_ref, replace=False)]
+    several = len(set(index.instances)) > 1
+    pos, neg = [], []
     for ref in tqdm(refs, desc="calibrate thresholds", unit="ref", disable=not progress):
         img = load_image(ref.path)
         for _ in range(views_per_ref):
-            d = embedder.embed(sim(img, rng))
-            best, s, m = _score_margin(index.similarities(d)[0], instances)
+            sims = index.similarities(embedder.embed(sim(img, rng)))[0]
+            best, s, m = _score_margin(sims, instances)
             pos.append((s, m, best == ref.instance))
-    neg = []
-    if len(set(index.instances)) > 1:
-        rows = rng.choice(len(instances), min(len(instances), max_positives), replace=False)
-        sims = index.similarities(index.descriptors[rows])
-        for r, row in zip(rows, sims):
-            _, s, m = _score_margin(row, instances, exclude=instances[r])
-            neg.append((s, m))
+            if several:
+                neg.append(_score_margin(sims, instances, exclude=ref.instance)[1:])
     for i in range(backgrounds):
         img = wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480)
         _, s, m = _score_margin(index.similarities(embedder.embed(img))[0], instances)
@@ -87,4 +88,4 @@ def calibrate_thresholds(embedder: Embedder, site: Site, index: ReferenceIndex, 
     chosen = choose_thresholds(pos[:, 0], pos[:, 1], pos[:, 2] > 0, neg[:, 0], neg[:, 1], target_far)
     return {"score": chosen["score"], "margin": chosen["margin"], "target_far": target_far,
             "calibration": {"positives": len(pos), "negatives": len(neg), "tar": chosen["tar"],
-                            "far": chosen["far"], "method": "simulated views vs leave-instance-out refs + walls"}}
+                            "far": chosen["far"], "method": "simulated views: full index (positives) vs own instance left out (negatives) + walls"}}

@@ -8,24 +8,35 @@ import numpy as np
 from tqdm import tqdm
 
 from runtime.embedder import Embedder
+import logging
+
 from runtime.errors import ImageError, SiteError
+from runtime.image_io import load_image
 from runtime.site import Site
 
+log = logging.getLogger("sitelens")
+BLANK_STD = 6.0  # pixel standard deviation under which a reference is "a plain wall"
 MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 
 
 def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: float = 1.0,
                         per_instance_mean: bool = False, progress: bool = True):
     """Returns (descriptors, instances, sources). Unreadable images are all reported at once."""
-    descs, instances, sources, bad = [], [], [], []
+    descs, instances, sources, bad, blank = [], [], [], [], []
     for ref in tqdm(site.references, desc="describe references", unit="img", disable=not progress):
         try:
-            descs.append(embedder.embed(ref.path, scales, gem_p))
+            img = load_image(ref.path)
         except ImageError as exc:
             bad.append(str(exc))
             continue
+        if float(img.reshape(-1, 3).std(axis=0).max()) < BLANK_STD:  # per channel: colour alone is no texture
+            blank.append(str(ref.path))
+        descs.append(embedder.embed(img, scales, gem_p))
         instances.append(ref.instance)
         sources.append(str(ref.path.name))
+    if blank:
+        log.warning("sitelens: %d reference(s) have almost no texture and will match plain walls; check them: %s",
+                    len(blank), ", ".join(blank[:10]))
     if bad:
         raise SiteError(f"{site.name}: {len(bad)} unreadable reference image(s):\n  " + "\n  ".join(bad))
     descs = np.stack(descs).astype(np.float32)

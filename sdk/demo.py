@@ -17,8 +17,8 @@ def _show(result: dict) -> None:
         truth = row["truth"][0] if row["truth"] else "__unknown__"
         said = row["best"] if row["accepted"] else "unknown"
         mark = "ok  " if row["right"] else "MISS"
-        click.echo(f"  {mark} {Path(row['path']).parent.name}/{Path(row['path']).name:<16} -> {said:<20} "
-                   f"(truth {truth}, score {row['score']:.3f})")
+        click.echo(f"  {mark} {Path(row['path']).parent.name + '/' + Path(row['path']).name:<34} -> {said:<20} "
+                   f"(truth {truth}; top-1 {row['best']} {row['score']:.3f}, margin {row['margin']:.3f})")
 
 
 def _summary(result: dict) -> dict:

@@ -38,3 +38,15 @@ def test_per_instance_mean_and_multiscale(tmp_path, tiny_net):
     m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
     assert m["index"]["count"] == 3 and m["references"]["per_instance_mean"] is True
     assert len(m["references"]["scales"]) == 3 and m["thresholds"] is None
+
+
+def test_blank_reference_warns(tmp_path, tiny_net, caplog):
+    import numpy as np
+
+    from tests.conftest import write_rgb
+
+    site = make_site(tmp_path / "s", n=2, refs=1)
+    write_rgb(site / "plain" / "beige.jpg", np.full((100, 80, 3), (200, 190, 170), np.uint8))
+    with caplog.at_level("WARNING", logger="sitelens"):
+        build_bundle(site, tmp_path / "b.sitelens", tiny_net, size=64, progress=False, calibrate=False)
+    assert any("almost no texture" in r.getMessage() and "beige.jpg" in r.getMessage() for r in caplog.records)
