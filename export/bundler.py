@@ -56,7 +56,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  index_params: IndexParams = IndexParams(), multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
-                 hash_bits: int | None = None, verify: str | None = None) -> Path:
+                 hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified."""
     if not isinstance(site, Site):
         site = load_site(site, metadata=metadata)
@@ -75,8 +75,9 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                                                                    views, view_labels)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
-    descs, instances, sources = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
-                                                    progress=progress)
+    descs, instances, sources, used = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
+                                                    progress=progress, keep_blank=keep_blank)
+    site = Site(site.name, used, site.metadata)  # calibration and verification see what the index holds
     binary, codes_info = None, None
     if hash_bits:
         from runtime.binary_codes import BinaryCodes

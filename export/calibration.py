@@ -7,6 +7,8 @@ that is not in the site", seen through the same camera, and (b) synthetic walls 
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from tqdm import tqdm
 
@@ -15,6 +17,8 @@ from runtime.image_io import load_image
 from runtime.index import ReferenceIndex
 from runtime.site import Site
 from training.simulator import CameraViewSimulator, random_wall, wall_label
+
+log = logging.getLogger("sitelens")
 
 
 def _score_margin(sims: np.ndarray, instances: np.ndarray, exclude: str | None = None):
@@ -52,6 +56,27 @@ def choose_thresholds(pos_scores, pos_margins, pos_correct, neg_scores, neg_marg
     return best
 
 
+DUPLICATE_SIM = 0.85  # references of two instances this similar are reported as likely duplicates
+
+
+def near_duplicates(index: ReferenceIndex, threshold: float = DUPLICATE_SIM) -> dict[str, set]:
+    """Instances whose references look alike (same work catalogued twice, or a blank image):
+    they are no 'unknown painting' for each other and are left out of the negatives."""
+    inst = np.array(index.instances)
+    sims = index.descriptors @ index.descriptors.T
+    rows, cols = np.nonzero(np.triu(sims >= threshold, 1))
+    dups: dict[str, set] = {}
+    for r, c in zip(rows, cols):
+        if inst[r] != inst[c]:
+            dups.setdefault(inst[r], set()).add(inst[c])
+            dups.setdefault(inst[c], set()).add(inst[r])
+    if dups:
+        pairs = sorted({tuple(sorted((a, b))) for a, bs in dups.items() for b in bs})
+        log.warning("sitelens: %d pair(s) of instances have near-identical references (cosine >= %.2f), "
+                    "likely duplicates: %s", len(pairs), threshold, ", ".join(f"{a}~{b}" for a, b in pairs[:20]))
+    return dups
+
+
 def calibration_samples(embedder: Embedder, site: Site, index: ReferenceIndex, min_views: int = 200,
                         max_views: int = 400, backgrounds: int = 40, seed: int = 0, progress: bool = True):
     """Each simulated view is scored twice: against the full index (a positive: is the right
@@ -66,6 +91,7 @@ def calibration_samples(embedder: Embedder, site: Site, index: ReferenceIndex, m
     if len(refs) * views_per_ref > max_views:
         refs = [refs[i] for i in rng.choice(len(refs), max_views // views_per_ref, replace=False)]
     several = len(set(index.instances)) > 1
+    dups = near_duplicates(index) if several else {}
     pos, neg = [], []
     for ref in tqdm(refs, desc="calibrate thresholds", unit="ref", disable=not progress):
         img = load_image(ref.path)
@@ -74,7 +100,9 @@ def calibration_samples(embedder: Embedder, site: Site, index: ReferenceIndex, m
             best, s, m = _score_margin(sims, instances)
             pos.append((s, m, best == ref.instance))
             if several:
-                neg.append(_score_margin(sims, instances, exclude=ref.instance)[1:])
+                other, s_neg, m_neg = _score_margin(sims, instances, exclude=ref.instance)
+                if other not in dups.get(ref.instance, ()):
+                    neg.append((s_neg, m_neg))
     for i in range(backgrounds):
         img = wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480)
         _, s, m = _score_margin(index.similarities(embedder.embed(img))[0], instances)

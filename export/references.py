@@ -20,9 +20,11 @@ MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 
 
 def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: float = 1.0,
-                        per_instance_mean: bool = False, progress: bool = True):
-    """Returns (descriptors, instances, sources). Unreadable images are all reported at once."""
-    descs, instances, sources, bad, blank = [], [], [], [], []
+                        per_instance_mean: bool = False, progress: bool = True, keep_blank: bool = False):
+    """Returns (descriptors, instances, sources, references used). Unreadable images are all reported at once.
+    Textureless references (a blank or uniform image) identify nothing and would fire on every
+    plain wall: they are left out with a warning unless ``keep_blank``."""
+    descs, instances, sources, bad, blank, used = [], [], [], [], [], []
     for ref in tqdm(site.references, desc="describe references", unit="img", disable=not progress):
         try:
             img = load_image(ref.path)
@@ -31,12 +33,21 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
             continue
         if float(img.reshape(-1, 3).std(axis=0).max()) < BLANK_STD:  # per channel: colour alone is no texture
             blank.append(str(ref.path))
+            if not keep_blank:
+                continue
         descs.append(embedder.embed(img, scales, gem_p))
+        used.append(ref)
         instances.append(ref.instance)
         sources.append(str(ref.path.name))
     if blank:
-        log.warning("sitelens: %d reference(s) have almost no texture and will match plain walls; check them: %s",
-                    len(blank), ", ".join(blank[:10]))
+        action = "kept (--keep-blank)" if keep_blank else "left out of the bundle (use --keep-blank to keep them)"
+        log.warning("sitelens: %d reference(s) have almost no texture and would match plain walls; %s: %s",
+                    len(blank), action, ", ".join(blank[:10]))
+        dropped = set(site.instances) - set(instances)
+        if dropped:
+            log.warning("sitelens: instance(s) with no usable reference left: %s", ", ".join(sorted(dropped)))
+    if not descs:
+        raise SiteError(f"{site.name}: no usable reference images")
     if bad:
         raise SiteError(f"{site.name}: {len(bad)} unreadable reference image(s):\n  " + "\n  ".join(bad))
     descs = np.stack(descs).astype(np.float32)
@@ -47,4 +58,4 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
         descs /= np.linalg.norm(descs, axis=1, keepdims=True)
         sources = [f"mean of {int((rows == inst).sum())}" for inst in order]
         instances = order
-    return descs, instances, sources
+    return descs, instances, sources, used

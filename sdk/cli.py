@@ -67,9 +67,10 @@ hash_bits_option = click.option("--hash-bits", type=click.Choice(["64", "128", "
 @precision_option
 @hash_bits_option
 @verify_option
+@click.option("--keep-blank", is_flag=True, help="Keep textureless references (they match plain walls).")
 @friendly
 def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_instance_mean, target_far,
-           no_calibrate, ef, m, precision, hash_bits, verify):
+           no_calibrate, ef, m, precision, hash_bits, verify, keep_blank):
     """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
     from export.bundler import build_bundle
     from runtime.index import IndexParams
@@ -77,7 +78,7 @@ def bundle(site, out, model, backbone, weights, size, metadata, multiscale, per_
     path = build_bundle(site, out, model, backbone=backbone, weights=weights, size=size, metadata=metadata,
                         multiscale=multiscale, per_instance_mean=per_instance_mean, calibrate=not no_calibrate,
                         target_far=target_far, index_params=IndexParams(M=m, ef=ef), precision=precision,
-                        hash_bits=int(hash_bits) if hash_bits else None, verify=verify)
+                        hash_bits=int(hash_bits) if hash_bits else None, verify=verify, keep_blank=keep_blank)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

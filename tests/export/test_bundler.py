@@ -48,5 +48,11 @@ def test_blank_reference_warns(tmp_path, tiny_net, caplog):
     site = make_site(tmp_path / "s", n=2, refs=1)
     write_rgb(site / "plain" / "beige.jpg", np.full((100, 80, 3), (200, 190, 170), np.uint8))
     with caplog.at_level("WARNING", logger="sitelens"):
-        build_bundle(site, tmp_path / "b.sitelens", tiny_net, size=64, progress=False, calibrate=False)
+        out = build_bundle(site, tmp_path / "b.sitelens", tiny_net, size=64, progress=False, calibrate=False)
     assert any("almost no texture" in r.getMessage() and "beige.jpg" in r.getMessage() for r in caplog.records)
+    assert any("no usable reference left: plain" in r.getMessage() for r in caplog.records)
+    m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
+    assert "plain" not in m["instances"] and m["index"]["count"] == 2
+    kept = build_bundle(site, tmp_path / "k.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                        keep_blank=True)
+    assert "plain" in json.loads(zipfile.ZipFile(kept).read(bf.MANIFEST))["instances"]
