@@ -30,6 +30,12 @@ def run(manifest: Path, size: int, model, match: str, **kw) -> dict:
         result = evaluate(Recognizer.open(bundle, match=match), queries, progress=False)
         eval_s = time.perf_counter() - t
         verified = sum(r.get("verified") is not None for r in result["results"])
+        if kw.get("verify"):  # same bundle, same run, verification off: its cost and gain
+            t = time.perf_counter()
+            plain = evaluate(Recognizer.open(bundle, match=match, verify=False), queries, progress=False)
+            plain_s = time.perf_counter() - t
+            result["without_verification"] = {"mP@1": plain["mP@1"], "accuracy": plain["accuracy"],
+                                              "ms_per_query": round(1000 * plain_s / max(1, len(queries)), 1)}
     result.pop("results")
     result.pop("bundle")
     result["bundle_build_s"] = round(build_s, 1)
