@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .image_io import load_image
 from .metrics import average_precision, recall_at_k
 from .recognizer import Recognizer
 from .site import Query
@@ -22,13 +21,7 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
     results = []
     index = recognizer.index
     for q in tqdm(queries, desc="evaluate", unit="img", disable=not progress):
-        if recognizer.verifier is not None:
-            img = load_image(q.path)
-            desc = recognizer.embedder.embed(img)
-            rec = recognizer.verify(img, recognizer.decide(desc, k=max(RECALL_KS)), k=max(RECALL_KS))
-        else:
-            desc = recognizer.embed(q.path)
-            rec = recognizer.decide(desc, k=max(RECALL_KS))
+        rec, desc = recognizer.analyze(q.path, k=max(RECALL_KS))
         ranked = [c.instance for c in rec.candidates]
         row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
                "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,

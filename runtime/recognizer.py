@@ -131,10 +131,16 @@ class Recognizer:
 
     def recognize(self, image: ImageLike, k: int = 5) -> Recognition:
         """Best instance, score, margin, acceptance and top-``k`` candidates for one image."""
+        return self.analyze(image, k)[0]
+
+    def analyze(self, image: ImageLike, k: int = 5) -> tuple[Recognition, np.ndarray]:
+        """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
         if self.verifier is None:
-            return self.decide(self.embed(image), k)
+            desc = self.embed(image)
+            return self.decide(desc, k), desc
         img = load_image(image)
-        return self.verify(img, self.decide(self.embedder.embed(img), max(k, self.verifier.params.candidates)), k)
+        desc = self.embedder.embed(img)
+        return self.verify(img, self.decide(desc, max(k, self.verifier.params.candidates)), k), desc
 
     def verify(self, img, rec: Recognition, k: int = 5) -> Recognition:
         """Confirm or re-rank an ambiguous answer with local features + RANSAC."""

@@ -103,10 +103,11 @@ def score_charts(result: dict, path: Path) -> Path | None:
 
 
 def write_report(result: dict, out: str | Path, ref_paths: dict[str, str] | None = None) -> Path:
+    """``ref_paths``: a reference image per instance for the contact sheet (blank tiles without)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("")
-    ref_paths = ref_paths or _ref_paths(result)
+    ref_paths = ref_paths or {}
     sheet = failure_sheet(result, ref_paths)
     sheet_path = Path(f"{stem}_failures.png")
     if sheet is not None:
@@ -131,8 +132,3 @@ def write_report(result: dict, out: str | Path, ref_paths: dict[str, str] | None
     parts.append("</table></body></html>")
     out.write_text("\n".join(parts), encoding="utf-8")
     return out
-
-
-def _ref_paths(result: dict) -> dict[str, str]:
-    """First reference image per instance, when the bundle's source files are still around."""
-    return dict(result.get("ref_paths") or {})
