@@ -58,6 +58,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified."""
+    if verify and per_instance_mean:
+        raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean)")
     if not isinstance(site, Site):
         site = load_site(site, metadata=metadata)
     out = Path(out)
@@ -111,12 +113,9 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         from runtime.geometric import ReferenceFeatures, VerifyParams
         from runtime.image_io import load_image
 
-        if per_instance_mean:
-            raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean)")
         params = VerifyParams(feature=verify)
         feats = ReferenceFeatures.from_images((load_image(r.path) for r in site.references), params)
-        members.update({bf.VERIFY_KPTS: bf.npy_bytes(feats.kps), bf.VERIFY_DESC: bf.npy_bytes(feats.descs),
-                        bf.VERIFY_OFFSETS: bf.npy_bytes(feats.offsets)})
+        members.update(feats.to_members())
         manifest["verification"] = params.to_dict()
     bf.write_bundle(out, manifest, members)
     try:

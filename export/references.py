@@ -2,14 +2,13 @@
 bundle's descriptors are exactly what the device computes."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 from tqdm import tqdm
 
 from runtime.embedder import Embedder
-import logging
-
 from runtime.errors import ImageError, SiteError
 from runtime.image_io import load_image
 from runtime.site import Site

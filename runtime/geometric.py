@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import bundle_format as bf
 from .errors import SitelensError
 
 WORK_SIDE = 480  # images are resized so the longer side is this before detection
@@ -87,6 +88,23 @@ class ReferenceFeatures:
             descs.append(d)
             offsets.append(offsets[-1] + len(k))
         return cls(params, np.concatenate(kps), np.concatenate(descs), np.array(offsets, np.int64))
+
+    @classmethod
+    def from_members(cls, params: VerifyParams, contents: bf.BundleContents) -> "ReferenceFeatures":
+        return cls(params, contents.array(bf.VERIFY_KPTS), contents.array(bf.VERIFY_DESC),
+                   contents.array(bf.VERIFY_OFFSETS))
+
+    def to_members(self, rows=None) -> dict[str, bytes]:
+        """Bundle members for the given reference rows (default: all)."""
+        rows = range(len(self.offsets) - 1) if rows is None else rows
+        kps, descs, offsets = [self.kps[:0]], [self.descs[:0]], [0]
+        for i in rows:
+            k, d = self.row(i)
+            kps.append(k)
+            descs.append(d)
+            offsets.append(offsets[-1] + len(k))
+        return {bf.VERIFY_KPTS: bf.npy_bytes(np.concatenate(kps)), bf.VERIFY_DESC: bf.npy_bytes(np.concatenate(descs)),
+                bf.VERIFY_OFFSETS: bf.npy_bytes(np.array(offsets, np.int64))}
 
     def row(self, i: int):
         a, b = self.offsets[i], self.offsets[i + 1]

@@ -177,9 +177,17 @@ class ReferenceIndex:
             if self.binary is not None:
                 self.binary.append(descriptors)
 
+    def _live_rows(self, instance: str) -> list[int]:
+        return [i for i, inst in enumerate(self.instances) if inst == instance and not self.deleted[i]]
+
+    def live_rows(self, instances) -> dict[str, list[int]]:
+        """Live reference rows of each given instance (safe alongside add/remove)."""
+        with self.lock.read():
+            return {inst: self._live_rows(inst) for inst in instances}
+
     def remove(self, instance: str) -> int:
         with self.lock.write():
-            rows = [i for i, inst in enumerate(self.instances) if inst == instance and not self.deleted[i]]
+            rows = self._live_rows(instance)
             for i in rows:
                 self.hnsw.mark_deleted(i)
                 self.deleted[i] = True

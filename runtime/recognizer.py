@@ -91,8 +91,7 @@ class Recognizer:
         self.verifier = None
         vinfo = self.manifest.get("verification")
         if vinfo and verify:
-            self.verifier = ReferenceFeatures(VerifyParams.from_dict(vinfo), contents.array(bf.VERIFY_KPTS),
-                                              contents.array(bf.VERIFY_DESC), contents.array(bf.VERIFY_OFFSETS))
+            self.verifier = ReferenceFeatures.from_members(VerifyParams.from_dict(vinfo), contents)
         self._save_lock = threading.Lock()
 
     def _trt_options(self, providers) -> dict | None:
@@ -151,9 +150,7 @@ class Recognizer:
         if not ambiguous or not rec.candidates:
             return replace(rec, candidates=rec.candidates[:k])
         names = [c.instance for c in rec.candidates[:p.candidates]]
-        rows = {n: [i for i, inst in enumerate(self.index.instances) if inst == n and not self.index.deleted[i]]
-                for n in names}
-        inliers = self.verifier.best_inliers(img, rows)
+        inliers = self.verifier.best_inliers(img, self.index.live_rows(names))
         best = max(names, key=lambda n: inliers[n])
         if inliers[best] < p.min_inliers:
             return replace(rec, candidates=rec.candidates[:k], verified=inliers)
@@ -181,11 +178,12 @@ class Recognizer:
         images = list(images)
         if not images:
             raise SitelensError(f"add({instance_id!r}): no images given")
-        descs = np.stack([self.embedder.embed(img, self.scales) for img in images])
         sources = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
+        rgb = [load_image(i) for i in images]
+        descs = np.stack([self.embedder.embed(img, self.scales) for img in rgb])
+        if self.verifier is not None:  # before index.add, so new rows always have features
+            self.verifier.append(rgb)
         self.index.add(descs, instance_id, sources)
-        if self.verifier is not None:
-            self.verifier.append([load_image(i) for i in images])
         if metadata is not None or instance_id not in self.metadata:
             self.metadata[instance_id] = dict(metadata or {})
         return len(images)
@@ -197,24 +195,13 @@ class Recognizer:
         self.metadata.pop(instance_id, None)
         return removed
 
-    def _verifier_members(self) -> dict[str, bytes]:
-        v, keep = self.verifier, ~self.index.deleted
-        kps, descs, offsets = [], [], [0]
-        for i in np.flatnonzero(keep):
-            k, d = v.row(i)
-            kps.append(k)
-            descs.append(d)
-            offsets.append(offsets[-1] + len(k))
-        return {bf.VERIFY_KPTS: bf.npy_bytes(np.concatenate(kps)), bf.VERIFY_DESC: bf.npy_bytes(np.concatenate(descs)),
-                bf.VERIFY_OFFSETS: bf.npy_bytes(np.array(offsets, np.int64))}
-
     def save(self, path: str | Path | None = None) -> Path:
         """Write the (updated) bundle atomically, to ``path`` or over the opened file."""
         with self._save_lock:
             members = dict(self._members)
             members.update(self.index.to_members())
             if self.verifier is not None:
-                members.update(self._verifier_members())
+                members.update(self.verifier.to_members(np.flatnonzero(~self.index.deleted)))
             manifest = copy.deepcopy(self.manifest)
             manifest.pop("members", None)
             live = self.index.live_instances()
