@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -110,7 +111,8 @@ def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze
                       ce_weight=ce_weight, freeze_blocks=freeze_blocks, whitening=not no_whitening,
                       whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device)
     run = run_training(site, out, cfg, resume=not no_resume)
-    click.echo(f"wrote {run} (sitelens export {run} --site {site} -o site.sitelens)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process wrote the run
+        click.echo(f"wrote {run} (sitelens export {run} --site {site} -o site.sitelens)")
 
 
 @main.command("export")

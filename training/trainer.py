@@ -104,21 +104,33 @@ def _mp1(queries: np.ndarray, qlabels: np.ndarray, pool: np.ndarray, plabels: np
     return float(np.mean(plabels[np.argmax(queries @ pool.T, axis=1)] == qlabels))
 
 
-def _dist():
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    return rank, world
-
-
-def _device(cfg: TrainConfig, rank: int) -> torch.device:
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     if cfg.device != "auto":
         return torch.device(cfg.device)
     if torch.cuda.is_available():
-        return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
+        return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
     return torch.device("cpu")
+
+
+def _dist_backend(device: torch.device) -> str:
+    """NCCL needs CUDA tensors and one GPU per process; anything else (CPU training on a GPU machine,
+    more processes than GPUs) goes through gloo."""
+    if device.type != "cuda":
+        return "gloo"
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return "nccl" if local_world <= torch.cuda.device_count() else "gloo"
+
+
+def _setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) for this process; joins torchrun's process group when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = _device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(_dist_backend(device))
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world, device
 
 
 def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None = None, resume: bool = True,
@@ -128,9 +140,9 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     cfg = config or TrainConfig()
     site = site if isinstance(site, Site) else load_site(site)
     out = Path(out)
-    rank, world = _dist()
+    rank, world, device = _setup(cfg)
+    train_device = str(device)  # `device` becomes the CPU for whitening after training
     _seed_everything(cfg.seed + rank)
-    device = _device(cfg, rank)
     spec = InputSpec(size=cfg.size)
     data = ReferenceSet.from_site(site, max_side=int(cfg.size * 2.5))
     n_inst = len(data.instances)
@@ -256,7 +268,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
         save_run(out, net, {
             "input": spec.to_dict(), "site": site.name, "epochs": len(history) - 1, "seed": cfg.seed,
             "best": best, "history": history, "whitening": whitening_info, "train_config": asdict(cfg),
-            "train_seconds": round(time.time() - t0, 1), "world_size": world,
+            "train_seconds": round(time.time() - t0, 1), "world_size": world, "device": train_device,
         })
         plot_history(history, out / "training_curves.png")
     if world > 1:
