@@ -56,8 +56,12 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  index_params: IndexParams = IndexParams(), multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
-                 hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False) -> Path:
-    """Build and atomically write a bundle; the written file is re-opened and verified."""
+                 hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False,
+                 retain: float | None = None) -> Path:
+    """Build and atomically write a bundle; the written file is re-opened and verified.
+
+    ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
+    ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back)."""
     if verify and per_instance_mean:
         raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean)")
     if not isinstance(site, Site):
@@ -70,11 +74,12 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     onnx_bytes = export_onnx(net, spec)
     precision_report = None
     if precision != "fp32":
-        from .precision import reduce_precision
+        from .precision import RETAIN, reduce_precision
 
         refs, labels, views, view_labels = _agreement_images(site)
         onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
-                                                                   views, view_labels)
+                                                                   views, view_labels,
+                                                                   RETAIN if retain is None else retain)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
     descs, instances, sources, used = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
