@@ -51,7 +51,8 @@ class TrainConfig:
     freeze_blocks: int = 4         # lower backbone stages kept frozen; 0 = train all
     whitening: bool = True
     whitening_dim: int | None = None
-    whitening_views: int = 2       # simulated views per reference for Lw
+    whitening_views: int = 2       # simulated views per reference for Lw (more on small sites)
+    whitening_min_pairs: int = 1000  # Lw from fewer pairs than this over-fits 1280-d descriptors
     val_views: int = 1             # held-out simulated views per reference (max 300 refs)
     patience: int = 3              # early stopping on validation mP@1
     seed: int = 0
@@ -262,8 +263,15 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     device = torch.device("cpu")
     whitening_info = None
     if cfg.whitening:
+        without = validate()
         whitening_info = fit_whitening(net, data, spec, device, cfg)
-        whitening_info["val_mP@1_with_whitening"] = round(validate(), 4)
+        with_lw = validate()
+        whitening_info.update({"val_mP@1_with_whitening": round(with_lw, 4), "val_mP@1_without": round(without, 4)})
+        if with_lw < without:
+            net.whiten = None
+            whitening_info.update({"type": None, "dropped": "validation mP@1 was lower with it"})
+            log.warning("sitelens: learned whitening lowered validation mP@1 (%.3f < %.3f); the model ships "
+                        "without it", with_lw, without)
     if rank == 0:
         save_run(out, net, {
             "input": spec.to_dict(), "site": site.name, "epochs": len(history) - 1, "seed": cfg.seed,
@@ -282,8 +290,9 @@ def fit_whitening(net: DescriptorNet, data: ReferenceSet, spec: InputSpec, devic
     rng = np.random.default_rng(cfg.seed + 99)
     sim = CameraViewSimulator(seed=cfg.seed + 99)
     views, src = [], []
+    per_image = int(np.clip(np.ceil(cfg.whitening_min_pairs / max(len(data.images), 1)), cfg.whitening_views, 50))
     for i, img in enumerate(data.images):
-        for _ in range(cfg.whitening_views):
+        for _ in range(per_image):
             views.append(sim(img, rng))
             src.append(i)
     net.whiten = None
