@@ -61,16 +61,12 @@ def int8_nodes(model) -> list[str]:
     pre-activation range. Clip/Div/Add nodes of the dynamic "same" padding arithmetic are not
     touched (they never consume a layer's output).
     """
-    layers = [n for n in model.graph.node if n.op_type in QUANT_OPS]
-    convs = [n for n in layers if n.op_type == "Conv"]
-    skip = {convs[0].name} if convs else set()
-    quantized_layers = {n.name for n in layers if n.name not in skip}
-    produced_by = {o: n.name for n in model.graph.node for o in n.output}
-    chosen = set(quantized_layers)
-    for n in model.graph.node:
-        if n.op_type in FUSED_ACTIVATIONS and produced_by.get(n.input[0]) in quantized_layers:
-            chosen.add(n.name)
-    return [n.name for n in model.graph.node if n.name in chosen]
+    nodes = model.graph.node
+    first_conv = next((n.name for n in nodes if n.op_type == "Conv"), None)
+    layers = {n.name for n in nodes if n.op_type in QUANT_OPS and n.name != first_conv}
+    produced_by = {o: n.name for n in nodes for o in n.output}
+    return [n.name for n in nodes if n.name in layers
+            or (n.op_type in FUSED_ACTIVATIONS and produced_by.get(n.input[0]) in layers)]
 
 
 def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray]) -> bytes:

@@ -142,7 +142,6 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     site = site if isinstance(site, Site) else load_site(site)
     out = Path(out)
     rank, world, device = _setup(cfg)
-    train_device = str(device)  # `device` becomes the CPU for whitening after training
     _seed_everything(cfg.seed + rank)
     spec = InputSpec(size=cfg.size)
     data = ReferenceSet.from_site(site, max_side=int(cfg.size * 2.5))
@@ -183,9 +182,10 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
         best_state = state.get("best_model")
         log.info("sitelens: resuming %s after epoch %d", out, start_epoch)
 
-    def validate() -> float:
-        pool = describe(net, data.images, spec, device)
-        return _mp1(describe(net, val_imgs, spec, device), val_labels, pool, data.labels)
+    def validate() -> float:  # wherever the net is: the training device, then the CPU for whitening
+        on = next(net.parameters()).device
+        pool = describe(net, data.images, spec, on)
+        return _mp1(describe(net, val_imgs, spec, on), val_labels, pool, data.labels)
 
     if start_epoch == 0:
         v0 = validate()
@@ -260,11 +260,11 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     if best_state is not None:
         net.load_state_dict(best_state)
     net = net.cpu().train(False)
-    device = torch.device("cpu")
     whitening_info = None
     if cfg.whitening:
-        without = validate()
-        whitening_info = fit_whitening(net, data, spec, device, cfg)
+        # the best weights were validated when they were saved; an old resume file may lack them
+        without = best["val_mP@1"] if best_state is not None else validate()
+        whitening_info = fit_whitening(net, data, spec, torch.device("cpu"), cfg)
         with_lw = validate()
         whitening_info.update({"val_mP@1_with_whitening": round(with_lw, 4), "val_mP@1_without": round(without, 4)})
         if with_lw < without:
@@ -276,7 +276,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
         save_run(out, net, {
             "input": spec.to_dict(), "site": site.name, "epochs": len(history) - 1, "seed": cfg.seed,
             "best": best, "history": history, "whitening": whitening_info, "train_config": asdict(cfg),
-            "train_seconds": round(time.time() - t0, 1), "world_size": world, "device": train_device,
+            "train_seconds": round(time.time() - t0, 1), "world_size": world, "device": str(device),
         })
         plot_history(history, out / "training_curves.png")
     if world > 1:
