@@ -9,9 +9,11 @@ from runtime import bundle_format as bf
 from runtime.embedder import Embedder
 from runtime.errors import SitelensError
 from runtime.index import IndexParams, ReferenceIndex
+from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
 from runtime.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
+from runtime.thresholds import Thresholds
 
 from .onnx_export import OPSET, export_onnx
 from .references import MULTI_SCALES, describe_references
@@ -58,9 +60,10 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False,
-                 retain: float | None = None) -> Path:
+                 retain: float | None = None, sign=None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
+    ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back)."""
     if verify and per_instance_mean:
@@ -96,34 +99,35 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
     index = ReferenceIndex(descs, instances, sources, index_params, binary=binary)
     model_cfg = net.config()
-    manifest = {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "site": {"name": site.name, "num_instances": len(set(instances)), "num_references": len(instances)},
-        "model": {**model_cfg, "fingerprint": net.fingerprint(), "precision": precision,
-                  "precision_report": precision_report, "opset": OPSET,
-                  "input": spec.to_dict(), "trained": bool(run_config),
-                  "training": {k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config}},
-        "index": {**index_params.to_dict(), "count": len(instances)},
-        "references": {"scales": list(scales), "aggregation": "gem" if multiscale else "none",
-                       "per_instance_mean": per_instance_mean},
-        "instances": {inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
-        "thresholds": None,
-        "codes": codes_info,
-    }
+    details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
+    details.update(precision_report=precision_report, opset=OPSET, trained=bool(run_config),
+                   training={k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config})
+    manifest = Manifest(
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        site=SiteInfo(site.name, len(set(instances)), len(instances)),
+        model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
+        index=IndexInfo(index_params, len(instances)),
+        references={"scales": list(scales), "aggregation": "gem" if multiscale else "none",
+                    "per_instance_mean": per_instance_mean},
+        instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
+        codes=codes_info,
+    )
     if calibrate:
         from .calibration import calibrate_thresholds
 
-        manifest["thresholds"] = calibrate_thresholds(embedder, site, index, target_far, progress=progress)
-    members = {bf.MODEL: onnx_bytes, **index.to_members()}
+        manifest.thresholds = Thresholds.from_dict(
+            calibrate_thresholds(embedder, site, index, target_far, progress=progress))
+    members = {bf.MODEL: onnx_bytes, **index.to_members()[0]}
     if verify:
-        from runtime.geometric import ReferenceFeatures, VerifyParams
+        from runtime.feature_store import FeatureStore
+        from runtime.geometric import VerifyParams, local_features
         from runtime.image_io import load_image
 
         params = VerifyParams(feature=verify)
-        feats = ReferenceFeatures.from_images((load_image(r.path) for r in site.references), params)
+        feats = FeatureStore.from_rows(local_features(load_image(r.path), params) for r in site.references)
         members.update(feats.to_members())
-        manifest["verification"] = params.to_dict()
-    bf.write_bundle(out, manifest, members)
+        manifest.verification = params.to_dict()
+    bf.write_bundle(out, manifest, members, signing_key=sign)
     try:
         Recognizer.open(out, providers=["CPUExecutionProvider"])
     except SitelensError as exc:  # pragma: no cover - would be a bug in the writer

@@ -1,16 +1,23 @@
 """The `.sitelens` bundle: one zip file per site, verified before anything parses it.
 
-Members (all listed with sha256 and size in manifest.json):
+Members (every one listed with sha256 and size in manifest.json, see ``runtime/manifest.py``):
 
-- ``manifest.json``   schema version, model fingerprint, input spec, index params, metadata
+- ``manifest.json``   schema version, model fingerprint, input spec, index params, thresholds, metadata
+- ``signature.json``  optional Ed25519 signature of the manifest bytes (``runtime/signing.py``);
+                      the only member the manifest does not list (it signs the manifest)
 - ``model.onnx``      descriptor network, uint8 NHWC RGB in, L2-normalised descriptor out
 - ``index.hnsw``      hnswlib index (inner product) over the reference descriptors
 - ``refs.npy``        reference descriptors (float16) so the index can be rebuilt
 - ``labels.json``     instance id of each reference row (+ source file names)
-- optional members added by later features (``codes.npy``, ``itq.npy``, ...)
+- optional members added by later features (``codes.npy``, ``verify_*.npy``, ...)
 
-Writes are atomic (temporary file in the same folder, fsync, rename). On open, every
-member's checksum is verified before ORT, hnswlib or numpy sees a byte of it.
+Writes are atomic and crash-safe: the zip is written to a temporary file in the same folder,
+fsynced, renamed over the target and the folder fsynced; a writer killed half-way leaves the
+previous bundle untouched and a temporary file that the next write to that bundle removes
+(readers never look at temporary files). On open: the signature is checked first when keys
+are trusted, then the manifest is validated, then every member's size and checksum, then the
+members are checked against each other (row counts, shapes, the hnswlib file structure)
+before ONNX Runtime, hnswlib or numpy parse a byte of them.
 """
 from __future__ import annotations
 
@@ -18,19 +25,22 @@ import hashlib
 import io
 import json
 import os
+import re
+import struct
 import tempfile
 import zipfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import signing
 from .errors import BundleError
-from .version import __version__
+from .manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)
 
-FORMAT = "sitelens-bundle"
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+SIGNATURE = signing.SIGNATURE
 MODEL = "model.onnx"
 INDEX = "index.hnsw"
 REFS = "refs.npy"
@@ -42,6 +52,8 @@ VERIFY_KPTS = "verify_kpts.npy"      # optional: local feature keypoints of refe
 VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
 VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
 REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
+MAX_MEMBER_BYTES = 4 << 30   # refuse to inflate anything larger (zip bombs, crafted sizes)
+MAX_TOTAL_BYTES = 8 << 30
 
 
 def sha256(data: bytes) -> str:
@@ -57,21 +69,73 @@ def npy_bytes(array: np.ndarray) -> bytes:
 def npy_load(data: bytes, name: str, source: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError, TypeError, struct.error, SyntaxError) as exc:
         raise BundleError(f"{source}: member {name} is not a plain numpy array ({exc})") from None
 
 
+# -- crash-safe writes ----------------------------------------------------------------------
+def _temp_pattern(path: Path) -> re.Pattern:
+    return re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temporary files left beside ``path`` by writers that died (kill -9, power loss)."""
+    path = Path(path)
+    pattern, removed = _temp_pattern(path), []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m and not _pid_alive(int(m.group(1))):
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then rename over it."""
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, rename over it, fsync the folder.
+    A crash at any point leaves either the old file or the new one, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -81,26 +145,33 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
-def write_bundle(path: str | Path, manifest: dict, members: dict[str, bytes]) -> Path:
-    """Write a bundle atomically. ``manifest`` gets format, versions and checksums filled in."""
+def _zip_members(fh, manifest_bytes: bytes, members: dict[str, bytes], signature: bytes | None) -> None:
+    with zipfile.ZipFile(fh, "w") as zf:
+        zf.writestr(MANIFEST, manifest_bytes, compress_type=zipfile.ZIP_DEFLATED)
+        if signature is not None:
+            zf.writestr(SIGNATURE, signature, compress_type=zipfile.ZIP_DEFLATED)
+        for name, data in members.items():
+            kind = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
+            zf.writestr(name, data, compress_type=kind)
+
+
+def write_bundle(path: str | Path, manifest: Manifest, members: dict[str, bytes], signing_key=None) -> Path:
+    """Write a bundle atomically; the manifest's member checksums are filled in here.
+    ``signing_key`` (an Ed25519 private key or a key file path) signs the manifest."""
     missing = [m for m in REQUIRED_MEMBERS if m not in members]
     if missing:
         raise BundleError(f"{path}: refusing to write a bundle without {missing}")
-    manifest = dict(manifest)
-    manifest.update(format=FORMAT, schema_version=SCHEMA_VERSION, sitelens_version=__version__)
-    manifest["members"] = {
-        name: {"sha256": sha256(data), "size": len(data)} for name, data in sorted(members.items())
-    }
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=False).encode("utf-8")
-
-    def write(fh):
-        with zipfile.ZipFile(fh, "w") as zf:
-            zf.writestr(MANIFEST, manifest_bytes, compress_type=zipfile.ZIP_DEFLATED)
-            for name, data in members.items():
-                kind = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
-                zf.writestr(name, data, compress_type=kind)
-
-    return atomic_write(path, write)
+    reserved = {MANIFEST, SIGNATURE} & set(members)
+    if reserved:
+        raise BundleError(f"{path}: {sorted(reserved)} cannot be written as ordinary members")
+    manifest = manifest.copy()
+    manifest.members = {name: MemberInfo(sha256(data), len(data)) for name, data in members.items()}
+    manifest_bytes = manifest.to_bytes()
+    signature = None
+    if signing_key is not None:
+        key = signing.load_private_key(signing_key) if isinstance(signing_key, (str, os.PathLike)) else signing_key
+        signature = signing.sign_manifest(manifest_bytes, key)
+    return atomic_write(path, lambda fh: _zip_members(fh, manifest_bytes, members, signature))
 
 
 @dataclass
@@ -108,66 +179,138 @@ class BundleContents:
     """A verified bundle held in memory: the manifest plus the raw bytes of each member."""
 
     path: Path
-    manifest: dict
+    manifest: Manifest
     members: dict[str, bytes]
+    manifest_bytes: bytes = b""
+    signature_bytes: bytes | None = None
+    signature: signing.SignatureInfo | None = field(default=None)
 
     def json(self, name: str):
         try:
             return json.loads(self.members[name].decode("utf-8"))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, RecursionError) as exc:
             raise BundleError(f"{self.path}: member {name} is missing or not JSON ({exc})") from None
 
     def array(self, name: str) -> np.ndarray:
+        if name not in self.members:
+            raise BundleError(f"{self.path}: member {name} is missing")
         return npy_load(self.members[name], name, str(self.path))
 
 
-def read_bundle(path: str | Path) -> BundleContents:
-    """Open and fully verify a bundle; raise BundleError naming the file and the problem."""
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+               RuntimeError, ValueError, struct.error, KeyError, OverflowError, UnicodeDecodeError, IndexError)
+
+
+def _read_zip(path: Path) -> tuple[dict[str, bytes], bytes]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise BundleError(f"{path}: corrupt bundle (duplicate members {dupes})")
+            if MANIFEST not in names:
+                raise BundleError(f"{path}: not a sitelens bundle (no {MANIFEST})")
+            total = 0
+            for info in infos:
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise BundleError(f"{path}: member {info.filename} claims {info.file_size} bytes (limit "
+                                      f"{MAX_MEMBER_BYTES}); refusing to inflate it")
+                total += info.file_size
+            if total > MAX_TOTAL_BYTES:
+                raise BundleError(f"{path}: members total {total} bytes (limit {MAX_TOTAL_BYTES})")
+            raw = {name: zf.read(name) for name in names}
+    except BundleError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path}: not a sitelens bundle or truncated file ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise BundleError(f"{path}: corrupt bundle ({type(exc).__name__}: {exc})") from None
+    return raw, raw.pop(MANIFEST)
+
+
+def read_bundle(path: str | Path, trusted_keys=None, check: bool = True) -> BundleContents:
+    """Open and fully verify a bundle; raise BundleError naming the file and the problem.
+
+    ``trusted_keys``: public key files (or ``signing.TrustedKey``); when given, the bundle must be
+    signed by one of them, and the signature is checked before the manifest is even parsed.
+    ``check``: also check the members against each other (row counts, shapes, index structure)."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"{path}: no such bundle file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if MANIFEST not in names:
-                raise BundleError(f"{path}: not a sitelens bundle (no {MANIFEST})")
-            manifest_raw = zf.read(MANIFEST)
-            raw = {name: zf.read(name) for name in names if name != MANIFEST}
-    except zipfile.BadZipFile as exc:
-        raise BundleError(f"{path}: not a sitelens bundle or truncated file ({exc})") from None
-    except (zlib_error(), OSError) as exc:
-        raise BundleError(f"{path}: corrupt bundle ({exc})") from None
-    try:
-        manifest = json.loads(manifest_raw.decode("utf-8"))
-    except ValueError as exc:
-        raise BundleError(f"{path}: {MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{path}: not a sitelens bundle (format is {manifest.get('format')!r})")
-    schema = manifest.get("schema_version")
-    if not isinstance(schema, int) or schema > SCHEMA_VERSION:
-        raise BundleError(
-            f"{path}: bundle schema version {schema!r} is newer than this sitelens "
-            f"{__version__} supports ({SCHEMA_VERSION}); upgrade sitelens or re-export the bundle"
-        )
-    listed = manifest.get("members") or {}
+    raw, manifest_bytes = _read_zip(path)
+    signature_bytes = raw.pop(SIGNATURE, None)
+    trusted = signing.trusted_keys(trusted_keys) if trusted_keys else {}
+    if trusted:
+        sig = signing.verify_manifest(manifest_bytes, signature_bytes, trusted, str(path))
+    else:
+        sig = signing.describe_signature(signature_bytes, str(path))
+    manifest = Manifest.from_bytes(manifest_bytes, str(path))
     problems = []
     for name in REQUIRED_MEMBERS:
-        if name not in listed:
+        if name not in manifest.members:
             problems.append(f"{name} not listed in the manifest")
-    for name, info in listed.items():
+    for name, info in manifest.members.items():
         data = raw.get(name)
         if data is None:
             problems.append(f"{name} listed in the manifest but missing")
-        elif len(data) != info.get("size") or sha256(data) != info.get("sha256"):
+        elif len(data) != info.size or sha256(data) != info.sha256:
             problems.append(f"{name} checksum mismatch (corrupt or modified)")
-    for name in sorted(set(raw) - set(listed)):
+    for name in sorted(set(raw) - set(manifest.members)):
         problems.append(f"{name} present but not listed in the manifest")
     if problems:
         raise BundleError(f"{path}: failed verification: " + "; ".join(problems))
-    return BundleContents(path=path, manifest=manifest, members=raw)
+    contents = BundleContents(path, manifest, raw, manifest_bytes, signature_bytes, sig)
+    if check:
+        check_consistency(contents)
+    return contents
 
 
-def zlib_error():
-    import zlib
+def check_consistency(contents: BundleContents) -> None:
+    """Members must agree with each other and with the manifest; raise BundleError otherwise."""
+    from .hnsw_file import check_hnsw_bytes
 
-    return zlib.error
+    src, m = str(contents.path), contents.manifest
+    refs = contents.array(REFS)
+    if refs.ndim != 2 or refs.dtype.kind != "f":
+        raise BundleError(f"{src}: refs.npy must be a 2-D float array, got {refs.dtype} {refs.shape}")
+    rows, dim = refs.shape
+    if dim != m.model.descriptor_dim:
+        raise BundleError(f"{src}: refs.npy has {dim}-d descriptors, the manifest says {m.model.descriptor_dim}")
+    if rows != m.index.count:
+        raise BundleError(f"{src}: refs.npy has {rows} rows, the manifest's index count is {m.index.count}")
+    labels = contents.json(LABELS)
+    instances = labels.get("instances") if isinstance(labels, dict) else None
+    if not isinstance(instances, list) or len(instances) != rows or not all(isinstance(i, str) for i in instances):
+        raise BundleError(f"{src}: labels.json must list one instance id (string) per refs.npy row ({rows})")
+    sources = labels.get("sources")
+    if sources is not None and (not isinstance(sources, list) or len(sources) != rows):
+        raise BundleError(f"{src}: labels.json sources must have one entry per refs.npy row ({rows})")
+    check_hnsw_bytes(contents.members[INDEX], dim, rows, src)
+    if CODES in contents.members or m.codes:
+        codes, proj, mean = contents.array(CODES), contents.array(ITQ_PROJ), contents.array(ITQ_MEAN)
+        bits = proj.shape[1] if proj.ndim == 2 else -1
+        if (codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) != rows or proj.shape[0] != dim
+                or bits <= 0 or bits % 64 or codes.shape[1] != bits // 8 or mean.shape != (dim,)):
+            raise BundleError(f"{src}: binary codes do not fit the references (codes {codes.shape}, "
+                              f"projection {proj.shape}, mean {mean.shape}, {rows} rows of {dim})")
+    if VERIFY_OFFSETS in contents.members or m.verification:
+        offsets, kpts, desc = (contents.array(n) for n in (VERIFY_OFFSETS, VERIFY_KPTS, VERIFY_DESC))
+        if (offsets.ndim != 1 or len(offsets) != rows + 1 or offsets.dtype.kind not in "iu" or offsets[0] != 0
+                or np.any(np.diff(offsets) < 0) or offsets[-1] != len(kpts) or len(kpts) != len(desc)
+                or kpts.ndim != 2 or kpts.shape[1] != 2):
+            raise BundleError(f"{src}: verification keypoints do not fit the references "
+                              f"({len(offsets)} offsets for {rows} rows, {len(kpts)} keypoints, {len(desc)} descriptors)")
+
+
+def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[Path, signing.SignatureInfo]:
+    """Add (or replace) the signature of an existing bundle, after verifying its checksums.
+    The manifest and members are copied byte for byte; only ``signature.json`` changes."""
+    contents = read_bundle(path)
+    private = signing.load_private_key(key) if isinstance(key, (str, os.PathLike)) else key
+    signature = signing.sign_manifest(contents.manifest_bytes, private)
+    members = {n: d for n, d in contents.members.items()}
+    target = Path(out or path)
+    atomic_write(target, lambda fh: _zip_members(fh, contents.manifest_bytes, members, signature))
+    info = signing.describe_signature(signature, str(target))
+    return target, info

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import bundle_format as bf
 from .errors import SitelensError
 
 WORK_SIDE = 480  # images are resized so the longer side is this before detection
@@ -73,50 +72,9 @@ def count_inliers(q_kp, q_desc, r_kp, r_desc, params: VerifyParams) -> int:
     return int(mask.sum()) if mask is not None else 0
 
 
-class ReferenceFeatures:
-    """Local features of every reference row, stored flat (kp, desc) with row offsets."""
-
-    def __init__(self, params: VerifyParams, kps: np.ndarray, descs: np.ndarray, offsets: np.ndarray):
-        self.params, self.kps, self.descs, self.offsets = params, kps, descs, offsets
-
-    @classmethod
-    def from_images(cls, images, params: VerifyParams) -> "ReferenceFeatures":
-        kps, descs, offsets = [], [], [0]
-        for img in images:
-            k, d = local_features(img, params)
-            kps.append(k)
-            descs.append(d)
-            offsets.append(offsets[-1] + len(k))
-        return cls(params, np.concatenate(kps), np.concatenate(descs), np.array(offsets, np.int64))
-
-    @classmethod
-    def from_members(cls, params: VerifyParams, contents: bf.BundleContents) -> "ReferenceFeatures":
-        return cls(params, contents.array(bf.VERIFY_KPTS), contents.array(bf.VERIFY_DESC),
-                   contents.array(bf.VERIFY_OFFSETS))
-
-    def to_members(self, rows=None) -> dict[str, bytes]:
-        """Bundle members for the given reference rows (default: all)."""
-        rows = range(len(self.offsets) - 1) if rows is None else rows
-        kps, descs, offsets = [self.kps[:0]], [self.descs[:0]], [0]
-        for i in rows:
-            k, d = self.row(i)
-            kps.append(k)
-            descs.append(d)
-            offsets.append(offsets[-1] + len(k))
-        return {bf.VERIFY_KPTS: bf.npy_bytes(np.concatenate(kps)), bf.VERIFY_DESC: bf.npy_bytes(np.concatenate(descs)),
-                bf.VERIFY_OFFSETS: bf.npy_bytes(np.array(offsets, np.int64))}
-
-    def row(self, i: int):
-        a, b = self.offsets[i], self.offsets[i + 1]
-        return self.kps[a:b], self.descs[a:b]
-
-    def append(self, images) -> None:
-        extra = ReferenceFeatures.from_images(images, self.params)
-        self.kps = np.concatenate([self.kps, extra.kps])
-        self.descs = np.concatenate([self.descs, extra.descs])
-        self.offsets = np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]])
-
-    def best_inliers(self, query_rgb: np.ndarray, rows_by_instance: dict[str, list[int]]) -> dict[str, int]:
-        q_kp, q_desc = local_features(query_rgb, self.params)
-        return {inst: max((count_inliers(q_kp, q_desc, *self.row(r), self.params) for r in rows), default=0)
-                for inst, rows in rows_by_instance.items()}
+def best_inliers(query_rgb: np.ndarray, features_by_instance: dict[str, list], params: VerifyParams) -> dict[str, int]:
+    """Most RANSAC inliers between the query and any reference row of each instance.
+    ``features_by_instance``: {instance: [(keypoints, descriptors), ...]} (``ReferenceIndex.features_of``)."""
+    q_kp, q_desc = local_features(query_rgb, params)
+    return {inst: max((count_inliers(q_kp, q_desc, kp, desc, params) for kp, desc in rows), default=0)
+            for inst, rows in features_by_instance.items()}

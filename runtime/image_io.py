@@ -2,6 +2,11 @@
 
 Handles EXIF orientation (JPEG), grayscale, RGBA (composited over white), 16-bit and
 float images. This is the single definition used by training, export and the device.
+
+Limits, checked before a full decode where the header tells the size (``image_header.py``):
+images above ``max_pixels()`` (default 50 MP; ``SITELENS_MAX_PIXELS`` or ``set_max_pixels``)
+and images whose shorter side is under ``MIN_SIDE`` pixels (too small to describe) raise
+``ImageError`` naming the file.
 """
 from __future__ import annotations
 
@@ -13,10 +18,46 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
+from .image_header import image_size
 
 ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+DEFAULT_MAX_PIXELS = 50_000_000
+MIN_SIDE = 32
+_max_pixels: int | None = None
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``set_max_pixels``, else ``SITELENS_MAX_PIXELS``, else 50 MP."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get("SITELENS_MAX_PIXELS")
+    if env:
+        try:
+            return max(1, int(float(env)))
+        except ValueError:
+            raise ImageError(f"SITELENS_MAX_PIXELS={env!r} is not a number of pixels") from None
+    return DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Change the pixel limit for this process (None: back to the environment/default)."""
+    global _max_pixels
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"pixel limit must be positive, got {limit}")
+    _max_pixels = None if limit is None else int(limit)
+
+
+def check_dimensions(width: int, height: int, source: str) -> None:
+    """Raise ImageError for images too large to decode safely or too small to describe."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise ImageError(f"{source}: image is {width}x{height} = {width * height / 1e6:.1f} MP, above the "
+                         f"{limit / 1e6:g} MP limit (downscale it, or raise SITELENS_MAX_PIXELS)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{source}: image is {width}x{height}, too small to describe (shorter side under "
+                         f"{MIN_SIDE} px)")
 
 
 def to_rgb_uint8(img: np.ndarray, source: str = "array", bgr: bool = False) -> np.ndarray:
@@ -52,6 +93,9 @@ def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageError(f"{source}: empty file, not an image")
+    size = image_size(data)
+    if size is not None:
+        check_dimensions(size[0], size[1], source)
     if data[:2] == b"\xff\xd8":
         # JPEG: no alpha; let OpenCV apply the EXIF orientation, keep grayscale/16-bit info.
         flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
@@ -63,6 +107,8 @@ def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
         raise ImageError(f"{source}: cannot decode image ({exc.msg.strip()})") from exc
     if img is None:
         raise ImageError(f"{source}: cannot decode image (unsupported format or truncated file)")
+    if size is None:
+        check_dimensions(img.shape[1], img.shape[0], source)
     return to_rgb_uint8(img, source, bgr=True)
 
 
@@ -72,6 +118,8 @@ def load_image(image: ImageLike) -> np.ndarray:
     Arrays are taken as RGB (grayscale, RGBA, uint16 and float in [0, 1] are accepted).
     """
     if isinstance(image, np.ndarray):
+        if image.ndim in (2, 3) and image.size:
+            check_dimensions(image.shape[1], image.shape[0], "array")
         return to_rgb_uint8(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return decode_image(bytes(image))

@@ -1,43 +1,36 @@
-"""The per-site reference index: hnswlib (inner product) plus labels and float descriptors.
+"""The per-site reference rows: hnswlib graph (inner product), float descriptors, labels, and
+the row-aligned extras (binary codes, local features for verification).
 
-Thread safety (per method, as hnswlib's README states it):
+Everything that belongs to a row changes together under one reader-writer lock, so no reader
+ever sees a row without its label, code or keypoints. Thread safety per method, as hnswlib's
+README states it:
 
-- ``search``: safe from many threads at once.
-- ``add`` / ``remove``: take an exclusive lock; they wait for running searches and block new
-  ones meanwhile (hnswlib itself is not safe for concurrent add + query).
-- ``to_members``: takes the shared lock; safe alongside searches.
+- ``search`` / ``search_many`` / ``similarities`` / ``rows_of`` / ``features_of``: shared lock;
+  safe from many threads at once and alongside each other.
+- ``add`` / ``remove``: exclusive lock; they wait for running readers and block new ones
+  meanwhile (hnswlib itself is not safe for concurrent add + query). ``add`` vs ``add``: serialised,
+  rows, labels, codes and keypoints stay aligned.
+- ``to_members``: shared lock; a consistent snapshot of all rows, safe alongside searches and
+  serialised against ``add``/``remove``.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from dataclasses import dataclass
-
 import hnswlib
 import numpy as np
 
 from .binary_codes import BinaryCodes
 from .bundle_format import CODES, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, npy_bytes
 from .errors import BundleError, SitelensError
+from .feature_store import FeatureStore
+from .hnsw_file import check_hnsw_bytes
+from .index_params import IndexParams
 from .rwlock import RWLock
 
 MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
 BINARY_SHORTLIST = 100  # Hamming candidates re-ranked with float descriptors in "binary" mode
-
-
-@dataclass(frozen=True)
-class IndexParams:
-    M: int = 16
-    ef_construction: int = 200
-    ef: int = 64
-
-    def to_dict(self) -> dict:
-        return {"type": "hnsw", "space": "ip", "M": self.M, "ef_construction": self.ef_construction, "ef": self.ef}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "IndexParams":
-        return cls(M=int(d.get("M", 16)), ef_construction=int(d.get("ef_construction", 200)), ef=int(d.get("ef", 64)))
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -60,23 +53,29 @@ def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | Non
 class ReferenceIndex:
     def __init__(self, descriptors: np.ndarray, instances: list[str], sources: list[str] | None = None,
                  params: IndexParams = IndexParams(), hnsw: hnswlib.Index | None = None,
-                 binary: BinaryCodes | None = None):
+                 binary: BinaryCodes | None = None, features: FeatureStore | None = None):
         descriptors = _l2(descriptors)
         if len(descriptors) != len(instances):
             raise SitelensError(f"{len(descriptors)} descriptors but {len(instances)} labels")
+        if features is not None and len(features) != len(instances):
+            raise SitelensError(f"{len(features)} rows of local features but {len(instances)} labels")
         self.params = params
         self.descriptors = descriptors
         self.instances = list(instances)
         self.sources = list(sources) if sources is not None else [""] * len(instances)
         self.deleted = np.zeros(len(instances), bool)
+        self._rows: dict[str, list[int]] = {}
+        for i, inst in enumerate(self.instances):
+            self._rows.setdefault(inst, []).append(i)
         self.hnsw = hnsw if hnsw is not None else build_hnsw(descriptors, params)
         self.hnsw.set_ef(params.ef)  # ef is not saved by hnswlib: it lives in the manifest
         self.binary = binary
         if binary is not None and len(binary.codes) != len(instances):
             binary.codes = binary.encode(descriptors)
+        self.features = features
         self.lock = RWLock()
 
-    # -- queries --------------------------------------------------------------------------
+    # -- queries (shared lock) --------------------------------------------------------------
     @property
     def dim(self) -> int:
         return int(self.descriptors.shape[1])
@@ -86,13 +85,18 @@ class ReferenceIndex:
         return int((~self.deleted).sum())
 
     def live_instances(self) -> list[str]:
-        return sorted({inst for inst, dead in zip(self.instances, self.deleted) if not dead})
+        with self.lock.read():
+            return sorted(self._rows)
 
     def search(self, query: np.ndarray, k: int = 5, mode: str = "hnsw") -> list[tuple[str, float]]:
         """Top-``k`` instances for one descriptor, scored by their best reference (cosine)."""
         return self.search_many(np.asarray(query)[None], k, mode)[0]
 
     def search_many(self, queries: np.ndarray, k: int = 5, mode: str = "hnsw") -> list[list[tuple[str, float]]]:
+        return [[(inst, s) for inst, s, _ in r] for r in self.search_rows(queries, k, mode)]
+
+    def search_rows(self, queries: np.ndarray, k: int = 5, mode: str = "hnsw") -> list[list[tuple[str, float, int]]]:
+        """Like ``search_many``, with the best-scoring reference row of each instance."""
         if mode not in MATCH_MODES:
             raise SitelensError(f"unknown match mode {mode!r}; choose from {MATCH_MODES}")
         queries = _l2(np.atleast_2d(queries))
@@ -142,15 +146,16 @@ class ReferenceIndex:
             all_scores.append(scores[order])
         return all_ids, all_scores
 
-    def _aggregate(self, ids, scores, k: int) -> list[tuple[str, float]]:
-        best: dict[str, float] = {}
+    def _aggregate(self, ids, scores, k: int) -> list[tuple[str, float, int]]:
+        best: dict[str, tuple[float, int]] = {}
         for i, s in zip(ids, scores):
             if i < 0 or self.deleted[i] or not np.isfinite(s):
                 continue
             inst = self.instances[i]
             if inst not in best:
-                best[inst] = float(s)
-        return sorted(best.items(), key=lambda kv: -kv[1])[:k]
+                best[inst] = (float(s), int(i))
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
+        return [(inst, s, row) for inst, (s, row) in ranked]
 
     def similarities(self, queries: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of queries to every live reference row (deleted = -inf)."""
@@ -159,11 +164,29 @@ class ReferenceIndex:
             sims[:, self.deleted] = -np.inf
             return sims
 
-    # -- updates --------------------------------------------------------------------------
-    def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None) -> None:
+    def rows_of(self, instances) -> dict[str, list[int]]:
+        """Live reference rows of each given instance, O(1) per instance."""
+        with self.lock.read():
+            return {inst: list(self._rows.get(inst, ())) for inst in instances}
+
+    def features_of(self, instances) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """Local features of the live rows of each given instance (a consistent snapshot)."""
+        with self.lock.read():
+            if self.features is None:
+                return {inst: [] for inst in instances}
+            return {inst: [self.features.row(i) for i in self._rows.get(inst, ())] for inst in instances}
+
+    # -- updates (exclusive lock) ------------------------------------------------------------
+    def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None,
+            features: list | None = None) -> None:
+        """Append rows for ``instance``; ``features`` (one (keypoints, descriptors) per row) is
+        required when the index carries local features, so rows and keypoints stay aligned."""
         descriptors = _l2(np.atleast_2d(descriptors))
         if descriptors.shape[1] != self.dim:
             raise SitelensError(f"descriptor dim {descriptors.shape[1]} != index dim {self.dim}")
+        if (self.features is not None) != (features is not None) or (
+                features is not None and len(features) != len(descriptors)):
+            raise SitelensError("local features must be given for every added row exactly when the index has them")
         with self.lock.write():
             start = len(self.instances)
             needed = start + len(descriptors)
@@ -171,31 +194,28 @@ class ReferenceIndex:
                 self.hnsw.resize_index(max(needed, 2 * self.hnsw.get_max_elements()))
             self.hnsw.add_items(descriptors, np.arange(start, needed), num_threads=1)
             self.descriptors = np.concatenate([self.descriptors, descriptors])
-            self.instances += [instance] * len(descriptors)
-            self.sources += list(sources) if sources else [""] * len(descriptors)
+            self.instances = self.instances + [instance] * len(descriptors)
+            self.sources = self.sources + (list(sources) if sources else [""] * len(descriptors))
             self.deleted = np.concatenate([self.deleted, np.zeros(len(descriptors), bool)])
+            self._rows.setdefault(instance, []).extend(range(start, needed))
             if self.binary is not None:
                 self.binary.append(descriptors)
-
-    def _live_rows(self, instance: str) -> list[int]:
-        return [i for i, inst in enumerate(self.instances) if inst == instance and not self.deleted[i]]
-
-    def live_rows(self, instances) -> dict[str, list[int]]:
-        """Live reference rows of each given instance (safe alongside add/remove)."""
-        with self.lock.read():
-            return {inst: self._live_rows(inst) for inst in instances}
+            if self.features is not None:
+                self.features = self.features.appended(features)
 
     def remove(self, instance: str) -> int:
         with self.lock.write():
-            rows = self._live_rows(instance)
+            rows = self._rows.pop(instance, [])
             for i in rows:
                 self.hnsw.mark_deleted(i)
-                self.deleted[i] = True
+            self.deleted = self.deleted.copy()
+            self.deleted[rows] = True
             return len(rows)
 
-    # -- persistence ----------------------------------------------------------------------
-    def to_members(self) -> dict[str, bytes]:
-        """Bundle members; deleted rows are dropped (the graph is rebuilt if any were)."""
+    # -- persistence (shared lock) -----------------------------------------------------------
+    def to_members(self) -> tuple[dict[str, bytes], list[str]]:
+        """A consistent snapshot of every live row as bundle members, plus the live instances.
+        Deleted rows are dropped (the graph is rebuilt if any were)."""
         with self.lock.read():
             keep = ~self.deleted
             descs = self.descriptors[keep]
@@ -204,28 +224,33 @@ class ReferenceIndex:
             hnsw = self.hnsw if keep.all() else build_hnsw(descs, self.params)
             index_bytes = _hnsw_bytes(hnsw)
             codes = self.binary.codes[keep] if self.binary is not None else None
+            features = self.features.select(np.flatnonzero(keep)) if self.features is not None else None
+            live = sorted(self._rows)
         labels = json.dumps({"instances": instances, "sources": sources}).encode("utf-8")
         members = {INDEX: index_bytes, REFS: npy_bytes(descs.astype(np.float16)), LABELS: labels}
-        if self.binary is not None:
+        if codes is not None:
             members.update({CODES: npy_bytes(codes), ITQ_PROJ: npy_bytes(self.binary.proj),
                             ITQ_MEAN: npy_bytes(self.binary.mean)})
-        return members
+        if features is not None:
+            members.update(features.to_members())
+        return members, live
 
     @classmethod
     def from_members(cls, refs: np.ndarray, labels: dict, index_bytes: bytes | None,
-                     params: IndexParams, source: str = "bundle", binary: BinaryCodes | None = None) -> "ReferenceIndex":
-        instances = labels.get("instances")
+                     params: IndexParams, source: str = "bundle", binary: BinaryCodes | None = None,
+                     features: FeatureStore | None = None) -> "ReferenceIndex":
+        instances = labels.get("instances") if isinstance(labels, dict) else None
         if not isinstance(instances, list) or len(instances) != len(refs) or refs.ndim != 2:
             raise BundleError(f"{source}: labels.json does not match refs.npy ({len(refs)} rows)")
         hnsw = None
         if index_bytes is not None:
+            check_hnsw_bytes(index_bytes, refs.shape[1], len(refs), source)
             hnsw = _hnsw_load(index_bytes, refs.shape[1], len(refs), source)
-            if hnsw.get_current_count() != len(refs):
-                raise BundleError(f"{source}: index.hnsw holds {hnsw.get_current_count()} items, "
-                                  f"refs.npy {len(refs)}")
         if binary is not None and len(binary.codes) != len(refs):
             raise BundleError(f"{source}: codes.npy has {len(binary.codes)} rows, refs.npy {len(refs)}")
-        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary)
+        if features is not None and len(features) != len(refs):
+            raise BundleError(f"{source}: local features cover {len(features)} rows, refs.npy {len(refs)}")
+        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary, features)
 
     def memory_per_reference(self) -> dict:
         """Bytes per reference for each match mode (what must sit in RAM for it)."""
@@ -250,7 +275,7 @@ def _hnsw_bytes(index: hnswlib.Index) -> bytes:
 
 
 def _hnsw_load(data: bytes, dim: int, count: int, source: str) -> hnswlib.Index:
-    # Only called on checksum-verified bytes: a corrupt hnswlib file can crash the process.
+    # Only called on bytes that passed check_hnsw_bytes: a malformed hnswlib file can crash the process.
     fd, tmp = tempfile.mkstemp(suffix=".hnsw")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -1,12 +1,20 @@
 """The device-side entry point: open a bundle, recognize images.
 
-Thread safety: ``recognize``, ``recognize_many`` and ``embed`` are safe from many threads at
-once. ``add``/``remove`` may run while other threads recognize (the index takes a
-reader-writer lock). ``save`` is safe alongside recognition.
+Thread safety, per method and pairwise (as hnswlib's README states it):
+
+- ``recognize`` / ``analyze`` / ``recognize_many`` / ``embed`` vs each other: safe from many
+  threads at once (ONNX Runtime sessions are thread-safe; the index is read under a shared lock).
+- ``recognize`` vs ``add`` / ``remove``: safe. An edit takes the index's exclusive lock for the
+  moment it changes rows (descriptors and keypoints are computed before, outside any lock), so a
+  recognition sees the site before or after the edit, never half of it.
+- ``add`` vs ``add`` / ``remove``: safe, serialised; rows, labels, codes and keypoints stay aligned.
+- ``add`` / ``remove`` vs ``save``: safe. ``save`` snapshots rows and metadata in one critical
+  section, then writes the file outside it; the bundle holds the state before or after each edit.
+- ``save`` vs ``save``: serialised; each write is atomic (temporary file, fsync, rename).
+- a ``RecognitionStream`` vs ``add``/``remove``/``save``: the stream only calls ``recognize``, so as above.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from dataclasses import dataclass, field, replace
@@ -18,10 +26,11 @@ from . import bundle_format as bf
 from .binary_codes import BinaryCodes
 from .embedder import Embedder
 from .errors import BundleError, SitelensError
-from .geometric import ReferenceFeatures, VerifyParams
+from .feature_store import FeatureStore
+from .geometric import VerifyParams, best_inliers, local_features
 from .image_io import ImageLike, load_image
-from .index import IndexParams, ReferenceIndex
-from .preprocess import InputSpec
+from .index import ReferenceIndex
+from .manifest import Manifest
 from .thresholds import Thresholds
 
 log = logging.getLogger("sitelens")
@@ -60,39 +69,39 @@ class Recognizer:
     def __init__(self, contents: bf.BundleContents, providers: list[str] | None = None,
                  match: str = "hnsw", threads: int | None = None, verify: bool = True):
         self.path = contents.path
-        self.manifest = contents.manifest
+        self.manifest: Manifest = contents.manifest
+        self.signature = contents.signature
         self._members = dict(contents.members)
-        model_info = self.manifest.get("model") or {}
-        self.spec = InputSpec.from_dict(model_info.get("input") or {})
-        self.scales = tuple(self.manifest.get("references", {}).get("scales", [1.0]))
+        model = self.manifest.model
+        self.spec = model.input
+        self.scales = self.manifest.scales
         self.embedder = Embedder(contents.members[bf.MODEL], self.spec, providers, threads,
                                  source=f"{self.path}:{bf.MODEL}", provider_options=self._trt_options(providers))
-        fingerprint = model_info.get("fingerprint")
-        if self.embedder.fingerprint != fingerprint:
+        if self.embedder.fingerprint != model.fingerprint:
             raise BundleError(
-                f"{self.path}: model fingerprint mismatch: manifest says {fingerprint!r}, "
+                f"{self.path}: model fingerprint mismatch: manifest says {model.fingerprint!r}, "
                 f"model.onnx says {self.embedder.fingerprint!r} (references were described with "
                 "another model; re-export the bundle)")
-        dim = model_info.get("descriptor_dim")
-        if dim != self.embedder.dim:
-            raise BundleError(f"{self.path}: manifest descriptor_dim {dim} != model output {self.embedder.dim}")
-        params = IndexParams.from_dict(self.manifest.get("index") or {})
+        if model.descriptor_dim != self.embedder.dim:
+            raise BundleError(f"{self.path}: manifest descriptor_dim {model.descriptor_dim} != model output "
+                              f"{self.embedder.dim}")
         binary = None
         if bf.CODES in contents.members:
             binary = BinaryCodes(contents.array(bf.ITQ_PROJ), contents.array(bf.ITQ_MEAN), contents.array(bf.CODES))
+        self.verify_params = None
+        features = None
+        if self.manifest.verification:
+            features = FeatureStore.from_members(contents)
+            if verify:
+                self.verify_params = VerifyParams.from_dict(self.manifest.verification)
         self.index = ReferenceIndex.from_members(
-            contents.array(bf.REFS), contents.json(bf.LABELS), contents.members[bf.INDEX], params,
-            source=str(self.path), binary=binary)
-        if self.index.dim != dim:
-            raise BundleError(f"{self.path}: refs.npy has dim {self.index.dim}, model {dim}")
-        self.metadata: dict[str, dict] = dict(self.manifest.get("instances") or {})
-        self.thresholds = Thresholds.from_dict(self.manifest.get("thresholds"))
+            contents.array(bf.REFS), contents.json(bf.LABELS), contents.members[bf.INDEX],
+            self.manifest.index.params, source=str(self.path), binary=binary, features=features)
+        self.metadata: dict[str, dict] = dict(self.manifest.instances)
+        self.thresholds = self.manifest.thresholds or Thresholds()
         self.match = match
-        self.verifier = None
-        vinfo = self.manifest.get("verification")
-        if vinfo and verify:
-            self.verifier = ReferenceFeatures.from_members(VerifyParams.from_dict(vinfo), contents)
-        self._save_lock = threading.Lock()
+        self._edit_lock = threading.Lock()   # add/remove/save-snapshot: one at a time
+        self._save_lock = threading.Lock()   # file writes: one at a time
 
     def _trt_options(self, providers) -> dict | None:
         """Engine cache beside the bundle when ORT's TensorRT provider will be used."""
@@ -102,7 +111,7 @@ class Recognizer:
         if "TensorrtExecutionProvider" not in choose_providers(providers):
             return None
         try:
-            opts = provider_options(self.path, self.manifest["model"].get("precision", "fp32"), self.spec.size)
+            opts = provider_options(self.path, self.manifest.model.precision, self.spec.size)
         except SitelensError as exc:
             log.warning("sitelens: TensorRT provider present but unusable (%s)", exc)
             return None
@@ -110,10 +119,14 @@ class Recognizer:
 
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",
-             threads: int | None = None, verify: bool = True) -> "Recognizer":
-        """Open and verify a ``.sitelens`` bundle (checksums first, then the model).
+             threads: int | None = None, verify: bool = True, trusted_keys=None) -> "Recognizer":
+        """Open and verify a ``.sitelens`` bundle (signature, checksums, members, then the model).
+
+        ``trusted_keys``: public key files (``site.pub``) or ``signing.TrustedKey`` objects; when
+        given, unsigned bundles, bundles signed by another key and tampered bundles are refused.
         ``verify=False`` skips geometric verification even if the bundle carries features."""
-        return cls(bf.read_bundle(path), providers=providers, match=match, threads=threads, verify=verify)
+        return cls(bf.read_bundle(path, trusted_keys=trusted_keys), providers=providers, match=match,
+                   threads=threads, verify=verify)
 
     # -- recognition ----------------------------------------------------------------------
     @property
@@ -123,6 +136,11 @@ class Recognizer:
     @property
     def providers(self) -> list[str]:
         return self.embedder.providers
+
+    @property
+    def verifier(self) -> VerifyParams | None:
+        """Geometric verification parameters, or None when it is off."""
+        return self.verify_params
 
     def embed(self, image: ImageLike) -> np.ndarray:
         """L2-normalised descriptor of an image (path, encoded bytes or RGB array)."""
@@ -134,23 +152,23 @@ class Recognizer:
 
     def analyze(self, image: ImageLike, k: int = 5) -> tuple[Recognition, np.ndarray]:
         """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
-        if self.verifier is None:
+        if self.verify_params is None:
             desc = self.embed(image)
             return self.decide(desc, k), desc
         img = load_image(image)
         desc = self.embedder.embed(img)
-        return self.verify(img, self.decide(desc, max(k, self.verifier.params.candidates)), k), desc
+        return self.verify(img, self.decide(desc, max(k, self.verify_params.candidates)), k), desc
 
     def verify(self, img, rec: Recognition, k: int = 5) -> Recognition:
         """Confirm or re-rank an ambiguous answer with local features + RANSAC."""
-        p = self.verifier.params
+        p = self.verify_params
         th = self.thresholds.score
         ambiguous = rec.margin < p.ambiguous_margin or (
             not rec.accepted and th is not None and rec.score >= th - p.near_threshold)
         if not ambiguous or not rec.candidates:
             return replace(rec, candidates=rec.candidates[:k])
         names = [c.instance for c in rec.candidates[:p.candidates]]
-        inliers = self.verifier.best_inliers(img, self.index.live_rows(names))
+        inliers = best_inliers(img, self.index.features_of(names), p)
         best = max(names, key=lambda n: inliers[n])
         if inliers[best] < p.min_inliers:
             return replace(rec, candidates=rec.candidates[:k], verified=inliers)
@@ -178,35 +196,49 @@ class Recognizer:
         images = list(images)
         if not images:
             raise SitelensError(f"add({instance_id!r}): no images given")
+        if not isinstance(instance_id, str) or not instance_id.strip():
+            raise SitelensError(f"add: instance id must be a non-empty string, got {instance_id!r}")
         sources = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
         rgb = [load_image(i) for i in images]
         descs = np.stack([self.embedder.embed(img, self.scales) for img in rgb])
-        if self.verifier is not None:  # before index.add, so new rows always have features
-            self.verifier.append(rgb)
-        self.index.add(descs, instance_id, sources)
-        if metadata is not None or instance_id not in self.metadata:
-            self.metadata[instance_id] = dict(metadata or {})
+        features = None
+        if self.index.features is not None:
+            params = VerifyParams.from_dict(self.manifest.verification)
+            features = [local_features(img, params) for img in rgb]
+        with self._edit_lock:
+            self.index.add(descs, instance_id, sources, features)
+            if metadata is not None or instance_id not in self.metadata:
+                self.metadata[instance_id] = dict(metadata or {})
         return len(images)
 
     def remove(self, instance_id: str) -> int:
-        removed = self.index.remove(instance_id)
-        if not removed:
-            raise SitelensError(f"remove({instance_id!r}): no such instance in {self.path}")
-        self.metadata.pop(instance_id, None)
+        with self._edit_lock:
+            removed = self.index.remove(instance_id)
+            if not removed:
+                raise SitelensError(f"remove({instance_id!r}): no such instance in {self.path}")
+            self.metadata.pop(instance_id, None)
         return removed
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the (updated) bundle atomically, to ``path`` or over the opened file."""
+    def save(self, path: str | Path | None = None, signing_key=None) -> Path:
+        """Write the (updated) bundle atomically, to ``path`` or over the opened file.
+
+        A bundle that was signed comes out unsigned unless ``signing_key`` (a private key file or
+        object) is given: the edit changed what the signature covered. A warning says so."""
+        target = Path(path or self.path)
         with self._save_lock:
-            members = dict(self._members)
-            members.update(self.index.to_members())
-            if self.verifier is not None:
-                members.update(self.verifier.to_members(np.flatnonzero(~self.index.deleted)))
-            manifest = copy.deepcopy(self.manifest)
-            manifest.pop("members", None)
-            live = self.index.live_instances()
-            manifest["instances"] = {i: self.metadata.get(i, {}) for i in live}
-            manifest.setdefault("site", {}).update(num_instances=len(live),
-                                                   num_references=self.index.live_count)
-            manifest.setdefault("index", {})["count"] = self.index.live_count
-            return bf.write_bundle(path or self.path, manifest, members)
+            with self._edit_lock:
+                members, live = self.index.to_members()
+                rows = self.index.live_count  # stable: every edit holds _edit_lock
+                metadata = {i: dict(self.metadata.get(i, {})) for i in live}
+            manifest = self.manifest.copy()
+            manifest.instances = metadata
+            manifest.site.num_instances = len(live)
+            manifest.site.num_references = manifest.index.count = rows
+            out = dict(self._members)
+            out.update(members)
+            if self.signature is not None and signing_key is None:
+                log.warning("sitelens: %s was signed by key %s; %s is written UNSIGNED (pass a signing key to "
+                            "re-sign it; devices that trust that key will refuse it until then)",
+                            self.path, self.signature.key_id, target)
+            return bf.write_bundle(target, manifest, out, signing_key=signing_key)
+

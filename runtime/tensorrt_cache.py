@@ -1,6 +1,12 @@
-"""TensorRT engines are tied to one GPU model and TensorRT version: when ONNX Runtime's
-TensorRT provider is used, engines are built at first open and cached beside the bundle
-in ``<bundle>.trtcache/<gpu>__trt<version>/``, so later opens start fast."""
+"""TensorRT, one path: ONNX Runtime's TensorRT execution provider with its engine cache.
+
+Engines are tied to one GPU model and TensorRT version, so the portable bundle carries none.
+When ORT's TensorRT provider is available, ``Recognizer.open`` points it at
+``<bundle>.trtcache/<gpu>__trt<version>/``: the first open on a device builds the engine there
+(FP16, or INT8 from the QDQ model, with a profile for the bundle's input sizes), later opens
+load it. ``sitelens export --tensorrt`` builds that cache on the export machine ahead of time
+(``warm_engine_cache``). Without an NVIDIA GPU and ``onnxruntime-gpu`` + ``tensorrt`` every
+entry point here raises ``DependencyError`` and the CPU path is unaffected."""
 from __future__ import annotations
 
 import re
@@ -52,3 +58,28 @@ def provider_options(bundle: str | Path, precision: str, spec_size: int, max_bat
         "trt_profile_opt_shapes": f"image:1x{spec_size}x{spec_size}x3",
         "trt_profile_max_shapes": f"image:{max_batch}x{hi}x{hi}x3",
     }
+
+
+def require_tensorrt() -> None:
+    """Raise DependencyError unless ORT's TensorRT provider can run on this machine."""
+    from .providers import import_onnxruntime
+
+    cache_key()
+    if "TensorrtExecutionProvider" not in import_onnxruntime().get_available_providers():
+        raise DependencyError("onnxruntime has no TensorrtExecutionProvider here; install 'sitelens[gpu]' "
+                              "(onnxruntime-gpu + tensorrt) on a machine with an NVIDIA GPU")
+
+
+def warm_engine_cache(bundle: str | Path) -> Path:
+    """Open the bundle with the TensorRT provider and run one frame, so the engine for this GPU is
+    built into the bundle's engine cache now rather than at the first open on the device."""
+    import numpy as np
+
+    from .recognizer import Recognizer
+
+    require_tensorrt()
+    rec = Recognizer.open(bundle, providers=["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                             "CPUExecutionProvider"])
+    size = rec.spec.size
+    rec.embed(np.zeros((size, size, 3), np.uint8))
+    return cache_dir(bundle)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from runtime.bundle_format import atomic_write
+from runtime.errors import SitelensError
 from runtime.preprocess import InputSpec, resize_for_model
 from runtime.site import Site, load_site
 
@@ -105,6 +106,21 @@ def _mp1(queries: np.ndarray, qlabels: np.ndarray, pool: np.ndarray, plabels: np
     return float(np.mean(plabels[np.argmax(queries @ pool.T, axis=1)] == qlabels))
 
 
+def check_negatives(n_instances: int, wanted: int, site: str) -> int:
+    """Negatives per anchor come from other instances, at most one each: a site needs 2+ instances,
+    and fewer than ``wanted`` + 1 instances means fewer negatives (said, not silently zero steps)."""
+    if n_instances < 2:
+        raise SitelensError(f"{site}: fine-tuning needs at least 2 instances (has {n_instances}); "
+                            "bundle it off the shelf instead (sitelens bundle)")
+    if wanted < 1:
+        raise SitelensError(f"--negatives must be at least 1, got {wanted}")
+    if n_instances < wanted + 1:
+        log.warning("sitelens: %s has %d instances, so at most %d negatives per anchor (asked for %d); "
+                    "using %d", site, n_instances, n_instances - 1, wanted, n_instances - 1)
+        return n_instances - 1
+    return wanted
+
+
 def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     if cfg.device != "auto":
         return torch.device(cfg.device)
@@ -146,6 +162,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     spec = InputSpec(size=cfg.size)
     data = ReferenceSet.from_site(site, max_side=int(cfg.size * 2.5))
     n_inst = len(data.instances)
+    negatives = check_negatives(n_inst, cfg.negatives, site.name)
     net = DescriptorNet(cfg.backbone, weights=cfg.weights).to(device)
     _freeze(net, cfg.freeze_blocks)
     ce = InstanceCrossEntropy(net.feature_dim, n_inst).to(device) if cfg.ce_weight > 0 else None
@@ -202,7 +219,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
         positives = np.array([erng.choice(o) if len(o := data.other_refs(i)) else i for i in anchors])
         pos_sims = np.sum(pool[anchors] * pool[positives], axis=1)
         strategy = "semihard" if epoch <= cfg.semihard_epochs else "hardest"
-        negs = mine_negatives(pool[anchors], data.labels[anchors], pool, data.labels, cfg.negatives,
+        negs = mine_negatives(pool[anchors], data.labels[anchors], pool, data.labels, negatives,
                               pos_sims, strategy, cfg.margin, erng)
         model.train()
         _bn_eval(net)
@@ -237,7 +254,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", p=f"{float(net.pool.p.detach()[0]):.2f}")
         val = validate()
         entry = {"epoch": epoch, "loss": round(float(np.mean(losses)) if losses else 0.0, 5), "val_mP@1": round(val, 4),
-                 "strategy": strategy, "gem_p": round(float(net.pool.p.detach()[0]), 4), "elapsed_s": round(time.time() - t0, 1)}
+                 "steps": len(losses), "strategy": strategy, "gem_p": round(float(net.pool.p.detach()[0]), 4), "elapsed_s": round(time.time() - t0, 1)}
         history.append(entry)
         if rank == 0:
             log.info("sitelens: %s", json.dumps(entry))

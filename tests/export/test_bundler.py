@@ -11,7 +11,7 @@ from tests.conftest import SMALL_SIZE, make_site
 
 def test_manifest_contents(tiny_bundle):
     m = json.loads(zipfile.ZipFile(tiny_bundle).read(bf.MANIFEST))
-    assert m["format"] == bf.FORMAT and m["schema_version"] == 1
+    assert m["format"] == bf.FORMAT and m["schema_version"] == bf.SCHEMA_VERSION
     assert m["model"]["backbone"] == "tf_efficientnet_lite0" and len(m["model"]["fingerprint"]) == 64
     assert m["model"]["input"]["size"] == SMALL_SIZE and m["model"]["descriptor_dim"] == 1280
     assert m["index"]["ef"] == 64 and m["index"]["count"] == 12

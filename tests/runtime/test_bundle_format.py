@@ -6,17 +6,30 @@ import pytest
 
 from runtime import bundle_format as bf
 from runtime.errors import BundleError
+from runtime.index import ReferenceIndex
+from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
+from runtime.index_params import IndexParams
+from runtime.preprocess import InputSpec
 
-MEMBERS = {bf.MODEL: b"onnx", bf.INDEX: b"hnsw", bf.REFS: bf.npy_bytes(np.zeros((2, 4), np.float16)),
-           bf.LABELS: b'{"instances": ["a", "b"]}'}
+
+def small_bundle_parts(rows: int = 2, dim: int = 4):
+    """A real (tiny) index and a manifest that fits it; model.onnx is a stand-in."""
+    x = np.random.default_rng(0).normal(size=(rows, dim)).astype(np.float32)
+    members, _ = ReferenceIndex(x, [f"i{k}" for k in range(rows)]).to_members()
+    manifest = Manifest(site=SiteInfo("s", rows, rows), model=ModelInfo("f" * 64, dim, InputSpec(64)),
+                        index=IndexInfo(IndexParams(), rows))
+    return manifest, {bf.MODEL: b"onnx", **members}
 
 
 def test_roundtrip(tmp_path):
-    path = bf.write_bundle(tmp_path / "s.sitelens", {"site": {"name": "s"}}, MEMBERS)
+    manifest, members = small_bundle_parts()
+    path = bf.write_bundle(tmp_path / "s.sitelens", manifest, members)
     contents = bf.read_bundle(path)
-    assert contents.manifest["schema_version"] == bf.SCHEMA_VERSION
+    assert contents.manifest.schema_version == bf.SCHEMA_VERSION
+    assert contents.manifest.site.name == "s" and contents.manifest.model.input.size == 64
     assert contents.members[bf.MODEL] == b"onnx"
     assert contents.array(bf.REFS).shape == (2, 4)
+    assert contents.signature is None
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -28,7 +41,7 @@ def _rewrite(src, dst, change):
 
 
 def test_tampered_member_is_rejected(tmp_path):
-    path = bf.write_bundle(tmp_path / "s.sitelens", {}, MEMBERS)
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     bad = tmp_path / "bad.sitelens"
     _rewrite(path, bad, lambda n, d: b"evil" if n == bf.INDEX else d)
     with pytest.raises(BundleError, match="index.hnsw checksum mismatch") as err:
@@ -37,7 +50,7 @@ def test_tampered_member_is_rejected(tmp_path):
 
 
 def test_newer_schema_and_garbage(tmp_path):
-    path = bf.write_bundle(tmp_path / "s.sitelens", {}, MEMBERS)
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     newer = tmp_path / "newer.sitelens"
 
     def bump(name, data):
@@ -62,16 +75,75 @@ def test_newer_schema_and_garbage(tmp_path):
         bf.read_bundle(tmp_path / "none.sitelens")
 
 
-def test_unlisted_member_rejected(tmp_path):
-    path = bf.write_bundle(tmp_path / "s.sitelens", {}, MEMBERS)
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["model"].pop("fingerprint"), "model.fingerprint: missing"),
+    (lambda m: m["model"]["input"].update(size="big"), "model.input.size: expected int"),
+    (lambda m: m["index"].update(M=True), "index.M: expected int, got a boolean"),
+    (lambda m: m["thresholds"].update(score="high"), "thresholds: score must be a finite number"),
+    (lambda m: m.update(instances=["a"]), "instances: expected dict"),
+    (lambda m: m["members"]["refs.npy"].update(sha256="xyz"), "members.refs.npy.sha256: not a sha256"),
+])
+def test_manifest_validator_names_the_field(tmp_path, change, message):
+    manifest, members = small_bundle_parts()
+    manifest.thresholds = __import__("runtime.thresholds", fromlist=["Thresholds"]).Thresholds(0.5, 0.0, 0.01)
+    path = bf.write_bundle(tmp_path / "s.sitelens", manifest, members)
+
+    def edit(name, data):
+        if name != bf.MANIFEST:
+            return data
+        m = json.loads(data)
+        change(m)
+        return json.dumps(m).encode()
+
+    bad = tmp_path / "bad.sitelens"
+    _rewrite(path, bad, edit)
+    with pytest.raises(BundleError, match="manifest.json") as err:
+        bf.read_bundle(bad)
+    assert message in str(err.value) and str(bad) in str(err.value)
+
+
+def test_members_must_agree_with_each_other(tmp_path):
+    manifest, members = small_bundle_parts(rows=3)
+    ok = bf.write_bundle(tmp_path / "ok.sitelens", manifest, members)
+    assert bf.read_bundle(ok).manifest.index.count == 3
+    fewer_labels = dict(members, **{bf.LABELS: json.dumps({"instances": ["i0", "i1"]}).encode()})
+    with pytest.raises(BundleError, match="labels.json must list one instance id"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "a.sitelens", manifest, fewer_labels))
+    _, two_rows = small_bundle_parts(rows=2)
+    with pytest.raises(BundleError, match="index.hnsw is malformed"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "b.sitelens", manifest, dict(members, **{bf.INDEX: two_rows[bf.INDEX]})))
+    wrong_count = manifest.copy()
+    wrong_count.index.count = 5
+    with pytest.raises(BundleError, match="index count is 5"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "c.sitelens", wrong_count, members))
+    codes = dict(members, **{bf.CODES: bf.npy_bytes(np.zeros((2, 8), np.uint8)),
+                             bf.ITQ_PROJ: bf.npy_bytes(np.zeros((4, 64), np.float32)),
+                             bf.ITQ_MEAN: bf.npy_bytes(np.zeros(4, np.float32))})
+    with pytest.raises(BundleError, match="binary codes do not fit"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "d.sitelens", manifest, codes))
+    kpts = dict(members, **{bf.VERIFY_KPTS: bf.npy_bytes(np.zeros((5, 2), np.float32)),
+                            bf.VERIFY_DESC: bf.npy_bytes(np.zeros((5, 32), np.uint8)),
+                            bf.VERIFY_OFFSETS: bf.npy_bytes(np.array([0, 2, 5], np.int64))})
+    with pytest.raises(BundleError, match="verification keypoints do not fit"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "e.sitelens", manifest, kpts))
+
+
+def test_unlisted_and_duplicate_members_rejected(tmp_path):
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("extra.bin", b"x")
     with pytest.raises(BundleError, match="not listed"):
         bf.read_bundle(path)
+    path = bf.write_bundle(tmp_path / "t.sitelens", *small_bundle_parts())
+    with pytest.warns(UserWarning), zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(bf.REFS, b"shadow")
+    with pytest.raises(BundleError, match="duplicate members"):
+        bf.read_bundle(path)
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = bf.write_bundle(tmp_path / "s.sitelens", {}, MEMBERS)
+    manifest, members = small_bundle_parts()
+    path = bf.write_bundle(tmp_path / "s.sitelens", manifest, members)
     before = path.read_bytes()
 
     def boom(fh):
@@ -83,4 +155,15 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["s.sitelens"]
     with pytest.raises(BundleError, match="without"):
-        bf.write_bundle(tmp_path / "x.sitelens", {}, {bf.MODEL: b""})
+        bf.write_bundle(tmp_path / "x.sitelens", manifest, {bf.MODEL: b""})
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
+    dead = tmp_path / ".s.sitelens.999999999.abc.tmp"   # no such pid
+    alive = tmp_path / f".s.sitelens.{__import__('os').getpid()}.def.tmp"
+    other = tmp_path / ".other.sitelens.999999999.abc.tmp"
+    for p in (dead, alive, other):
+        p.write_bytes(b"half a bundle")
+    bf.write_bundle(path, *small_bundle_parts())
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from export.bundler import build_bundle
-from runtime.geometric import ReferenceFeatures, VerifyParams, count_inliers, local_features
+from runtime.feature_store import FeatureStore
+from runtime.geometric import VerifyParams, count_inliers, local_features
 from runtime.image_io import load_image
 from runtime.recognizer import Recognizer
 from training.simulator.geometry import perspective
@@ -23,16 +24,16 @@ def test_inliers_separate_same_from_other(tiny_site, feature):
 def test_bundle_with_verification_confirms_and_survives_updates(tmp_path, tiny_site, tiny_net):
     out = build_bundle(tiny_site, tmp_path / "v.sitelens", tiny_net, size=64, progress=False, verify="orb")
     rec = Recognizer.open(out)
-    assert isinstance(rec.verifier, ReferenceFeatures)
-    rec.verifier.params.ambiguous_margin = 2.0  # verify every answer
+    assert isinstance(rec.index.features, FeatureStore) and rec.verifier is not None
+    rec.verify_params.ambiguous_margin = 2.0  # verify every answer
     img = perspective(np.random.default_rng(1), load_image(tiny_site / "the_orchard" / "a.jpg"), 0.08)
     r = rec.recognize(img)
     assert r.verified is not None and r.best == "the_orchard" and r.accepted
-    assert r.verified["the_orchard"] >= rec.verifier.params.min_inliers
+    assert r.verified["the_orchard"] >= rec.verify_params.min_inliers
     rec.remove("blue_rhythm")
     rec.add("again", [tiny_site / "blue_rhythm" / "a.jpg"])
     rec.save()
     again = Recognizer.open(out)
-    assert again.verifier.offsets[-1] == len(again.verifier.kps)
-    assert len(again.verifier.offsets) == again.index.live_count + 1
+    assert again.index.features.offsets[-1] == len(again.index.features.kps)
+    assert len(again.index.features) == again.index.live_count
     assert Recognizer.open(out, verify=False).verifier is None

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import ImageError
-from runtime.image_io import load_image, to_rgb_uint8
+from runtime.image_header import image_size
+from runtime.image_io import load_image, set_max_pixels, to_rgb_uint8
 
 
 def _jpeg_with_orientation(img_bgr: np.ndarray, orientation: int) -> bytes:
@@ -29,24 +30,24 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_grayscale_rgba_and_16bit(tmp_path):
-    gray = np.full((10, 12), 77, np.uint8)
+    gray = np.full((40, 48), 77, np.uint8)
     cv2.imwrite(str(tmp_path / "g.png"), gray)
-    assert load_image(tmp_path / "g.png").shape == (10, 12, 3)
-    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent -> white
+    assert load_image(tmp_path / "g.png").shape == (40, 48, 3)
+    rgba = np.zeros((32, 32, 4), np.uint8)  # fully transparent -> white
     cv2.imwrite(str(tmp_path / "a.png"), rgba)
     assert (load_image(tmp_path / "a.png") == 255).all()
-    deep = np.full((6, 6, 3), 65535, np.uint16)
+    deep = np.full((36, 36, 3), 65535, np.uint16)
     cv2.imwrite(str(tmp_path / "d.png"), deep)
     out = load_image(tmp_path / "d.png")
     assert out.dtype == np.uint8 and (out == 255).all()
 
 
 def test_bytes_array_and_float():
-    img = np.random.default_rng(0).integers(0, 255, (16, 20, 3), dtype=np.uint8)
+    img = np.random.default_rng(0).integers(0, 255, (36, 40, 3), dtype=np.uint8)
     ok, enc = cv2.imencode(".png", img[:, :, ::-1])
     np.testing.assert_array_equal(load_image(enc.tobytes()), img)
     np.testing.assert_array_equal(load_image(img), img)
-    assert load_image(np.ones((4, 4), np.float32)).max() == 255
+    assert load_image(np.ones((32, 32), np.float32)).max() == 255
 
 
 @pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"not an image at all", "cannot decode"),
@@ -66,3 +67,44 @@ def test_missing_file_and_bad_type(tmp_path):
         load_image(12)
     with pytest.raises(ImageError, match="channels"):
         to_rgb_uint8(np.zeros((4, 4, 5), np.uint8))
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tiff"])
+def test_header_size_without_decoding(ext):
+    img = np.zeros((37, 53, 3), np.uint8)
+    ok, enc = cv2.imencode(ext, img)
+    assert image_size(enc.tobytes()) == (53, 37)
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path, monkeypatch):
+    # a JPEG header claiming 20000 x 20000 pixels and no image data: refused from the header alone
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, 20000, 20000, 1) + b"\x01\x11\x00"
+    huge = tmp_path / "huge.jpg"
+    huge.write_bytes(b"\xff\xd8" + sof + b"\xff\xd9")
+    with pytest.raises(ImageError, match="400.0 MP, above the 50 MP limit") as err:
+        load_image(huge)
+    assert str(huge) in str(err.value)
+    ok, enc = cv2.imencode(".png", np.zeros((100, 100, 3), np.uint8))
+    set_max_pixels(5000)
+    try:
+        with pytest.raises(ImageError, match="above the 0.005 MP limit"):
+            load_image(enc.tobytes())
+        with pytest.raises(ImageError, match="limit"):
+            load_image(np.zeros((100, 100, 3), np.uint8))
+    finally:
+        set_max_pixels(None)
+    monkeypatch.setenv("SITELENS_MAX_PIXELS", "9000")
+    with pytest.raises(ImageError, match="limit"):
+        load_image(enc.tobytes())
+    monkeypatch.setenv("SITELENS_MAX_PIXELS", "12000")
+    assert load_image(enc.tobytes()).shape == (100, 100, 3)
+
+
+def test_too_small_to_describe(tmp_path):
+    path = tmp_path / "icon.png"
+    cv2.imwrite(str(path), np.zeros((12, 300, 3), np.uint8))
+    with pytest.raises(ImageError, match="too small to describe") as err:
+        load_image(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ImageError, match="too small"):
+        load_image(np.zeros((8, 8, 3), np.uint8))

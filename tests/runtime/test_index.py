@@ -36,7 +36,8 @@ def test_add_remove_and_members_roundtrip():
     assert idx.search(centres[0], k=1)[0][0] in ("new", "obj0")
     assert idx.remove("obj0") == 10
     assert all(h[0] != "obj0" for h in idx.search(centres[0], k=10))
-    members = idx.to_members()
+    members, live = idx.to_members()
+    assert "obj0" not in live and "new" in live
     refs = np.load(__import__("io").BytesIO(members[bf.REFS]))
     import json
 

@@ -74,14 +74,14 @@ def test_add_remove_save_while_recognizing(bundle_copy, tiny_site, tmp_path):
 
 def _rewrite_manifest(src, dst, change):
     contents = bf.read_bundle(src)
-    manifest = dict(contents.manifest)
+    manifest = contents.manifest.copy()
     change(manifest)
     bf.write_bundle(dst, manifest, contents.members)
 
 
 def test_fingerprint_mismatch_is_a_clear_error(tiny_bundle, tmp_path):
     bad = tmp_path / "bad.sitelens"
-    _rewrite_manifest(tiny_bundle, bad, lambda m: m["model"].update(fingerprint="0" * 64))
+    _rewrite_manifest(tiny_bundle, bad, lambda m: setattr(m.model, "fingerprint", "0" * 64))
     with pytest.raises(BundleError, match="fingerprint mismatch") as err:
         Recognizer.open(bad)
     assert str(bad) in str(err.value)

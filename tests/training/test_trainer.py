@@ -1,6 +1,8 @@
 """Tiny end-to-end: train -> export -> recognize, on generated data (CPU, seconds)."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from runtime.recognizer import Recognizer
@@ -24,7 +26,7 @@ def test_train_export_recognize(tmp_path):
     r = CliRunner().invoke(main, ["-q", "export", str(run), "--site", str(site), "-o", str(out)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     rec = Recognizer.open(out)
-    assert rec.manifest["model"]["trained"] is True and rec.embedder.dim == 32
+    assert rec.manifest.model.details["trained"] is True and rec.embedder.dim == 32
     hits = [rec.recognize(site / inst / "a.jpg").best == inst for inst in rec.instances]
     assert sum(hits) >= 3
 
@@ -50,3 +52,19 @@ def test_same_seed_same_model(tmp_path):
     a = read_config(train(site, tmp_path / "a", cfg, progress=False))["fingerprint"]
     b = read_config(train(site, tmp_path / "b", cfg, progress=False))["fingerprint"]
     assert a == b
+
+
+def test_small_sites_adapt_or_refuse_negatives(tmp_path, caplog):
+    from runtime.errors import SitelensError
+    from training.trainer import TrainConfig, check_negatives, train
+
+    assert check_negatives(10, 4, "s") == 4
+    with caplog.at_level("WARNING", logger="sitelens"):
+        assert check_negatives(3, 4, "s") == 2
+    assert any("at most 2 negatives" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SitelensError, match="at least 2 instances"):
+        check_negatives(1, 4, "s")
+    site = make_site(tmp_path / "site", n=2, refs=1, seed=5)
+    cfg = TrainConfig(epochs=1, size=64, batch=2, negatives=4, whitening=False)
+    history = json.loads((train(site, tmp_path / "run", cfg, progress=False) / "config.json").read_text())["history"]
+    assert history[1]["loss"] is not None and history[1]["steps"] > 0

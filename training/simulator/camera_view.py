@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.image_io import MIN_SIDE
+
 from . import geometry as geo
 from . import photometric as ph
 
@@ -84,4 +86,4 @@ class CameraViewSimulator:
             img = ph.sensor_noise(r, img, c.noise_sigma)
         if r.random() < c.p_jpeg:
             img = ph.jpeg(r, img, c.jpeg_min_quality)
-        return np.ascontiguousarray(img)
+        return np.ascontiguousarray(geo.at_least(img, MIN_SIDE))

@@ -59,3 +59,12 @@ def limit_size(img: np.ndarray, longest: int) -> np.ndarray:
         return img
     f = longest / max(h, w)
     return cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def at_least(img: np.ndarray, shortest: int) -> np.ndarray:
+    """Upscale so the shorter side is at least ``shortest`` (a view must stay describable)."""
+    h, w = img.shape[:2]
+    if min(h, w) >= shortest:
+        return img
+    f = shortest / min(h, w)
+    return cv2.resize(img, (max(shortest, round(w * f)), max(shortest, round(h * f))), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,85 @@
+"""Pieces shared by the `sitelens` commands: error handling, bundle opening, and option sets
+defined once (``bundle`` and ``export`` take exactly the same build options from here)."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from runtime.errors import SitelensError
+
+
+def friendly(fn):
+    """Turn sitelens errors into a one-line message and exit status 1 (no traceback)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SitelensError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def options(*opts):
+    """Apply several click options as one decorator, in the order given."""
+    def deco(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+    return deco
+
+
+def open_recognizer(bundle: str, match: str = "hnsw", trust=()):
+    from runtime.recognizer import Recognizer
+
+    return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None)
+
+
+match_option = click.option(
+    "--match", type=click.Choice(["hnsw", "exact", "binary", "hamming"]), default="hnsw", show_default=True,
+    help="hnsw (default), exact float search, binary (Hamming shortlist re-ranked with floats) or hamming "
+         "(codes alone); binary modes need --hash-bits at export.")
+trust_option = click.option(
+    "--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="Public key (site.pub) the bundle must be signed with; repeat for several keys (rotation). "
+         "Unsigned, foreign-signed or tampered bundles are then refused.")
+key_option = click.option(
+    "--key", "key", type=click.Path(exists=True, dir_okay=False),
+    help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")
+
+# Build options shared by `bundle` and `export` (keyword names = build_bundle's where they match).
+BUILD_OPTIONS = (
+    click.option("--size", type=int, help="Shorter side fed to the network (default 224 or the run's)."),
+    click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="instances.csv for a manifest site."),
+    click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2."),
+    click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
+    click.option("--target-far", type=float, default=0.01, show_default=True, help="False-accept rate for thresholds."),
+    click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
+    click.option("--ef", type=int, default=64, show_default=True, help="HNSW search breadth stored in the bundle."),
+    click.option("--M", "m", type=int, default=16, show_default=True, help="HNSW graph degree."),
+    click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+                 help="Model precision; checked against FP32, falls back if worse."),
+    click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
+                 help="Also store ITQ binary codes of this many bits (e.g. 256)."),
+    click.option("--verify", type=click.Choice(["orb", "sift"]), default=None,
+                 help="Cache reference keypoints for geometric verification of ambiguous answers."),
+    click.option("--keep-blank", is_flag=True, help="Keep textureless references (they match plain walls)."),
+    click.option("--sign", "sign", type=click.Path(exists=True, dir_okay=False),
+                 help="Sign the bundle with this Ed25519 private key (see `sitelens keygen`)."),
+)
+build_options = options(*BUILD_OPTIONS)
+BUILD_OPTION_NAMES = tuple(o(lambda: None).__click_params__[0].name for o in BUILD_OPTIONS)
+
+
+def build_kwargs(opts: dict) -> dict:
+    """click values of BUILD_OPTIONS -> build_bundle keyword arguments."""
+    from runtime.index_params import IndexParams
+
+    o = dict(opts)
+    return {
+        "size": o["size"], "metadata": o["metadata"], "multiscale": o["multiscale"],
+        "per_instance_mean": o["per_instance_mean"], "target_far": o["target_far"],
+        "calibrate": not o["no_calibrate"], "index_params": IndexParams(M=o["m"], ef=o["ef"]),
+        "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
+        "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"],
+    }

@@ -1,0 +1,125 @@
+"""`sitelens` commands of a site engineer: train, bundle, export, add, remove."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from .cli_common import build_kwargs, build_options, friendly, key_option, open_recognizer, trust_option
+
+
+@click.command()
+@click.argument("site", type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--size", type=int, default=224, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--negatives", type=int, default=4, show_default=True,
+              help="Mined negatives per anchor (fewer on sites with fewer instances).")
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet", show_default=True)
+@click.option("--ce-weight", type=float, default=0.0, show_default=True, help="Instance cross-entropy regulariser.")
+@click.option("--freeze-blocks", type=int, default=4, show_default=True, help="Lower backbone stages kept frozen (0 = none).")
+@click.option("--whitening-dim", type=int, help="Reduce the descriptor with learned whitening (e.g. 512).")
+@click.option("--no-whitening", is_flag=True)
+@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option("--weights", default="pretrained", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start over even if the run folder has a checkpoint.")
+@friendly
+def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze_blocks, whitening_dim,
+          no_whitening, backbone, weights, seed, device, no_resume):
+    """Fine-tune the descriptor network on SITE's references (never on queries)."""
+    from training.trainer import TrainConfig, train as run_training
+
+    cfg = TrainConfig(epochs=epochs, size=size, batch=batch, negatives=negatives, lr=lr, loss=loss,
+                      ce_weight=ce_weight, freeze_blocks=freeze_blocks, whitening=not no_whitening,
+                      whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device)
+    run = run_training(site, out, cfg, resume=not no_resume)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process wrote the run
+        click.echo(f"wrote {run} (sitelens export {run} --site {site} -o site.sitelens)")
+
+
+def _wrote(path) -> None:
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@click.command()
+@click.argument("site", type=click.Path(exists=True))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Bundle to write (.sitelens).")
+@click.option("--model", type=click.Path(exists=True, file_okay=False), help="Training run folder (default: off the shelf).")
+@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option("--weights", default="pretrained", show_default=True,
+              help="'pretrained' (packaged), a local weights file, or 'timm' (download; needs internet).")
+@build_options
+@friendly
+def bundle(site, out, model, backbone, weights, **opts):
+    """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
+    from export.bundler import build_bundle
+
+    _wrote(build_bundle(site, out, model, backbone=backbone, weights=weights, **build_kwargs(opts)))
+
+
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--site", "site", required=True, type=click.Path(exists=True), help="Site whose references go in the index.")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
+@build_options
+@click.option("--tensorrt", is_flag=True,
+              help="Also build this GPU's TensorRT engine into the bundle's engine cache (<bundle>.trtcache/).")
+@friendly
+def export_cmd(run, site, out, tensorrt, **opts):
+    """Export a training RUN to a bundle (same as `bundle SITE --model RUN`)."""
+    from export.bundler import build_bundle
+
+    if tensorrt:
+        from runtime.tensorrt_cache import require_tensorrt
+
+        require_tensorrt()  # fail before the long export, not after
+    path = build_bundle(site, out, run, **build_kwargs(opts))
+    _wrote(path)
+    if tensorrt:
+        from runtime.tensorrt_cache import warm_engine_cache
+
+        click.echo(f"built TensorRT engine cache {warm_engine_cache(path)}")
+
+
+def _resave(rec, bundle, key) -> None:
+    rec.save(signing_key=key)
+    if key:
+        click.echo(f"re-signed {bundle}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("instance")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--meta", multiple=True, help="Metadata as key=value (repeatable).")
+@trust_option
+@key_option
+@friendly
+def add(bundle, instance, images, meta, trust, key):
+    """Add (or extend) INSTANCE in BUNDLE with reference IMAGES, without retraining."""
+    for item in meta:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--meta")
+    rec = open_recognizer(bundle, trust=trust)
+    metadata = dict(item.split("=", 1) for item in meta) if meta else None
+    n = rec.add(instance, images, metadata)
+    _resave(rec, bundle, key)
+    click.echo(f"added {n} reference(s) for {instance}; {len(rec.instances)} instances in {bundle}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("instance")
+@trust_option
+@key_option
+@friendly
+def remove(bundle, instance, trust, key):
+    """Remove INSTANCE from BUNDLE."""
+    rec = open_recognizer(bundle, trust=trust)
+    n = rec.remove(instance)
+    _resave(rec, bundle, key)
+    click.echo(f"removed {instance} ({n} reference(s)); {len(rec.instances)} instances left in {bundle}")
