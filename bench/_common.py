@@ -1,6 +1,17 @@
-"""Helpers shared by the bench scripts (not part of the package)."""
+"""Helpers shared by the bench scripts (not part of the package): provenance, timing, results.
+
+Every bench prints one JSON object that starts with ``provenance`` (git commit, the command and
+its options, the machine: cores, CPU model and flags, library versions, and the date) and, with
+``--out NAME``, also writes it to ``bench/results/NAME.json``; BENCHMARKS.md is generated from
+those files by ``bench/report.py``.
+"""
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -9,14 +20,80 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-DEV_SETS = {"coil100": SHARED / "coil100" / "manifest.csv", "mcv_museum": SHARED / "mcv_museum" / "manifest.csv"}
+DEV_SETS = {"coil100": SHARED / "coil100" / "manifest.csv", "mcv_museum": SHARED / "mcv_museum" / "manifest.csv",
+            "smvs_books": SHARED / "smvs_books" / "manifest.csv",
+            "smvs_landmarks": SHARED / "smvs_landmarks" / "manifest.csv"}
+OPEN_SETS = {name: SHARED / name / "manifest_openset.csv" for name in ("mcv_museum", "smvs_books", "smvs_landmarks")}
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma", "neon", "asimddp")
+
+
+def _git(*args) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict:
+    info = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
+        flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith(("flags", "Features"))), [])
+        info.update(cpu=model, cpu_flags=[f for f in CPU_FLAGS if f in flags])
+    except OSError:
+        info["cpu"] = platform.processor()
+    versions = {}
+    for mod in ("numpy", "onnxruntime", "hnswlib", "cv2", "torch"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            versions[mod] = getattr(m, "__version__", "?")
+    info["versions"] = versions
+    return info
+
+
+def provenance(args=None) -> dict:
+    """Where a number comes from: commit (and whether the tree had uncommitted changes), the exact
+    command and its parsed options, the machine and the date."""
+    return {
+        "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} if args else {},
+        "machine": machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def emit(result: dict, args=None, name: str | None = None) -> dict:
+    """Print the result with its provenance (first) and write bench/results/<name>.json if asked."""
+    out = {"provenance": provenance(args), **result}
+    text = json.dumps(out, indent=2, default=_jsonable)
+    print(text)
+    if name:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(text + "\n")
+    return out
+
+
+def _jsonable(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def percentiles(samples_s) -> dict:
     a = np.asarray(samples_s) * 1000.0
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3)}
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p95_ms": round(float(np.percentile(a, 95)), 3),
+            "p99_ms": round(float(np.percentile(a, 99)), 3), "n": int(len(a))}
 
 
 def timed(fn, repeat: int, warmup: int = 2):

@@ -89,6 +89,9 @@ def _resave(rec, bundle, key) -> None:
     rec.save(signing_key=key)
     if key:
         click.echo(f"re-signed {bundle}")
+    elif rec.signature is not None:
+        click.echo(f"warning: {bundle} was signed by key {rec.signature.key_id} and is now UNSIGNED; devices "
+                   f"that trust that key refuse it until you run: sitelens sign {bundle} --key site.key", err=True)
 
 
 @click.command()

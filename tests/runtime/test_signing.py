@@ -1,0 +1,112 @@
+"""Signed bundles: round trip, and refusal of unsigned, foreign-signed and tampered bundles."""
+import hashlib
+import json
+import logging
+import os
+import stat
+import zipfile
+
+import pytest
+
+from runtime import bundle_format as bf
+from runtime.errors import BundleError, SitelensError
+from runtime.recognizer import Recognizer
+from runtime.signing import SignatureError, generate_keypair, load_public_key
+from tests.toy_bundle import make_toy_bundle, toy_image
+
+
+@pytest.fixture()
+def keys(tmp_path):
+    site = generate_keypair(tmp_path / "keys" / "site.key")
+    other = generate_keypair(tmp_path / "keys" / "other.key")
+    return {"key": site[0], "pub": site[1], "id": site[2], "other_key": other[0], "other_pub": other[1]}
+
+
+def test_keygen_files(keys):
+    assert stat.S_IMODE(os.stat(keys["key"]).st_mode) == 0o600
+    assert b"PUBLIC KEY" in keys["pub"].read_bytes() and load_public_key(keys["pub"]).key_id == keys["id"]
+    with pytest.raises(SitelensError, match="already exists"):
+        generate_keypair(keys["key"])
+    with pytest.raises(SitelensError, match="private key"):
+        load_public_key(keys["key"])
+
+
+def test_sign_verify_round_trip(tmp_path, keys):
+    path = make_toy_bundle(tmp_path / "s.sitelens", signing_key=keys["key"])
+    contents = bf.read_bundle(path, trusted_keys=[keys["pub"]])
+    assert contents.signature.verified and contents.signature.key_id == keys["id"]
+    rec = Recognizer.open(path, trusted_keys=[keys["pub"]])
+    assert rec.recognize(toy_image(0)).best == "work_0000"
+    # rotation: a device trusting the old and the new key opens bundles signed with either
+    assert Recognizer.open(path, trusted_keys=[keys["other_pub"], keys["pub"]]).signature.verified
+    # without trusted keys the signature is reported, not required
+    assert bf.read_bundle(path).signature.verified is False
+
+
+def test_unsigned_and_foreign_bundles_refused(tmp_path, keys):
+    unsigned = make_toy_bundle(tmp_path / "u.sitelens")
+    with pytest.raises(SignatureError, match="unsigned bundle refused") as err:
+        Recognizer.open(unsigned, trusted_keys=[keys["pub"]])
+    assert str(unsigned) in str(err.value)
+    foreign = make_toy_bundle(tmp_path / "f.sitelens", signing_key=keys["other_key"])
+    with pytest.raises(SignatureError, match="does not trust"):
+        Recognizer.open(foreign, trusted_keys=[keys["pub"]])
+    assert Recognizer.open(unsigned).signature is None  # no trust configured: as before
+
+
+def _rewrite(src, dst, edit):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        members = {n: zin.read(n) for n in zin.namelist()}
+        for name, data in edit(members).items():
+            zout.writestr(name, data)
+
+
+def test_tampered_member_with_rewritten_checksums_refused(tmp_path, keys):
+    path = make_toy_bundle(tmp_path / "s.sitelens", signing_key=keys["key"])
+
+    def swap_labels(members):
+        labels = json.loads(members[bf.LABELS])
+        labels["instances"][0], labels["instances"][1] = labels["instances"][1], labels["instances"][0]
+        members[bf.LABELS] = json.dumps(labels).encode()
+        manifest = json.loads(members[bf.MANIFEST])  # an attacker rewrites the checksums to match
+        manifest["members"][bf.LABELS] = {"sha256": hashlib.sha256(members[bf.LABELS]).hexdigest(),
+                                          "size": len(members[bf.LABELS])}
+        members[bf.MANIFEST] = json.dumps(manifest).encode()
+        return members
+
+    bad = tmp_path / "tampered.sitelens"
+    _rewrite(path, bad, swap_labels)
+    assert Recognizer.open(bad).instances  # checksums alone no longer catch it ...
+    with pytest.raises(SignatureError, match="modified after it was signed"):  # ... the signature does
+        Recognizer.open(bad, trusted_keys=[keys["pub"]])
+
+    def forge(members):
+        sig = json.loads(members[bf.SIGNATURE])
+        sig["signature"] = sig["signature"][:-8] + "AAAAAAA="
+        members[bf.SIGNATURE] = json.dumps(sig).encode()
+        return members
+
+    _rewrite(path, bad, forge)
+    with pytest.raises(SignatureError, match="signature check failed"):
+        Recognizer.open(bad, trusted_keys=[keys["pub"]])
+    _rewrite(path, bad, lambda m: {**m, bf.SIGNATURE: b"{not json"})
+    with pytest.raises(BundleError, match="signature.json"):
+        Recognizer.open(bad, trusted_keys=[keys["pub"]])
+
+
+def test_sign_existing_bundle_and_edits(tmp_path, keys, caplog):
+    path = make_toy_bundle(tmp_path / "s.sitelens")
+    before = bf.read_bundle(path).manifest_bytes
+    signed, info = bf.sign_bundle(path, keys["key"])
+    assert signed == path and info.key_id == keys["id"]
+    assert bf.read_bundle(path, trusted_keys=[keys["pub"]]).manifest_bytes == before  # manifest untouched
+    rec = Recognizer.open(path, trusted_keys=[keys["pub"]])
+    rec.remove("work_0003")
+    with caplog.at_level(logging.WARNING, logger="sitelens"):
+        rec.save()
+    assert any("written UNSIGNED" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SignatureError, match="unsigned"):
+        Recognizer.open(path, trusted_keys=[keys["pub"]])
+    rec.save(signing_key=keys["key"])
+    again = Recognizer.open(path, trusted_keys=[keys["pub"]])
+    assert "work_0003" not in again.instances and again.signature.verified
