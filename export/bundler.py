@@ -7,16 +7,16 @@ from pathlib import Path
 
 from runtime import bundle_format as bf
 from runtime.embedder import Embedder
+from runtime.feature_store import FeatureStore
 from runtime.errors import SitelensError
 from runtime.index import IndexParams, ReferenceIndex
 from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
 from runtime.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
-from runtime.thresholds import Thresholds
 
 from .onnx_export import OPSET, export_onnx
-from .references import MULTI_SCALES, describe_references
+from .references import ALL_ROTATIONS, MULTI_SCALES, describe_references
 
 log = logging.getLogger("sitelens")
 
@@ -54,22 +54,48 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
     return refs, labels, views, np.repeat(labels, views_per_ref)
 
 
+def _verifier(verify: str | None):
+    """(Verifier, local.onnx bytes or None) for a feature name, or (None, None) when off."""
+    if not verify or verify == "none":
+        return None, None
+    from runtime.verifier import Verifier, VerifyParams, make_extractor
+
+    params = VerifyParams.for_feature(verify)
+    local_onnx = None
+    if verify == "xfeat":
+        from .local_features import export_xfeat
+
+        log.info("sitelens: exporting XFeat local features to ONNX")
+        local_onnx, params.local_fingerprint = export_xfeat()
+    return Verifier(params, make_extractor(params, local_onnx)), local_onnx
+
+
 def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = "tf_efficientnet_lite0",
                  weights="pretrained", size: int | None = None, max_aspect: float = 2.0,
                  index_params: IndexParams = IndexParams(), multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
-                 hash_bits: int | None = None, verify: str | None = None, keep_blank: bool = False,
-                 retain: float | None = None, sign=None) -> Path:
+                 hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
+                 retain: float | None = None, sign=None, upright: bool = False, survey=None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
+    ``verify``: local features for geometric verification of the shortlist: "xfeat" (default,
+    learned, ONNX), "orb", "sift", or None/"none" (off).
+    ``upright``: the site's objects are only ever seen upright (no quarter-turned reference rows).
+    ``survey``: a manifest/folder of real photos (``__unknown__`` = not in the site) used in calibration.
     ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back)."""
-    if verify and per_instance_mean:
-        raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean)")
+    if verify not in (None, "none") and per_instance_mean:
+        raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
+                            "or --verify none)")
     if not isinstance(site, Site):
         site = load_site(site, metadata=metadata)
+    survey_queries = None
+    if survey is not None:
+        from runtime.site import load_queries
+
+        survey_queries = load_queries(survey)
     out = Path(out)
     net, run_config = resolve_model(model, backbone, weights)
     size = int(size or run_config.get("input", {}).get("size") or 224)
@@ -84,20 +110,25 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
                                                                    views, view_labels,
                                                                    RETAIN if retain is None else retain)
+    verifier, local_onnx = _verifier(verify)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
-    descs, instances, sources, used = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
-                                                    progress=progress, keep_blank=keep_blank)
-    site = Site(site.name, used, site.metadata)  # calibration and verification see what the index holds
+    rotations = (0,) if upright else ALL_ROTATIONS
+    described = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean, progress=progress,
+                                    keep_blank=keep_blank, rotations=rotations, verifier=verifier)
+    site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
+    instances = described.instances
     binary, codes_info = None, None
     if hash_bits:
         from runtime.binary_codes import BinaryCodes
 
         from .itq import learn_itq
 
-        binary = BinaryCodes(*learn_itq(descs, hash_bits))
+        binary = BinaryCodes(*learn_itq(described.descriptors, hash_bits))
         codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
-    index = ReferenceIndex(descs, instances, sources, index_params, binary=binary)
+    features = FeatureStore.from_rows(described.features) if described.features is not None else None
+    index = ReferenceIndex(described.descriptors, instances, described.sources, index_params, binary=binary,
+                           features=features, rotations=described.rotations, images=described.images)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
     details.update(precision_report=precision_report, opset=OPSET, trained=bool(run_config),
@@ -108,25 +139,18 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
         index=IndexInfo(index_params, len(instances)),
         references={"scales": list(scales), "aggregation": "gem" if multiscale else "none",
-                    "per_instance_mean": per_instance_mean},
+                    "per_instance_mean": per_instance_mean, "rotations": list(rotations)},
         instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
-        codes=codes_info,
+        codes=codes_info, verification=verifier.params.to_dict() if verifier is not None else None,
     )
-    if calibrate:
-        from .calibration import calibrate_thresholds
-
-        manifest.thresholds = Thresholds.from_dict(
-            calibrate_thresholds(embedder, site, index, target_far, progress=progress))
     members = {bf.MODEL: onnx_bytes, **index.to_members()[0]}
-    if verify:
-        from runtime.feature_store import FeatureStore
-        from runtime.geometric import VerifyParams, local_features
-        from runtime.image_io import load_image
+    if local_onnx is not None:
+        members[bf.LOCAL_MODEL] = local_onnx
+    if calibrate:
+        from .calibration import calibrate as calibrate_rules
 
-        params = VerifyParams(feature=verify)
-        feats = FeatureStore.from_rows(local_features(load_image(r.path), params) for r in site.references)
-        members.update(feats.to_members())
-        manifest.verification = params.to_dict()
+        rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
+        manifest.thresholds = calibrate_rules(rec, site, target_far, survey_queries, progress=progress)
     bf.write_bundle(out, manifest, members, signing_key=sign)
     try:
         Recognizer.open(out, providers=["CPUExecutionProvider"])

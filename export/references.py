@@ -1,9 +1,15 @@
-"""Describing a site's reference images with the exported model (ONNX Runtime), so the
-bundle's descriptors are exactly what the device computes."""
+"""Describing a site's reference images with the exported models (ONNX Runtime), so the bundle's
+descriptors and keypoints are exactly what the device computes.
+
+Each reference becomes one index row per quarter turn in ``rotations``: a turned copy's global
+descriptor (so a book photographed sideways still finds its cover) and, when verification is on,
+the turned copy's local features (learned local features are not rotation invariant).
+"""
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -11,19 +17,32 @@ from tqdm import tqdm
 from runtime.embedder import Embedder
 from runtime.errors import ImageError, SiteError
 from runtime.image_io import load_image
-from runtime.site import Site
+from runtime.site import Reference, Site
 
 log = logging.getLogger("sitelens")
 BLANK_STD = 6.0  # pixel standard deviation under which a reference is "a plain wall"
 MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
+ALL_ROTATIONS = (0, 1, 2, 3)
+
+
+@dataclass
+class Described:
+    descriptors: np.ndarray
+    instances: list[str]
+    sources: list[str]
+    rotations: list[int]
+    images: list[int]                # reference image of each row (its turned copies share it)
+    features: list | None            # (keypoints, descriptors) per row, or None
+    used: list[Reference] = field(default_factory=list)   # references that made it into the index
 
 
 def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: float = 1.0,
-                        per_instance_mean: bool = False, progress: bool = True, keep_blank: bool = False):
-    """Returns (descriptors, instances, sources, references used). Unreadable images are all reported at once.
-    Textureless references (a blank or uniform image) identify nothing and would fire on every
-    plain wall: they are left out with a warning unless ``keep_blank``."""
-    descs, instances, sources, bad, blank, used = [], [], [], [], [], []
+                        per_instance_mean: bool = False, progress: bool = True, keep_blank: bool = False,
+                        rotations=(0,), verifier=None) -> Described:
+    """Unreadable images are all reported at once. Textureless references (a blank or uniform
+    image) identify nothing and would fire on every plain wall: they are left out with a warning
+    unless ``keep_blank``. ``verifier``: also compute each reference's local features."""
+    descs, instances, sources, rots, images, feats, bad, blank, used = [], [], [], [], [], [], [], [], []
     for ref in tqdm(site.references, desc="describe references", unit="img", disable=not progress):
         try:
             img = load_image(ref.path)
@@ -34,10 +53,16 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
             blank.append(str(ref.path))
             if not keep_blank:
                 continue
-        descs.append(embedder.embed(img, scales, gem_p))
         used.append(ref)
-        instances.append(ref.instance)
-        sources.append(str(ref.path.name))
+        for r in rotations:
+            turned = np.ascontiguousarray(np.rot90(img, r)) if r else img
+            descs.append(embedder.embed(turned, scales, gem_p))
+            instances.append(ref.instance)
+            sources.append(str(ref.path.name))
+            rots.append(int(r))
+            images.append(len(used) - 1)
+            if verifier is not None:
+                feats.append(verifier.reference_features(img, r))
     if blank:
         action = "kept (--keep-blank)" if keep_blank else "left out of the bundle (use --keep-blank to keep them)"
         log.warning("sitelens: %d reference(s) have almost no texture and would match plain walls; %s: %s",
@@ -45,16 +70,23 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
         dropped = set(site.instances) - set(instances)
         if dropped:
             log.warning("sitelens: instance(s) with no usable reference left: %s", ", ".join(sorted(dropped)))
-    if not descs:
-        raise SiteError(f"{site.name}: no usable reference images")
     if bad:
         raise SiteError(f"{site.name}: {len(bad)} unreadable reference image(s):\n  " + "\n  ".join(bad))
-    descs = np.stack(descs).astype(np.float32)
+    if not descs:
+        raise SiteError(f"{site.name}: no usable reference images")
+    out = Described(np.stack(descs).astype(np.float32), instances, sources, rots, images,
+                    feats if verifier is not None else None, used)
     if per_instance_mean:
-        order = list(dict.fromkeys(instances))
-        rows = np.array(instances)
-        descs = np.stack([descs[rows == inst].mean(axis=0) for inst in order])
-        descs /= np.linalg.norm(descs, axis=1, keepdims=True)
-        sources = [f"mean of {int((rows == inst).sum())}" for inst in order]
-        instances = order
-    return descs, instances, sources, used
+        out = _per_instance_mean(out)
+    return out
+
+
+def _per_instance_mean(d: Described) -> Described:
+    """One averaged descriptor per instance and rotation (no local features: they need one row per image)."""
+    keys = list(dict.fromkeys(zip(d.instances, d.rotations)))
+    inst, rot = np.array(d.instances), np.array(d.rotations)
+    descs = np.stack([d.descriptors[(inst == i) & (rot == r)].mean(axis=0) for i, r in keys])
+    descs /= np.linalg.norm(descs, axis=1, keepdims=True)
+    sources = [f"mean of {int(((inst == i) & (rot == r)).sum())}" for i, r in keys]
+    return Described(descs.astype(np.float32), [k[0] for k in keys], sources, [k[1] for k in keys],
+                     [list(dict.fromkeys(k[0] for k in keys)).index(k[0]) for k in keys], None, d.used)

@@ -9,7 +9,9 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/m
 - ``index.hnsw``      hnswlib index (inner product) over the reference descriptors
 - ``refs.npy``        reference descriptors (float16) so the index can be rebuilt
 - ``labels.json``     instance id of each reference row (+ source file names)
-- optional members added by later features (``codes.npy``, ``verify_*.npy``, ...)
+- ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
+- ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
+                      (XFeat) and the references' keypoints and descriptors
 
 Writes are atomic and crash-safe: the zip is written to a temporary file in the same folder,
 fsynced, renamed over the target and the folder fsynced; a writer killed half-way leaves the
@@ -51,6 +53,7 @@ ITQ_MEAN = "itq_mean.npy"    # optional: ITQ centring (D float32)
 VERIFY_KPTS = "verify_kpts.npy"      # optional: local feature keypoints of references
 VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
 VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
+LOCAL_MODEL = "local.onnx"   # optional: learned local features (XFeat) for verification
 REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
 MAX_MEMBER_BYTES = 4 << 30   # refuse to inflate anything larger (zip bombs, crafted sizes)
 MAX_TOTAL_BYTES = 8 << 30
@@ -122,6 +125,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _target_mode(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (setting it is process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(path: str | Path, write) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, rename over it, fsync the folder.
     A crash at any point leaves either the old file or the new one, never a mix."""
@@ -130,6 +153,7 @@ def atomic_write(path: str | Path, write) -> Path:
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _target_mode(path))  # mkstemp makes 0600; keep the old file's mode, else the umask's
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -286,6 +310,14 @@ def check_consistency(contents: BundleContents) -> None:
     sources = labels.get("sources")
     if sources is not None and (not isinstance(sources, list) or len(sources) != rows):
         raise BundleError(f"{src}: labels.json sources must have one entry per refs.npy row ({rows})")
+    rotations = labels.get("rotations")
+    if rotations is not None and (not isinstance(rotations, list) or len(rotations) != rows or not all(
+            isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 3 for r in rotations)):
+        raise BundleError(f"{src}: labels.json rotations must be one quarter-turn count (0-3) per refs.npy row")
+    images = labels.get("images")
+    if images is not None and (not isinstance(images, list) or len(images) != rows or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in images)):
+        raise BundleError(f"{src}: labels.json images must be one image id (integer >= 0) per refs.npy row")
     check_hnsw_bytes(contents.members[INDEX], dim, rows, src)
     if CODES in contents.members or m.codes:
         codes, proj, mean = contents.array(CODES), contents.array(ITQ_PROJ), contents.array(ITQ_MEAN)
@@ -301,6 +333,8 @@ def check_consistency(contents: BundleContents) -> None:
                 or kpts.ndim != 2 or kpts.shape[1] != 2):
             raise BundleError(f"{src}: verification keypoints do not fit the references "
                               f"({len(offsets)} offsets for {rows} rows, {len(kpts)} keypoints, {len(desc)} descriptors)")
+        if (m.verification or {}).get("feature") == "xfeat" and LOCAL_MODEL not in contents.members:
+            raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
 
 
 def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[Path, signing.SignatureInfo]:

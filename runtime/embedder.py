@@ -28,6 +28,8 @@ class Embedder:
         ort = import_onnxruntime()
         self.spec = spec
         opts = ort.SessionOptions()
+        # no busy-waiting between runs: on a 2-core device the spinning pool starves numpy/OpenCV work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3

@@ -25,12 +25,12 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
         ranked = [c.instance for c in rec.candidates]
         row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
                "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,
-               "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]], "verified": rec.verified}
+               "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]],
+               "decided_by": rec.decided_by,
+               "support": [round(c.evidence.support, 1) if c.evidence else None for c in rec.candidates[:5]]}
         if not q.is_unknown:
-            sims = index.similarities(desc)[0]
-            relevant = np.array([inst in q.instances for inst in index.instances])
-            relevant &= ~index.deleted
-            row["ap"] = average_precision(sims, relevant)
+            scores, relevant = image_scores(index, desc, q.instances)
+            row["ap"] = average_precision(scores, relevant)
             for k in RECALL_KS:
                 row[f"recall@{k}"] = recall_at_k(ranked, q.instances, k)
             row["correct"] = rec.best in q.instances
@@ -39,6 +39,22 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
             row["right"] = not rec.accepted
         results.append(row)
     return summarize(results, recognizer)
+
+
+def image_scores(index, desc: np.ndarray, truth) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine of each live reference *image* (its best row over turned copies) and whether it
+    shows a right instance: AP ranks reference images, not index rows."""
+    sims = index.similarities(desc)[0]
+    images = np.asarray(index.images)
+    ids, inverse = np.unique(images, return_inverse=True)
+    best = np.full(len(ids), -np.inf)
+    np.maximum.at(best, inverse, sims)
+    inst = {}
+    for img, name in zip(images, index.instances):
+        inst.setdefault(int(img), name)
+    live = np.isfinite(best)
+    relevant = np.array([inst[int(i)] in truth for i in ids]) & live
+    return best[live], relevant[live]
 
 
 def summarize(results: list[dict], recognizer: Recognizer | None = None) -> dict:

@@ -1,7 +1,11 @@
-"""Optional geometric verification: local features (ORB by default, SIFT option) matched to
-the top candidates' references, RANSAC homography, inlier count. Used only when the global
-answer is ambiguous (small margin, or a score just under the threshold), to confirm or
-re-rank. Reference keypoints are cached in the bundle when enabled at export.
+"""Geometric verification of correspondences: does one rigid scene explain them?
+
+- Planar objects (paintings, covers, panels): a RANSAC homography (OpenCV's USAC MAGSAC++),
+  accepted only if sane: orientation preserved, bounded scale change and perspective. Its
+  inliers are the main evidence.
+- 3-D objects (buildings, sculptures): a fundamental matrix as the fallback model, used when the
+  homography explains too few matches. Epipolar constraints are weaker (a point-to-line test),
+  so its inlier count is calibrated with its own, higher threshold.
 """
 from __future__ import annotations
 
@@ -10,71 +14,77 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import SitelensError
+MIN_MATCHES = 8
+H_THRESHOLD_PX = 6.0   # at the 480-640 px working scale
+F_THRESHOLD_PX = 3.0
+MAX_SCALE = 100.0      # area scale between query and reference (close-ups of a detail are large)
+FULL_COVERAGE = 0.15   # inliers spread over this share of the reference count fully (see Evidence.support)
 
-WORK_SIDE = 480  # images are resized so the longer side is this before detection
 
+@dataclass(frozen=True)
+class Evidence:
+    """What verification found for one candidate instance (its best reference and query rotation)."""
 
-@dataclass
-class VerifyParams:
-    feature: str = "orb"
-    n_features: int = 800
-    ratio: float = 0.8
-    min_inliers: int = 15
-    candidates: int = 3
-    ambiguous_margin: float = 0.05   # verify when top1 - top2 < this ...
-    near_threshold: float = 0.10     # ... or when the score is this close below the threshold
+    matches: int = 0        # tentative correspondences
+    inliers: int = 0        # homography inliers (0 if the homography is not sane)
+    fundamental: int = 0    # fundamental-matrix inliers (0 when not computed)
+    rotation: int = 0       # quarter turns applied to the query
+    coverage: float = 0.0   # area of the inliers' hull / area of all the reference's keypoints' hull
+
+    @property
+    def support(self) -> float:
+        """Homography inliers, discounted when they cluster in a small part of the reference: a few
+        words of the same typeface or a shared logo can line up 20+ points, a real view of the
+        object spreads them over much of it (a close-up still covers 20% or more)."""
+        return self.inliers * min(1.0, self.coverage / FULL_COVERAGE)
+
+    @property
+    def ratio(self) -> float:
+        return self.inliers / self.matches if self.matches else 0.0
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {"matches": self.matches, "inliers": self.inliers, "coverage": round(self.coverage, 4),
+                "support": round(self.support, 2), "fundamental": self.fundamental, "rotation": 90 * self.rotation}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "VerifyParams":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def _detector(feature: str, n: int):
-    if feature == "orb":
-        return cv2.ORB_create(nfeatures=n, fastThreshold=7), cv2.NORM_HAMMING
-    if feature == "sift":
-        return cv2.SIFT_create(nfeatures=n), cv2.NORM_L2
-    raise SitelensError(f"unknown local feature {feature!r}; use 'orb' or 'sift'")
+    def better_than(self, other: "Evidence") -> bool:
+        return (self.support, self.fundamental, self.matches) > (other.support, other.fundamental, other.matches)
 
 
-def local_features(img_rgb: np.ndarray, params: VerifyParams):
-    """(keypoints N x 2 float32 in working-image pixels, descriptors)."""
-    h, w = img_rgb.shape[:2]
-    f = WORK_SIDE / max(h, w)  # same working scale for queries and references, up or down
-    gray = cv2.cvtColor(img_rgb, cv2.COLOR_RGB2GRAY)
-    if abs(f - 1.0) > 0.05:
-        gray = cv2.resize(gray, (max(1, int(w * f)), max(1, int(h * f))),
-                          interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-    det, _ = _detector(params.feature, params.n_features)
-    kps, desc = det.detectAndCompute(gray, None)
-    if desc is None or not kps:
-        dim, dtype = (32, np.uint8) if params.feature == "orb" else (128, np.float32)
-        return np.zeros((0, 2), np.float32), np.zeros((0, dim), dtype)
-    return np.float32([k.pt for k in kps]), desc
+def sane_homography(h: np.ndarray | None) -> bool:
+    """Orientation kept (no mirror), bounded scale change, moderate perspective."""
+    if h is None or not np.all(np.isfinite(h)) or abs(h[2, 2]) < 1e-12:
+        return False
+    h = h / h[2, 2]
+    det = float(np.linalg.det(h[:2, :2]))
+    if not 1.0 / MAX_SCALE < det < MAX_SCALE:
+        return False
+    return abs(h[2, 0]) < 5e-3 and abs(h[2, 1]) < 5e-3
 
 
-def count_inliers(q_kp, q_desc, r_kp, r_desc, params: VerifyParams) -> int:
-    if len(q_desc) < 4 or len(r_desc) < 4:
+def homography_inliers(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Boolean inlier mask of a sane RANSAC homography src -> dst, or None."""
+    if len(src) < MIN_MATCHES:
+        return None
+    try:
+        h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, H_THRESHOLD_PX, maxIters=1000, confidence=0.999)
+    except cv2.error:
+        return None
+    if mask is None or not sane_homography(h):
+        return None
+    return mask.ravel().astype(bool)
+
+
+def hull_area(points: np.ndarray) -> float:
+    if len(points) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(np.asarray(points, np.float32))))
+
+
+def fundamental_inliers(src: np.ndarray, dst: np.ndarray) -> int:
+    if len(src) < MIN_MATCHES:
         return 0
-    _, norm = _detector(params.feature, 1)
-    matcher = cv2.BFMatcher(norm)
-    pairs = matcher.knnMatch(q_desc, r_desc, k=2)
-    good = [m for m, *rest in (p for p in pairs if p) if not rest or m.distance < params.ratio * rest[0].distance]
-    if len(good) < 4:
+    try:
+        _, mask = cv2.findFundamentalMat(src, dst, cv2.USAC_ACCURATE, F_THRESHOLD_PX, 0.999, 1000)
+    except cv2.error:  # degenerate configurations (e.g. all points on a line)
         return 0
-    src = q_kp[[m.queryIdx for m in good]]
-    dst = r_kp[[m.trainIdx for m in good]]
-    _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
     return int(mask.sum()) if mask is not None else 0
-
-
-def best_inliers(query_rgb: np.ndarray, features_by_instance: dict[str, list], params: VerifyParams) -> dict[str, int]:
-    """Most RANSAC inliers between the query and any reference row of each instance.
-    ``features_by_instance``: {instance: [(keypoints, descriptors), ...]} (``ReferenceIndex.features_of``)."""
-    q_kp, q_desc = local_features(query_rgb, params)
-    return {inst: max((count_inliers(q_kp, q_desc, kp, desc, params) for kp, desc in rows), default=0)
-            for inst, rows in features_by_instance.items()}

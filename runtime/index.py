@@ -53,7 +53,11 @@ def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | Non
 class ReferenceIndex:
     def __init__(self, descriptors: np.ndarray, instances: list[str], sources: list[str] | None = None,
                  params: IndexParams = IndexParams(), hnsw: hnswlib.Index | None = None,
-                 binary: BinaryCodes | None = None, features: FeatureStore | None = None):
+                 binary: BinaryCodes | None = None, features: FeatureStore | None = None,
+                 rotations: list[int] | None = None, images: list[int] | None = None):
+        """``rotations``: quarter turns (0-3) of the reference image each row describes (rows of
+        turned copies let turned queries find their reference); ``images``: which reference image
+        each row comes from (rows of one image's turned copies share it; default one image per row)."""
         descriptors = _l2(descriptors)
         if len(descriptors) != len(instances):
             raise SitelensError(f"{len(descriptors)} descriptors but {len(instances)} labels")
@@ -63,6 +67,12 @@ class ReferenceIndex:
         self.descriptors = descriptors
         self.instances = list(instances)
         self.sources = list(sources) if sources is not None else [""] * len(instances)
+        self.rotations = [int(r) for r in rotations] if rotations is not None else [0] * len(instances)
+        if len(self.rotations) != len(instances):
+            raise SitelensError(f"{len(self.rotations)} rotations but {len(instances)} labels")
+        self.images = [int(i) for i in images] if images is not None else list(range(len(instances)))
+        if len(self.images) != len(instances):
+            raise SitelensError(f"{len(self.images)} image ids but {len(instances)} labels")
         self.deleted = np.zeros(len(instances), bool)
         self._rows: dict[str, list[int]] = {}
         for i, inst in enumerate(self.instances):
@@ -95,19 +105,23 @@ class ReferenceIndex:
     def search_many(self, queries: np.ndarray, k: int = 5, mode: str = "hnsw") -> list[list[tuple[str, float]]]:
         return [[(inst, s) for inst, s, _ in r] for r in self.search_rows(queries, k, mode)]
 
-    def search_rows(self, queries: np.ndarray, k: int = 5, mode: str = "hnsw") -> list[list[tuple[str, float, int]]]:
-        """Like ``search_many``, with the best-scoring reference row of each instance."""
+    def search_rows(self, queries: np.ndarray, k: int = 5, mode: str = "hnsw",
+                    exclude=None) -> list[list[tuple[str, float, int]]]:
+        """Like ``search_many``, with the best-scoring reference row of each instance.
+        ``exclude``: instances to leave out (calibration: "a painting not in the site")."""
         if mode not in MATCH_MODES:
             raise SitelensError(f"unknown match mode {mode!r}; choose from {MATCH_MODES}")
         queries = _l2(np.atleast_2d(queries))
+        exclude = frozenset(exclude or ())
         with self.lock.read():
             live = self.live_count
             if live == 0:
                 return [[] for _ in queries]
-            want = min(live, max(4 * k, 32))
+            hidden = sum(len(self._rows.get(e, ())) for e in exclude)
+            want = min(live, max(4 * k, 32) + hidden)
             while True:
                 ids, scores = self._neighbours(queries, want, mode)
-                results = [self._aggregate(i, s, k) for i, s in zip(ids, scores)]
+                results = [self._aggregate(i, s, k, exclude) for i, s in zip(ids, scores)]
                 if want >= live or all(len(r) >= k for r in results):
                     return results
                 want = min(live, want * 4)
@@ -146,13 +160,13 @@ class ReferenceIndex:
             all_scores.append(scores[order])
         return all_ids, all_scores
 
-    def _aggregate(self, ids, scores, k: int) -> list[tuple[str, float, int]]:
+    def _aggregate(self, ids, scores, k: int, exclude=frozenset()) -> list[tuple[str, float, int]]:
         best: dict[str, tuple[float, int]] = {}
         for i, s in zip(ids, scores):
             if i < 0 or self.deleted[i] or not np.isfinite(s):
                 continue
             inst = self.instances[i]
-            if inst not in best:
+            if inst not in best and inst not in exclude:
                 best[inst] = (float(s), int(i))
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
         return [(inst, s, row) for inst, (s, row) in ranked]
@@ -169,18 +183,20 @@ class ReferenceIndex:
         with self.lock.read():
             return {inst: list(self._rows.get(inst, ())) for inst in instances}
 
-    def features_of(self, instances) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-        """Local features of the live rows of each given instance (a consistent snapshot)."""
+    def features_of(self, instances) -> dict[str, list[tuple[int, np.ndarray, np.ndarray]]]:
+        """(rotation, keypoints, descriptors) of the live rows of each given instance (a consistent snapshot)."""
         with self.lock.read():
             if self.features is None:
                 return {inst: [] for inst in instances}
-            return {inst: [self.features.row(i) for i in self._rows.get(inst, ())] for inst in instances}
+            return {inst: [(self.rotations[i], *self.features.row(i)) for i in self._rows.get(inst, ())]
+                    for inst in instances}
 
     # -- updates (exclusive lock) ------------------------------------------------------------
     def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None,
-            features: list | None = None) -> None:
+            features: list | None = None, rotations: list[int] | None = None, images: list[int] | None = None) -> None:
         """Append rows for ``instance``; ``features`` (one (keypoints, descriptors) per row) is
-        required when the index carries local features, so rows and keypoints stay aligned."""
+        required when the index carries local features, so rows and keypoints stay aligned.
+        ``images``: which of the added images each row describes (0, 1, ...; default one per row)."""
         descriptors = _l2(np.atleast_2d(descriptors))
         if descriptors.shape[1] != self.dim:
             raise SitelensError(f"descriptor dim {descriptors.shape[1]} != index dim {self.dim}")
@@ -196,6 +212,10 @@ class ReferenceIndex:
             self.descriptors = np.concatenate([self.descriptors, descriptors])
             self.instances = self.instances + [instance] * len(descriptors)
             self.sources = self.sources + (list(sources) if sources else [""] * len(descriptors))
+            self.rotations = self.rotations + ([int(r) for r in rotations] if rotations else [0] * len(descriptors))
+            first = max(self.images, default=-1) + 1
+            local = images if images is not None else range(len(descriptors))
+            self.images = self.images + [first + int(i) for i in local]
             self.deleted = np.concatenate([self.deleted, np.zeros(len(descriptors), bool)])
             self._rows.setdefault(instance, []).extend(range(start, needed))
             if self.binary is not None:
@@ -221,12 +241,15 @@ class ReferenceIndex:
             descs = self.descriptors[keep]
             instances = [x for x, k in zip(self.instances, keep) if k]
             sources = [x for x, k in zip(self.sources, keep) if k]
+            rotations = [x for x, k in zip(self.rotations, keep) if k]
+            images = [x for x, k in zip(self.images, keep) if k]
             hnsw = self.hnsw if keep.all() else build_hnsw(descs, self.params)
             index_bytes = _hnsw_bytes(hnsw)
             codes = self.binary.codes[keep] if self.binary is not None else None
             features = self.features.select(np.flatnonzero(keep)) if self.features is not None else None
             live = sorted(self._rows)
-        labels = json.dumps({"instances": instances, "sources": sources}).encode("utf-8")
+        labels = json.dumps({"instances": instances, "sources": sources, "rotations": rotations,
+                             "images": images}).encode("utf-8")
         members = {INDEX: index_bytes, REFS: npy_bytes(descs.astype(np.float16)), LABELS: labels}
         if codes is not None:
             members.update({CODES: npy_bytes(codes), ITQ_PROJ: npy_bytes(self.binary.proj),
@@ -250,7 +273,8 @@ class ReferenceIndex:
             raise BundleError(f"{source}: codes.npy has {len(binary.codes)} rows, refs.npy {len(refs)}")
         if features is not None and len(features) != len(refs):
             raise BundleError(f"{source}: local features cover {len(features)} rows, refs.npy {len(refs)}")
-        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary, features)
+        return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary, features,
+                   labels.get("rotations"), labels.get("images"))
 
     def memory_per_reference(self) -> dict:
         """Bytes per reference for each match mode (what must sit in RAM for it)."""

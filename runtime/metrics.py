@@ -1,7 +1,25 @@
-"""Retrieval metrics: precision@1, average precision, recall@k."""
+"""The one owner of sitelens's numbers: retrieval metrics (mP@1, AP, recall@k), a result's score and
+margin, and open-set rates. Used by training validation, the precision gate, calibration and
+``eval``, so they all count the same way."""
 from __future__ import annotations
 
 import numpy as np
+
+
+def top1_labels(queries: np.ndarray, pool: np.ndarray, pool_labels: np.ndarray) -> np.ndarray:
+    """Label of each query's nearest pool row (cosine; rows are unit vectors)."""
+    return np.asarray(pool_labels)[np.argmax(np.asarray(queries) @ np.asarray(pool).T, axis=1)]
+
+
+def precision_at_1(predicted, truth) -> float:
+    """Share of queries whose top answer is right (mP@1 with one relevant instance per query)."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    return float(np.mean(predicted == truth)) if len(truth) else 0.0
+
+
+def mp1(queries: np.ndarray, query_labels, pool: np.ndarray, pool_labels) -> float:
+    """mP@1 of nearest-neighbour retrieval of ``queries`` in ``pool``."""
+    return precision_at_1(top1_labels(queries, pool, pool_labels), query_labels)
 
 
 def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
@@ -17,3 +35,19 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
 
 def recall_at_k(ranked_instances: list[str], truth: frozenset, k: int) -> float:
     return float(any(inst in truth for inst in ranked_instances[:k]))
+
+
+def score_margin(ranked_scores) -> tuple[float, float]:
+    """A result's score (best instance) and margin (best minus the best *other* instance),
+    from per-instance scores sorted best first."""
+    s = [float(x) for x in ranked_scores]
+    if not s:
+        return 0.0, 0.0
+    return s[0], s[0] - s[1] if len(s) > 1 else s[0]
+
+
+def rates(positive_outcomes, negative_outcomes) -> tuple[float, float]:
+    """(true-accept rate, false-accept rate) from outcomes: 1 accepted right, -1 accepted wrong,
+    0 rejected. TAR counts only right answers among positives; FAR any accept among negatives."""
+    p, n = np.asarray(positive_outcomes), np.asarray(negative_outcomes)
+    return (float(np.mean(p == 1)) if len(p) else 0.0, float(np.mean(n != 0)) if len(n) else 0.0)

@@ -27,11 +27,13 @@ from .binary_codes import BinaryCodes
 from .embedder import Embedder
 from .errors import BundleError, SitelensError
 from .feature_store import FeatureStore
-from .geometric import VerifyParams, best_inliers, local_features
+from .geometric import Evidence
 from .image_io import ImageLike, load_image
 from .index import ReferenceIndex
 from .manifest import Manifest
+from .metrics import score_margin
 from .thresholds import Thresholds
+from .verifier import Verifier, VerifyParams, make_extractor
 
 log = logging.getLogger("sitelens")
 
@@ -41,12 +43,15 @@ class Candidate:
     instance: str
     score: float
     metadata: dict = field(default_factory=dict)
+    evidence: Evidence | None = None   # geometric verification, when it ran for this candidate
 
 
 @dataclass(frozen=True)
 class Recognition:
     """Answer for one image. ``instance`` is None when the image was rejected as unknown;
-    ``best`` is the top-1 candidate's id either way."""
+    ``best`` is the top-ranked candidate either way (re-ranked by verification when it ran).
+    ``decided_by``: "verification" (enough geometric evidence), "global" (descriptor score and
+    margin) or None (rejected)."""
 
     instance: str | None
     accepted: bool
@@ -55,14 +60,40 @@ class Recognition:
     best: str | None
     metadata: dict
     candidates: list[Candidate]
-    verified: dict | None = None  # {"instance": inliers, ...} when geometric verification ran
+    decided_by: str | None = None
+    verification: dict | None = None  # {instance: evidence dict} when geometric verification ran
+
+    @property
+    def verified(self) -> bool:
+        return self.decided_by == "verification"
 
     def to_dict(self) -> dict:
-        return {"verified": self.verified,
+        return {
             "instance": self.instance, "accepted": self.accepted, "score": round(self.score, 6),
-            "margin": round(self.margin, 6), "best": self.best, "metadata": self.metadata,
+            "margin": round(self.margin, 6), "best": self.best, "decided_by": self.decided_by,
+            "metadata": self.metadata, "verification": self.verification,
             "candidates": [{"instance": c.instance, "score": round(c.score, 6)} for c in self.candidates],
         }
+
+
+@dataclass
+class Findings:
+    """Raw evidence for one image, before any threshold: the global shortlist (instance, cosine,
+    best row) and, when verification ran, the geometric evidence per shortlisted instance."""
+
+    hits: list
+    verification: dict | None = None
+
+    def score_margin(self, instance: str | None = None) -> tuple[float, float]:
+        """Global score of ``instance`` (default: top-1) and its margin over the best other."""
+        if not self.hits:
+            return 0.0, 0.0
+        scores = {h[0]: h[1] for h in self.hits}
+        inst = instance if instance in scores else self.hits[0][0]
+        return score_margin([scores[inst]] + sorted((s for i, s in scores.items() if i != inst), reverse=True))
+
+
+RANK_MIN_SUPPORT = 10  # below this, verification does not re-rank the shortlist
 
 
 class Recognizer:
@@ -75,6 +106,7 @@ class Recognizer:
         model = self.manifest.model
         self.spec = model.input
         self.scales = self.manifest.scales
+        self.rotations = tuple(int(r) for r in self.manifest.references.get("rotations", [0]))
         self.embedder = Embedder(contents.members[bf.MODEL], self.spec, providers, threads,
                                  source=f"{self.path}:{bf.MODEL}", provider_options=self._trt_options(providers))
         if self.embedder.fingerprint != model.fingerprint:
@@ -88,12 +120,14 @@ class Recognizer:
         binary = None
         if bf.CODES in contents.members:
             binary = BinaryCodes(contents.array(bf.ITQ_PROJ), contents.array(bf.ITQ_MEAN), contents.array(bf.CODES))
-        self.verify_params = None
-        features = None
+        features, self.verifier = None, None
         if self.manifest.verification:
             features = FeatureStore.from_members(contents)
+            params = VerifyParams.from_dict(self.manifest.verification)
+            extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads)
+            self._feature_maker = Verifier(params, extractor)  # describes added references, even with verify=False
             if verify:
-                self.verify_params = VerifyParams.from_dict(self.manifest.verification)
+                self.verifier = self._feature_maker
         self.index = ReferenceIndex.from_members(
             contents.array(bf.REFS), contents.json(bf.LABELS), contents.members[bf.INDEX],
             self.manifest.index.params, source=str(self.path), binary=binary, features=features)
@@ -120,7 +154,7 @@ class Recognizer:
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",
              threads: int | None = None, verify: bool = True, trusted_keys=None) -> "Recognizer":
-        """Open and verify a ``.sitelens`` bundle (signature, checksums, members, then the model).
+        """Open and verify a ``.sitelens`` bundle (signature, checksums, members, then the models).
 
         ``trusted_keys``: public key files (``site.pub``) or ``signing.TrustedKey`` objects; when
         given, unsigned bundles, bundles signed by another key and tampered bundles are refused.
@@ -137,11 +171,6 @@ class Recognizer:
     def providers(self) -> list[str]:
         return self.embedder.providers
 
-    @property
-    def verifier(self) -> VerifyParams | None:
-        """Geometric verification parameters, or None when it is off."""
-        return self.verify_params
-
     def embed(self, image: ImageLike) -> np.ndarray:
         """L2-normalised descriptor of an image (path, encoded bytes or RGB array)."""
         return self.embedder.embed(image)
@@ -150,45 +179,59 @@ class Recognizer:
         """Best instance, score, margin, acceptance and top-``k`` candidates for one image."""
         return self.analyze(image, k)[0]
 
-    def analyze(self, image: ImageLike, k: int = 5) -> tuple[Recognition, np.ndarray]:
-        """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
-        if self.verify_params is None:
-            desc = self.embed(image)
-            return self.decide(desc, k), desc
-        img = load_image(image)
-        desc = self.embedder.embed(img)
-        return self.verify(img, self.decide(desc, max(k, self.verify_params.candidates)), k), desc
-
-    def verify(self, img, rec: Recognition, k: int = 5) -> Recognition:
-        """Confirm or re-rank an ambiguous answer with local features + RANSAC."""
-        p = self.verify_params
-        th = self.thresholds.score
-        ambiguous = rec.margin < p.ambiguous_margin or (
-            not rec.accepted and th is not None and rec.score >= th - p.near_threshold)
-        if not ambiguous or not rec.candidates:
-            return replace(rec, candidates=rec.candidates[:k])
-        names = [c.instance for c in rec.candidates[:p.candidates]]
-        inliers = best_inliers(img, self.index.features_of(names), p)
-        best = max(names, key=lambda n: inliers[n])
-        if inliers[best] < p.min_inliers:
-            return replace(rec, candidates=rec.candidates[:k], verified=inliers)
-        cands = sorted(rec.candidates, key=lambda c: (c.instance != best, -c.score))[:k]
-        score = next(c.score for c in rec.candidates if c.instance == best)
-        return Recognition(best, True, score, rec.margin, best, self.metadata.get(best, {}), cands, inliers)
-
     def recognize_many(self, images, k: int = 5) -> list[Recognition]:
         return [self.recognize(img, k) for img in images]
 
-    def decide(self, descriptor: np.ndarray, k: int = 5) -> Recognition:
-        hits = self.index.search(descriptor, max(k, 2), self.match)
+    def analyze(self, image: ImageLike, k: int = 5, mode: str | None = None) -> tuple[Recognition, np.ndarray]:
+        """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
+        img = load_image(image)
+        desc = self.embedder.embed(img)
+        mode = mode or self.match
+        findings = self.findings(img, desc, mode, k, stop=self.thresholds.rule(mode).verified)
+        return self.decide(findings, mode, k), desc
+
+    def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
+                 exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None) -> Findings:
+        """Global shortlist and geometric evidence for one image, before any threshold.
+        ``exclude``: instances to leave out; ``stop``: evidence test that ends the rotation passes;
+        ``cache``: kept across calls on the same image (calibration scores each view several ways)."""
+        mode = mode or self.match
+        want = max(k, 2, self.verifier.params.candidates if self.verifier else 0)
+        hits = self.index.search_rows(desc, want, mode, exclude)[0]
+        if self.verifier is None or not hits:
+            return Findings(hits)
+        names = [h[0] for h in hits[: self.verifier.params.candidates]]
+        hint = [self.index.rotations[h[2]] for h in hits[: self.verifier.params.candidates]]
+        evidence = self.verifier.evidence(img, names, self.index.features_of, hint, stop, all_passes, cache)
+        return Findings(hits, evidence)
+
+    def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None) -> Recognition:
+        """Apply the bundle's rule for ``mode`` (or ``rule``) to raw findings."""
+        rule = rule or self.thresholds.rule(mode or self.match)
+        hits, ev = findings.hits, findings.verification
         if not hits:
             return Recognition(None, False, 0.0, 0.0, None, {}, [])
-        best, score = hits[0]
-        margin = score - hits[1][1] if len(hits) > 1 else score
-        accepted = self.thresholds.accepts(score, margin)
-        cands = [Candidate(i, s, self.metadata.get(i, {})) for i, s in hits[:k]]
+        order = [h[0] for h in hits]
+        if ev:
+            def rank(inst):
+                e = ev.get(inst)
+                strong = e is not None and max(e.support, e.fundamental / 2) >= RANK_MIN_SUPPORT
+                return (not (e is not None and rule.verified(e)), not strong,
+                        -(e.support if strong else 0), order.index(inst))
+            order = sorted(order, key=rank)
+        best = order[0]
+        score, margin = findings.score_margin(best)
+        decided_by = None
+        if ev and best in ev and rule.verified(ev[best]):
+            decided_by = "verification"
+        elif best == hits[0][0] and rule.global_accepts(score, margin):
+            decided_by = "global"
+        accepted = decided_by is not None
+        scores = {h[0]: h[1] for h in hits}
+        cands = [Candidate(i, scores[i], self.metadata.get(i, {}), ev.get(i) if ev else None) for i in order[:k]]
         return Recognition(best if accepted else None, accepted, score, margin, best,
-                           self.metadata.get(best, {}) if accepted else {}, cands)
+                           self.metadata.get(best, {}) if accepted else {}, cands, decided_by,
+                           {i: e.to_dict() for i, e in ev.items()} if ev else None)
 
     # -- incremental updates ---------------------------------------------------------------
     def add(self, instance_id: str, images, metadata: dict | None = None) -> int:
@@ -198,15 +241,20 @@ class Recognizer:
             raise SitelensError(f"add({instance_id!r}): no images given")
         if not isinstance(instance_id, str) or not instance_id.strip():
             raise SitelensError(f"add: instance id must be a non-empty string, got {instance_id!r}")
-        sources = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
+        names = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
         rgb = [load_image(i) for i in images]
-        descs = np.stack([self.embedder.embed(img, self.scales) for img in rgb])
-        features = None
-        if self.index.features is not None:
-            params = VerifyParams.from_dict(self.manifest.verification)
-            features = [local_features(img, params) for img in rgb]
+        descs, sources, rotations, features, image_ids = [], [], [], [], []
+        for k, (img, name) in enumerate(zip(rgb, names)):
+            for r in self.rotations:
+                descs.append(self.embedder.embed(np.ascontiguousarray(np.rot90(img, r)) if r else img, self.scales))
+                sources.append(name)
+                rotations.append(r)
+                image_ids.append(k)
+                if self.index.features is not None:
+                    features.append(self._feature_maker.reference_features(img, r))
         with self._edit_lock:
-            self.index.add(descs, instance_id, sources, features)
+            self.index.add(np.stack(descs), instance_id, sources, features if self.index.features is not None else None,
+                           rotations, image_ids)
             if metadata is not None or instance_id not in self.metadata:
                 self.metadata[instance_id] = dict(metadata or {})
         return len(images)

@@ -1,38 +1,107 @@
-"""Open-set decision: accept the top-1 instance only if its score and margin clear thresholds."""
+"""Open-set decision rules, one set per match mode, calibrated at export for a false-accept rate.
+
+A frame is accepted as instance X when
+
+1. X's geometric verification is strong enough: homography ``support`` (inliers, discounted when
+   they cover little of the reference) at least ``support``, or (3-D fallback) at least
+   ``fundamental`` fundamental-matrix inliers; the strongest verified candidate wins, whatever its
+   global rank; or, failing that,
+2. X is the global top-1 with cosine ``score`` and ``margin`` over the best other instance.
+
+``None`` disables a test (no thresholds at all = accept every top-1). Each match mode scores
+differently (``hamming`` estimates the cosine from code bits; its shortlist differs), so each has
+its own rules (``modes``); a bundle calibrated before modes existed applies one rule to all.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
 
 
-def _number(d: dict, key: str) -> float | None:
+def _number(d: dict, key: str, integer: bool = False):
     value = d.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{key} must be a finite number or null, got {value!r}")
+    if integer:
+        if value < 0 or value != int(value):
+            raise ValueError(f"{key} must be a non-negative integer or null, got {value!r}")
+        return int(value)
     return float(value)
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """``score``: minimum cosine of the best reference; ``margin``: minimum gap between the
-    best instance and the best *other* instance. ``None`` disables a test."""
+class Rule:
+    """The acceptance rule of one match mode."""
 
     score: float | None = None
     margin: float | None = None
-    target_far: float | None = None  # false-accept rate the thresholds were calibrated for
-    calibration: dict | None = field(default=None, compare=False)  # how they were chosen (report)
+    support: float | None = None
+    fundamental: float | None = None
+    global_path: bool = True   # False: only geometric verification can accept
 
-    def accepts(self, score: float, margin: float) -> bool:
+    def global_accepts(self, score: float, margin: float) -> bool:
+        if not self.global_path:
+            return False
         if self.score is not None and score < self.score:
             return False
         if self.margin is not None and margin < self.margin:
             return False
         return True
 
+    def verified(self, evidence) -> bool:
+        if self.support is not None and evidence.support >= self.support:
+            return True
+        return self.fundamental is not None and evidence.fundamental >= self.fundamental
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"score": self.score, "margin": self.margin, "support": self.support, "fundamental": self.fundamental,
+                "global_path": self.global_path}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rule":
+        if not isinstance(d, dict):
+            raise ValueError(f"expected an object, got {type(d).__name__}")
+        global_path = d.get("global_path", True)
+        if not isinstance(global_path, bool):
+            raise ValueError(f"global_path must be true or false, got {global_path!r}")
+        return cls(_number(d, "score"), _number(d, "margin"), _number(d, "support"),
+                   _number(d, "fundamental"), global_path)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    modes: dict = field(default_factory=dict)       # match mode -> Rule
+    default: Rule = field(default_factory=Rule)      # for modes not calibrated
+    target_far: float | None = None
+    calibration: dict | None = field(default=None, compare=False)  # how they were chosen (report)
+
+    def rule(self, mode: str = "hnsw") -> Rule:
+        return self.modes.get(mode, self.default)
+
+    # single-rule shorthands (the rule of the default match mode)
+    @property
+    def score(self) -> float | None:
+        return self.rule().score
+
+    @property
+    def margin(self) -> float | None:
+        return self.rule().margin
+
+    def accepts(self, score: float, margin: float, mode: str = "hnsw") -> bool:
+        return self.rule(mode).global_accepts(score, margin)
+
+    def to_dict(self) -> dict:
+        return {"target_far": self.target_far, "default": self.default.to_dict(),
+                "modes": {m: r.to_dict() for m, r in self.modes.items()}, "calibration": self.calibration}
+
+    @classmethod
+    def single(cls, score=None, margin=None, target_far=None, support=None, fundamental=None,
+               calibration=None) -> "Thresholds":
+        return cls({}, Rule(score, margin, support, fundamental), target_far, calibration)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Thresholds":
@@ -42,5 +111,11 @@ class Thresholds:
         calibration = d.get("calibration")
         if calibration is not None and not isinstance(calibration, dict):
             raise ValueError("calibration must be an object")
-        return cls(score=_number(d, "score"), margin=_number(d, "margin"), target_far=_number(d, "target_far"),
-                   calibration=calibration)
+        modes = d.get("modes") or {}
+        if not isinstance(modes, dict) or any(m not in MATCH_MODES for m in modes):
+            raise ValueError(f"modes must map match modes {MATCH_MODES} to rules")
+        if "default" in d:
+            default = Rule.from_dict(d["default"])
+        else:  # schema 1: one score/margin rule for every mode
+            default = Rule(_number(d, "score"), _number(d, "margin"))
+        return cls({m: Rule.from_dict(r) for m, r in modes.items()}, default, _number(d, "target_far"), calibration)

@@ -131,14 +131,42 @@ def inspect(bundle, as_json, trust):
         ("input", model.input.to_dict()), ("fingerprint", model.fingerprint),
         ("index", f"hnsw ip M={index.params.M} ef={index.params.ef} count={index.count}"),
         ("references", m.references),
-        ("thresholds", f"score>={th.score} margin>={th.margin} at FAR {th.target_far}" if th else
-         "none (accepts every top-1)"),
+        ("verification", _verification_line(m.verification)),
     ]
+    lines += _threshold_lines(th)
     for key, value in lines:
         click.echo(f"{key:>12}: {value}")
     click.echo(f"{'members':>12}:")
     for name, info in m.members.items():
         click.echo(f"{'':>14}{name:<18} {info.size / 1e6:9.3f} MB  sha256 {info.sha256[:16]}…")
+
+
+def _verification_line(v: dict | None) -> str:
+    if not v:
+        return "off (global descriptor only)"
+    return (f"{v.get('feature')} top-{v.get('candidates')} candidates, {v.get('query_keypoints')} query / "
+            f"{v.get('ref_keypoints')} reference keypoints at {v.get('work_side')} px"
+            + (", fundamental-matrix fallback" if v.get("fundamental") else ""))
+
+
+def _threshold_lines(th) -> list[tuple[str, str]]:
+    if th is None:
+        return [("thresholds", "none (accepts every top-1)")]
+    lines = [("thresholds", f"calibrated for a false-accept rate of {th.target_far}")]
+    reports = (th.calibration or {}).get("modes", {})
+    for mode in sorted(th.modes) or ["default"]:
+        r = th.rule(mode)
+        rule = (f"support>={r.support} | fundamental>={r.fundamental} | "
+                f"{'score>=%s margin>=%s' % (r.score, r.margin) if r.global_path else 'no global-only accepts'}")
+        lines.append((mode, rule))
+        rep = reports.get(mode)
+        if rep:
+            parts = [f"TAR {rep['tar']} FAR {rep['far']} on {rep['positives']}+{rep['negatives']} calibration samples"]
+            if "survey" in rep:
+                sv = rep["survey"]
+                parts.append(f"survey: TAR {sv['tar']} on {sv['positives']} photos, FAR {sv['far']} on {sv['negatives']}")
+            lines.append(("", "; ".join(parts)))
+    return lines
 
 
 @main.command()

@@ -61,8 +61,14 @@ BUILD_OPTIONS = (
                  help="Model precision; checked against FP32, falls back if worse."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
-    click.option("--verify", type=click.Choice(["orb", "sift"]), default=None,
-                 help="Cache reference keypoints for geometric verification of ambiguous answers."),
+    click.option("--verify", type=click.Choice(["xfeat", "orb", "sift", "none"]), default="xfeat", show_default=True,
+                 help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
+                      "or none (global descriptor only)."),
+    click.option("--upright", is_flag=True,
+                 help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
+    click.option("--survey", type=click.Path(exists=True),
+                 help="Real photos from a survey walk (manifest query rows or folders; __unknown__ = not in the "
+                      "site) used in calibration beside the simulated views."),
     click.option("--keep-blank", is_flag=True, help="Keep textureless references (they match plain walls)."),
     click.option("--sign", "sign", type=click.Path(exists=True, dir_okay=False),
                  help="Sign the bundle with this Ed25519 private key (see `sitelens keygen`)."),
@@ -81,5 +87,6 @@ def build_kwargs(opts: dict) -> dict:
         "per_instance_mean": o["per_instance_mean"], "target_far": o["target_far"],
         "calibrate": not o["no_calibrate"], "index_params": IndexParams(M=o["m"], ef=o["ef"]),
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
-        "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"],
+        "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
+        "survey": o["survey"],
     }

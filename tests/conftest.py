@@ -17,6 +17,28 @@ def write_rgb(path: Path, img: np.ndarray, quality: int = 92) -> Path:
     return path
 
 
+def poster(seed: int, h: int = 400, w: int = 300) -> np.ndarray:
+    """A synthetic flat object rich in local features (shapes and lines of text, like a cover or a
+    label); RGB uint8, deterministic per seed."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), rng.integers(150, 256, 3), np.uint8)
+    for _ in range(12):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.rectangle(img, (x0, y0), (x0 + int(rng.integers(10, 120)), y0 + int(rng.integers(10, 120))), c, -1)
+        else:
+            cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(5, 60)), c, -1)
+    words = ["MUSEUM", "GALLERY", "PORTRAIT", "LANDSCAPE", "STUDY", "NIGHT", "HARBOUR", "ORCHARD"]
+    for i in range(6):
+        cv2.putText(img, " ".join(rng.choice(words, 2)), (int(rng.integers(5, 60)), int(40 + i * 60)),
+                    cv2.FONT_HERSHEY_DUPLEX, float(rng.uniform(0.6, 1.3)), (int(rng.integers(0, 80)),) * 3, 2,
+                    cv2.LINE_AA)
+    return img
+
+
 def make_site(root: Path, n: int = 6, refs: int = 2, seed: int = 3) -> Path:
     from sdk.demo_site import TITLES, paint
 

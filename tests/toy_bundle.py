@@ -11,7 +11,7 @@ import numpy as np
 from runtime import bundle_format as bf
 from runtime.embedder import FINGERPRINT_KEY, Embedder
 from runtime.feature_store import FeatureStore
-from runtime.geometric import VerifyParams, local_features
+from runtime.verifier import Verifier, VerifyParams, make_extractor
 from runtime.index import ReferenceIndex
 from runtime.index_params import IndexParams
 from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
@@ -57,7 +57,8 @@ def toy_image(seed: int, h: int = 96, w: int = 128) -> np.ndarray:
 
 def make_toy_bundle(path: str | Path, n_instances: int = 20, refs_per_instance: int = 1,
                     thresholds: Thresholds | None = None, signing_key=None, verify: str | None = None) -> Path:
-    """``verify``: also cache local features ("orb"/"sift") of every reference row."""
+    """``verify``: also cache local features ("orb"/"sift") of every reference row (upright rows only:
+    toy bundles hold no quarter-turned copies)."""
     model = toy_model_bytes()
     spec = InputSpec(size=32)
     emb = Embedder(model, spec, providers=["CPUExecutionProvider"])
@@ -69,14 +70,15 @@ def make_toy_bundle(path: str | Path, n_instances: int = 20, refs_per_instance: 
             instances.append(f"work_{i:04d}")
     features = None
     if verify:
-        params = VerifyParams(feature=verify)
-        features = FeatureStore.from_rows(local_features(img, params) for img in images)
+        params = VerifyParams.for_feature(verify)
+        verifier = Verifier(params, make_extractor(params))
+        features = FeatureStore.from_rows(verifier.reference_features(img) for img in images)
     index = ReferenceIndex(np.stack(descs), instances, params=IndexParams(M=8, ef_construction=50, ef=32),
                            features=features)
     members, live = index.to_members()
     manifest = Manifest(site=SiteInfo("toy", len(live), len(instances)),
                         model=ModelInfo(TOY_FINGERPRINT, TOY_DIM, spec), index=IndexInfo(index.params, len(instances)),
                         instances={i: {"title": i.replace("_", " ")} for i in live},
-                        thresholds=thresholds or Thresholds(score=0.5, margin=0.0, target_far=0.01),
-                        verification=VerifyParams(feature=verify).to_dict() if verify else None)
+                        thresholds=thresholds or Thresholds.single(score=0.5, margin=0.0, target_far=0.01),
+                        verification=VerifyParams.for_feature(verify).to_dict() if verify else None)
     return bf.write_bundle(path, manifest, {bf.MODEL: model, **members}, signing_key=signing_key)

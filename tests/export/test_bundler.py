@@ -5,7 +5,7 @@ import pytest
 
 from export.bundler import build_bundle
 from runtime import bundle_format as bf
-from runtime.errors import SiteError
+from runtime.errors import SiteError, SitelensError
 from tests.conftest import SMALL_SIZE, make_site
 
 
@@ -14,9 +14,11 @@ def test_manifest_contents(tiny_bundle):
     assert m["format"] == bf.FORMAT and m["schema_version"] == bf.SCHEMA_VERSION
     assert m["model"]["backbone"] == "tf_efficientnet_lite0" and len(m["model"]["fingerprint"]) == 64
     assert m["model"]["input"]["size"] == SMALL_SIZE and m["model"]["descriptor_dim"] == 1280
-    assert m["index"]["ef"] == 64 and m["index"]["count"] == 12
+    assert m["index"]["ef"] == 64 and m["index"]["count"] == 4 * 12  # every reference at four quarter turns
+    assert m["references"]["rotations"] == [0, 1, 2, 3] and m["verification"]["feature"] == "xfeat"
     assert m["instances"]["blue_rhythm"]["title"] == "Blue Rhythm"
-    assert set(m["members"]) == {bf.MODEL, bf.INDEX, bf.REFS, bf.LABELS}
+    assert set(m["members"]) == {bf.MODEL, bf.INDEX, bf.REFS, bf.LABELS, bf.LOCAL_MODEL, bf.VERIFY_KPTS,
+                                 bf.VERIFY_DESC, bf.VERIFY_OFFSETS}
     assert m["thresholds"]["target_far"] == 0.01
 
 
@@ -33,8 +35,10 @@ def test_unreadable_references_are_all_listed(tmp_path, tiny_net):
 
 def test_per_instance_mean_and_multiscale(tmp_path, tiny_net):
     site = make_site(tmp_path / "s", n=3, refs=2)
+    with pytest.raises(SitelensError, match="one row per reference"):
+        build_bundle(site, tmp_path / "m.sitelens", tiny_net, size=64, progress=False, per_instance_mean=True)
     out = build_bundle(site, tmp_path / "m.sitelens", tiny_net, size=64, progress=False, calibrate=False,
-                       per_instance_mean=True, multiscale=True)
+                       per_instance_mean=True, multiscale=True, verify="none", upright=True)
     m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
     assert m["index"]["count"] == 3 and m["references"]["per_instance_mean"] is True
     assert len(m["references"]["scales"]) == 3 and m["thresholds"] is None
@@ -52,7 +56,7 @@ def test_blank_reference_warns(tmp_path, tiny_net, caplog):
     assert any("almost no texture" in r.getMessage() and "beige.jpg" in r.getMessage() for r in caplog.records)
     assert any("no usable reference left: plain" in r.getMessage() for r in caplog.records)
     m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
-    assert "plain" not in m["instances"] and m["index"]["count"] == 2
+    assert "plain" not in m["instances"] and m["index"]["count"] == 2 * 4
     kept = build_bundle(site, tmp_path / "k.sitelens", tiny_net, size=64, progress=False, calibrate=False,
                         keep_blank=True)
     assert "plain" in json.loads(zipfile.ZipFile(kept).read(bf.MANIFEST))["instances"]

@@ -1,18 +1,88 @@
+"""Calibration: rules per match mode, within the false-accept budget, and survey photos."""
+import json
+
 import numpy as np
+import pytest
 
-from export.calibration import choose_thresholds
-
-
-def test_threshold_meets_target_far():
-    rng = np.random.default_rng(0)
-    pos_s, pos_m = rng.normal(0.8, 0.05, 500), rng.uniform(0.05, 0.3, 500)
-    neg_s, neg_m = rng.normal(0.6, 0.05, 1000), rng.uniform(0.0, 0.1, 1000)
-    t = choose_thresholds(pos_s, pos_m, np.ones(500, bool), neg_s, neg_m, target_far=0.01)
-    far = np.mean((neg_s >= t["score"]) & (neg_m >= t["margin"]))
-    assert far <= 0.01 and t["far"] == round(far, 4)
-    assert t["tar"] > 0.9
+from export.bundler import build_bundle
+from export.calibration import MIN_SUPPORT, _smallest_threshold
+from runtime.recognizer import Recognizer
+from runtime.thresholds import MATCH_MODES, Rule, Thresholds
+from tests.conftest import SMALL_SIZE, make_site, write_rgb
 
 
-def test_wrong_positives_do_not_count():
-    t = choose_thresholds([0.9, 0.9], [0.2, 0.2], [True, False], [0.1], [0.0], 0.01)
-    assert t["tar"] == 0.5
+def test_smallest_threshold_meets_budget():
+    values = np.arange(100, dtype=float)  # 0..99
+    t = _smallest_threshold(values, 0.05, floor=0)
+    assert np.mean(values >= t) <= 0.05 and np.mean(values >= t - 1) > 0.05
+    assert _smallest_threshold(values, 0.05, floor=200) == 200
+    assert _smallest_threshold(np.zeros(0), 0.01, floor=7) == 7
+
+
+def test_rule_paths():
+    from runtime.geometric import Evidence
+
+    rule = Rule(score=0.8, margin=0.05, support=20, fundamental=40)
+    assert rule.verified(Evidence(50, 30, 0, 0, 0.5)) and not rule.verified(Evidence(50, 30, 0, 0, 0.02))
+    assert rule.verified(Evidence(80, 5, 45, 0, 0.0))
+    assert rule.global_accepts(0.85, 0.06) and not rule.global_accepts(0.85, 0.01)
+    assert not Rule(0.1, 0.0, 20, None, global_path=False).global_accepts(0.99, 0.5)
+    old = Thresholds.from_dict({"score": 0.7, "margin": 0.1, "target_far": 0.01})  # schema-1 bundles
+    assert old.rule("hamming") == old.rule("exact") == Rule(0.7, 0.1)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory, tiny_net):
+    root = tmp_path_factory.mktemp("calib")
+    site = make_site(root / "site", n=8, refs=1, seed=21)
+    # a survey walk: real-ish photos of works in the site, and of things not in it
+    from training.simulator import CameraViewSimulator, random_wall
+
+    from sdk.demo_site import paint
+
+    rng = np.random.default_rng(5)
+    sim = CameraViewSimulator(seed=5)
+    rows = ["path,instance,role"]
+    for k, folder in enumerate(sorted(p for p in site.iterdir() if p.is_dir())[:4]):
+        img = __import__("runtime.image_io", fromlist=["load_image"]).load_image(folder / "a.jpg")
+        write_rgb(root / "survey" / f"{folder.name}.jpg", sim(img, rng))
+        rows.append(f"survey/{folder.name}.jpg,{folder.name},query")
+    for k in range(3):
+        write_rgb(root / "survey" / f"other_{k}.jpg", paint("shapes", 4242 + k, 200, 160))
+        rows.append(f"survey/other_{k}.jpg,__unknown__,query")
+    write_rgb(root / "survey" / "wall.jpg", random_wall(rng, 160, 200))
+    rows.append("survey/wall.jpg,__unknown__,query")
+    (root / "survey.csv").write_text("\n".join(rows) + "\n")
+    return build_bundle(site, root / "c.sitelens", tiny_net, size=SMALL_SIZE, progress=False, hash_bits=64,
+                        verify="orb", survey=root / "survey.csv", target_far=0.05)
+
+
+def test_rules_for_every_match_mode(calibrated):
+    rec = Recognizer.open(calibrated)
+    th = rec.thresholds
+    assert set(th.modes) == set(MATCH_MODES) and th.target_far == 0.05
+    reports = th.calibration["modes"]
+    for mode in MATCH_MODES:
+        rule = th.rule(mode)
+        assert rule.support is not None and rule.support >= MIN_SUPPORT
+        assert reports[mode]["far"] <= 0.05 and reports[mode]["negatives"] > 0
+    # hamming estimates cosines from bits: its scores (and so its rule) differ from exact search
+    assert th.rule("hamming").score != th.rule("exact").score
+    for mode in MATCH_MODES:  # each mode answers with its own rule
+        r = Recognizer.open(calibrated, match=mode).recognize(np.full((120, 160, 3), 200, np.uint8))
+        assert not r.accepted
+
+
+def test_survey_is_used_and_reported(calibrated):
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    th = Recognizer.open(calibrated).thresholds
+    survey = th.calibration["modes"]["hnsw"]["survey"]
+    assert survey["positives"] == 4 and survey["negatives"] == 4 + 4  # 4 unknown + 4 known with own left out
+    assert survey["far"] is not None and survey["tar"] is not None
+    out = CliRunner().invoke(main, ["-q", "inspect", str(calibrated)]).output
+    assert "survey" in out and "TAR" in out
+    m = json.loads(CliRunner().invoke(main, ["-q", "inspect", str(calibrated), "--json"]).output)
+    assert m["thresholds"]["calibration"]["modes"]["exact"]["survey"]["positives"] == 4

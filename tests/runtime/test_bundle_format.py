@@ -79,13 +79,13 @@ def test_newer_schema_and_garbage(tmp_path):
     (lambda m: m["model"].pop("fingerprint"), "model.fingerprint: missing"),
     (lambda m: m["model"]["input"].update(size="big"), "model.input.size: expected int"),
     (lambda m: m["index"].update(M=True), "index.M: expected int, got a boolean"),
-    (lambda m: m["thresholds"].update(score="high"), "thresholds: score must be a finite number"),
+    (lambda m: m["thresholds"]["modes"].update(hnsw={"score": "high"}), "thresholds: score must be a finite number"),
     (lambda m: m.update(instances=["a"]), "instances: expected dict"),
     (lambda m: m["members"]["refs.npy"].update(sha256="xyz"), "members.refs.npy.sha256: not a sha256"),
 ])
 def test_manifest_validator_names_the_field(tmp_path, change, message):
     manifest, members = small_bundle_parts()
-    manifest.thresholds = __import__("runtime.thresholds", fromlist=["Thresholds"]).Thresholds(0.5, 0.0, 0.01)
+    manifest.thresholds = __import__("runtime.thresholds", fromlist=["Thresholds"]).Thresholds.single(0.5, 0.0, 0.01)
     path = bf.write_bundle(tmp_path / "s.sitelens", manifest, members)
 
     def edit(name, data):

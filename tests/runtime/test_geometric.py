@@ -1,39 +1,106 @@
+"""Geometric verification with learned (XFeat, ONNX) and classical (ORB, SIFT) local features."""
 import numpy as np
 import pytest
 
 from export.bundler import build_bundle
+from export.local_features import export_xfeat
 from runtime.feature_store import FeatureStore
-from runtime.geometric import VerifyParams, count_inliers, local_features
+from runtime.geometric import Evidence, sane_homography
 from runtime.image_io import load_image
 from runtime.recognizer import Recognizer
+from runtime.verifier import Verifier, VerifyParams, make_extractor
+from tests.conftest import poster
 from training.simulator.geometry import perspective
 
 
-@pytest.mark.parametrize("feature", ["orb", "sift"])
-def test_inliers_separate_same_from_other(tiny_site, feature):
-    params = VerifyParams(feature=feature)
-    a = load_image(tiny_site / "harbour_at_dusk" / "a.jpg")
-    b = load_image(tiny_site / "blue_rhythm" / "a.jpg")
-    view = perspective(np.random.default_rng(0), a, 0.1)
-    qk, qd = local_features(view, params)
-    same = count_inliers(qk, qd, *local_features(a, params), params)
-    other = count_inliers(qk, qd, *local_features(b, params), params)
-    assert same >= params.min_inliers > other
+def _verifier(feature: str) -> Verifier:
+    params = VerifyParams.for_feature(feature)
+    local = None
+    if feature == "xfeat":
+        local, params.local_fingerprint = export_xfeat()
+    return Verifier(params, make_extractor(params, local))
 
 
-def test_bundle_with_verification_confirms_and_survives_updates(tmp_path, tiny_site, tiny_net):
-    out = build_bundle(tiny_site, tmp_path / "v.sitelens", tiny_net, size=64, progress=False, verify="orb")
+def _evidence(verifier: Verifier, query, refs: dict) -> dict[str, Evidence]:
+    feats = {name: [(0, *verifier.reference_features(img))] for name, img in refs.items()}
+    return verifier.evidence(query, list(refs), lambda names: {n: feats[n] for n in names})
+
+
+def planar_scene(seed: int = 0):
+    """A flat object seen at an angle, smaller inside the frame, on a wall (a synthetic planar scene)."""
+    from training.simulator import random_wall
+
+    rng = np.random.default_rng(seed)
+    art = poster(seed)
+    view = perspective(rng, art, 0.12)
+    wall = random_wall(rng, 360, 480)
+    y, x = 40, 120
+    h, w = min(view.shape[0], 360 - y), min(view.shape[1], 480 - x)
+    wall[y:y + h, x:x + w] = view[:h, :w]
+    return wall, art
+
+
+@pytest.mark.parametrize("feature", ["xfeat", "orb", "sift"])
+def test_true_pair_verified_wrong_pair_rejected(feature):
+    verifier = _verifier(feature)
+    scene, art = planar_scene()
+    ev = _evidence(verifier, scene, {"shown": art, "other": poster(100)})
+    assert ev["shown"].inliers >= 40 and ev["shown"].coverage > 0.3 and ev["shown"].support >= 40
+    assert ev["other"].support < 15
+
+
+def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):
+    data, fingerprint = export_xfeat()
+    assert len(fingerprint) == 64 and export_xfeat()[1] == fingerprint  # one export per process
+    verifier = _verifier("xfeat")
+    img = load_image(tiny_site / "the_orchard" / "a.jpg")
+    kp, desc = verifier.reference_features(img)
+    kp2, desc2 = verifier.reference_features(img)
+    assert len(kp) > 50 and desc.dtype == np.int8 and desc.shape[1] == 64
+    np.testing.assert_array_equal(desc, desc2)
+    turned_kp, _ = verifier.reference_features(img, rotation=1)
+    assert 0 < len(turned_kp) <= verifier.params.turned_keypoints
+
+
+def test_turned_query_is_verified():
+    verifier = _verifier("xfeat")
+    scene, art = planar_scene(seed=3)
+    turned = np.ascontiguousarray(np.rot90(scene, 1))
+    feats = {"shown": [(r, *verifier.reference_features(art, r)) for r in range(4)]}
+    upright_only = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n][:1] for n in names})
+    ev = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n] for n in names}, hint_rotations=[0])
+    assert ev["shown"].support >= 40 and ev["shown"].rotation == 1 and upright_only["shown"].support < 15
+
+
+def test_insane_homographies():
+    assert sane_homography(np.eye(3))
+    assert not sane_homography(np.diag([-1.0, 1.0, 1.0]))        # mirrored
+    assert not sane_homography(np.diag([1e-3, 1e-3, 1.0]))       # collapses the object
+    assert not sane_homography(np.array([[1, 0, 0], [0, 1, 0], [0.02, 0, 1.0]]))  # extreme perspective
+    assert not sane_homography(None)
+
+
+def test_bundle_with_xfeat_verification_survives_updates(tmp_path, tiny_site, tiny_net):
+    from tests.conftest import write_rgb
+
+    write_rgb(tiny_site.parent / "posters" / "poster_a" / "a.jpg", poster(0))
+    site = tmp_path / "site"
+    import shutil
+
+    shutil.copytree(tiny_site, site)
+    shutil.copytree(tiny_site.parent / "posters" / "poster_a", site / "poster_a")
+    out = build_bundle(site, tmp_path / "v.sitelens", tiny_net, size=64, progress=False, calibrate=False)
     rec = Recognizer.open(out)
-    assert isinstance(rec.index.features, FeatureStore) and rec.verifier is not None
-    rec.verify_params.ambiguous_margin = 2.0  # verify every answer
-    img = perspective(np.random.default_rng(1), load_image(tiny_site / "the_orchard" / "a.jpg"), 0.08)
-    r = rec.recognize(img)
-    assert r.verified is not None and r.best == "the_orchard" and r.accepted
-    assert r.verified["the_orchard"] >= rec.verify_params.min_inliers
+    assert isinstance(rec.index.features, FeatureStore) and rec.verifier.params.feature == "xfeat"
+    assert len(rec.index.features) == rec.index.live_count == 4 * 13  # four turns of each of 13 images
+    scene, _ = planar_scene(seed=0)
+    r = rec.recognize(np.ascontiguousarray(np.rot90(scene, 3)))
+    assert r.best == "poster_a" and r.candidates[0].evidence.support >= 40
     rec.remove("blue_rhythm")
     rec.add("again", [tiny_site / "blue_rhythm" / "a.jpg"])
     rec.save()
     again = Recognizer.open(out)
     assert again.index.features.offsets[-1] == len(again.index.features.kps)
-    assert len(again.index.features) == again.index.live_count
+    assert len(again.index.features) == again.index.live_count == 4 * (13 - 2 + 1)  # blue_rhythm had 2 images
+    assert sorted(set(again.index.rotations)) == [0, 1, 2, 3]
     assert Recognizer.open(out, verify=False).verifier is None

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 
-from runtime.geometric import VerifyParams, local_features
 from runtime.recognizer import Recognizer
 from tests.toy_bundle import make_toy_bundle, toy_image
 
@@ -69,12 +68,11 @@ def test_recognize_while_adding_removing_saving(tmp_path):
 
     again = Recognizer.open(path)
     assert sorted(again.instances) == sorted(expected_images)
-    params = VerifyParams(feature="orb")
     for inst, img in expected_images.items():
         r = again.recognize(img)
         assert r.best == inst and r.accepted, inst
         rows = again.index.rows_of([inst])[inst]
         kp, desc = again.index.features.row(rows[0])
-        want_kp, want_desc = local_features(img, params)
+        want_kp, want_desc = again.verifier.reference_features(img)
         np.testing.assert_array_equal(desc, want_desc)
         assert again.metadata[inst].get("title", inst.replace("_", " ")) in (inst, inst.replace("_", " "))

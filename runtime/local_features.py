@@ -1,0 +1,103 @@
+"""Local feature extractors for geometric verification: XFeat (learned, run by ONNX Runtime from the
+bundle's ``local.onnx``), ORB and SIFT (OpenCV). One interface: ``extract(rgb) -> (keypoints,
+descriptors)`` with keypoints in the pixels of a working image whose longer side is ``work_side``
+(references and queries are brought to the same working scale).
+
+Descriptors are stored compactly: XFeat's unit-length float descriptors as int8 (x127; cosine
+error < 1e-2), ORB as its 32 bytes, SIFT as uint8 (its values are small integers).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import BundleError, SitelensError
+
+XFEAT_MAX_KEYPOINTS = 1024
+LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
+FEATURES = ("xfeat", "orb", "sift")
+
+
+def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
+    """Resize so the longer side is ``side`` (both sides rounded to ``multiple``)."""
+    h, w = img.shape[:2]
+    f = side / max(h, w)
+    th = max(multiple, int(round(h * f / multiple)) * multiple)
+    tw = max(multiple, int(round(w * f / multiple)) * multiple)
+    if (th, tw) == (h, w):
+        return img
+    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA if th * tw < h * w else cv2.INTER_LINEAR)
+
+
+def gray(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+class OpenCVFeatures:
+    """ORB (binary, Hamming) or SIFT (float, L2) from OpenCV."""
+
+    def __init__(self, feature: str, work_side: int = 480, max_keypoints: int = 800):
+        if feature not in ("orb", "sift"):
+            raise SitelensError(f"unknown OpenCV local feature {feature!r}; use 'orb' or 'sift'")
+        self.name, self.work_side, self.max_keypoints = feature, work_side, max_keypoints
+        self.binary = feature == "orb"
+        self.dim = 32 if self.binary else 128
+
+    def _detector(self, n: int):
+        if self.name == "orb":
+            return cv2.ORB_create(nfeatures=n, fastThreshold=7)
+        return cv2.SIFT_create(nfeatures=n)
+
+    def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None):
+        g = working_image(gray(img_rgb), self.work_side)
+        kps, desc = self._detector(max_keypoints or self.max_keypoints).detectAndCompute(g, None)
+        if desc is None or not kps:
+            return np.zeros((0, 2), np.float32), np.zeros((0, self.dim), np.uint8)
+        desc = desc if self.binary else np.clip(np.round(desc), 0, 255).astype(np.uint8)
+        return np.float32([k.pt for k in kps]), desc
+
+
+class XFeatFeatures:
+    """XFeat sparse keypoints from ``local.onnx`` (see ``export/local_features.py``)."""
+
+    name = "xfeat"
+    binary = False
+    dim = 64
+
+    def __init__(self, onnx_bytes: bytes, fingerprint: str | None, work_side: int = 640,
+                 max_keypoints: int = XFEAT_MAX_KEYPOINTS, threads: int | None = None, source: str = "local.onnx"):
+        from .providers import import_onnxruntime
+
+        ort = import_onnxruntime()
+        opts = ort.SessionOptions()
+        # no busy-waiting between runs: on a 2-core device the spinning pool starves numpy/OpenCV work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types for malformed models
+            raise BundleError(f"{source}: ONNX Runtime cannot load the local feature model ({exc})") from None
+        found = self.session.get_modelmeta().custom_metadata_map.get(LOCAL_FINGERPRINT_KEY)
+        if fingerprint is not None and found != fingerprint:
+            raise BundleError(f"{source}: local feature model fingerprint mismatch (manifest {fingerprint!r}, "
+                              f"model {found!r}); re-export the bundle")
+        self.fingerprint = found
+        self.work_side, self.max_keypoints = work_side, max_keypoints
+
+    def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None):
+        g = working_image(gray(img_rgb), self.work_side, multiple=32)
+        kp, score, desc = self.session.run(None, {"gray": np.ascontiguousarray(g)[None]})
+        keep = score[0] > 0
+        n = min(int(keep.sum()), max_keypoints or self.max_keypoints)
+        return kp[0][keep][:n].astype(np.float32), quantize(desc[0][keep][:n])
+
+
+def quantize(desc: np.ndarray) -> np.ndarray:
+    """Unit-length float descriptors -> int8 (x127)."""
+    return np.clip(np.round(desc * 127.0), -127, 127).astype(np.int8)
+
+
+def dequantize(desc: np.ndarray) -> np.ndarray:
+    return desc.astype(np.float32) / 127.0

@@ -1,0 +1,152 @@
+"""Geometric verification of the global shortlist: the query's local features against the cached
+features of each candidate's references, then a geometric model (``runtime/geometric.py``).
+
+Rotations: the index holds each reference at several quarter turns (a book on a desk, a phone held
+sideways), each row with the descriptor *and* the local features of the turned reference (XFeat is
+not rotation invariant). The query is described once, upright. The rows of the turn the global
+stage found best for each candidate are matched first; the other turns only when that verified
+nothing, so an upright painting costs one matching per candidate and a turned book at most four.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .errors import SitelensError
+from .geometric import Evidence, fundamental_inliers, homography_inliers, hull_area
+from .local_features import FEATURES, OpenCVFeatures, XFeatFeatures
+from .matching import mutual_nearest, ratio_test
+
+
+@dataclass
+class VerifyParams:
+    feature: str = "xfeat"          # xfeat (learned, ONNX) | orb | sift
+    work_side: int = 640            # longer side of the working image (references and queries)
+    ref_keypoints: int = 512        # per upright reference row stored in the bundle
+    turned_keypoints: int = 256     # per quarter-turned reference row
+    query_keypoints: int = 1024
+    min_cosine: float = 0.82        # mutual nearest neighbours (xfeat)
+    ratio: float = 0.8              # Lowe's ratio test (orb/sift)
+    candidates: int = 10            # shortlist size verified per frame
+    fundamental: bool = True        # 3-D fallback model for the best candidates
+    fundamental_candidates: int = 3
+    local_fingerprint: str | None = None  # of local.onnx (xfeat)
+
+    def __post_init__(self):
+        if self.feature not in FEATURES:
+            raise SitelensError(f"unknown local feature {self.feature!r}; use one of {FEATURES}")
+
+    @classmethod
+    def for_feature(cls, feature: str) -> "VerifyParams":
+        if feature == "xfeat":
+            return cls(feature="xfeat")
+        return cls(feature=feature, work_side=480, ref_keypoints=800, turned_keypoints=400, query_keypoints=800)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VerifyParams":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
+    """No keypoints, with the dtypes and widths of ``like``."""
+    return like[0][:0], like[1][:0]
+
+
+def make_extractor(params: VerifyParams, local_onnx: bytes | None = None, source: str = "bundle",
+                   threads: int | None = None):
+    if params.feature == "xfeat":
+        if local_onnx is None:
+            raise SitelensError(f"{source}: verification with xfeat needs local.onnx")
+        return XFeatFeatures(local_onnx, params.local_fingerprint, params.work_side, params.query_keypoints,
+                             threads=threads, source=f"{source}:local.onnx")
+    return OpenCVFeatures(params.feature, params.work_side, params.query_keypoints)
+
+
+class Verifier:
+    """Verification of candidates for one bundle. Thread-safe (no mutable state)."""
+
+    def __init__(self, params: VerifyParams, extractor):
+        self.params, self.extractor = params, extractor
+
+    def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
+        """What the bundle stores for one reference row: the features of the reference turned by
+        ``rotation`` quarter turns (fewer keypoints for turned copies)."""
+        img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
+        n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
+        kp, desc = self.extractor.extract(img, n)
+        return kp.astype(np.float16), desc
+
+    def _correspondences(self, q, r):
+        if self.params.feature == "xfeat":
+            return mutual_nearest(q[1], r[1], self.params.min_cosine)
+        return ratio_test(q[1], r[1], self.extractor.binary, self.params.ratio)
+
+    def _match(self, q, rotation: int, kp, desc) -> tuple[Evidence, tuple | None]:
+        """Homography evidence of one reference row, plus its correspondences."""
+        if len(kp) == 0:
+            return Evidence(rotation=rotation), None
+        qi, ri = self._correspondences(q, (kp, desc))
+        src, dst = q[0][qi], kp[ri].astype(np.float32)
+        mask = homography_inliers(src, dst)
+        inliers = int(mask.sum()) if mask is not None else 0
+        coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0) if inliers >= 3 else 0.0
+        return Evidence(len(qi), inliers, 0, rotation, coverage), (src, dst)
+
+    def query_features(self, img_rgb: np.ndarray, cache: dict | None = None):
+        if cache is not None and "q" in cache:
+            return cache["q"]
+        q = self.extractor.extract(img_rgb, self.params.query_keypoints)
+        if cache is not None:
+            cache["q"] = q
+        return q
+
+    def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of, hint_rotations=(),
+                 verified=None, all_passes: bool = False, cache: dict | None = None) -> dict[str, Evidence]:
+        """Evidence per candidate instance (its best reference row).
+
+        ``features_of(instances)`` -> {instance: [(rotation, keypoints, descriptors), ...]};
+        ``hint_rotations``: per candidate, the turn of its best global row (matched first);
+        ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
+        ``all_passes`` matches every row (calibration: negatives must get every chance);
+        ``cache``: a dict kept across calls on the same image (query features, per-row results)."""
+        cache = {} if cache is None else cache
+        q = self.query_features(img_rgb, cache)
+        out = {c: Evidence() for c in candidates}
+        pts: dict[str, tuple] = {}
+        if len(q[0]) == 0:
+            return out
+        feats = features_of(candidates)
+        hints = dict(zip(candidates, hint_rotations))
+        for phase in (0, 1):  # the hinted turn first, then the others
+            for inst in candidates:
+                hint = hints.get(inst, 0)
+                for j, (rotation, kp, desc) in enumerate(feats.get(inst, ())):
+                    if (rotation == hint) != (phase == 0):
+                        continue
+                    key = ("m", inst, j)
+                    if key not in cache:
+                        cache[key] = self._match(q, rotation, kp, desc)
+                    ev, p = cache[key]
+                    if ev.better_than(out[inst]):
+                        out[inst], pts[inst] = ev, p
+            if not all_passes and verified is not None and any(verified(e) for e in out.values()):
+                break
+        if self.params.fundamental:
+            self._fundamental(out, pts, verified)
+        return out
+
+    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified) -> None:
+        """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
+        unless a homography already verified one."""
+        if verified is not None and any(verified(e) for e in out.values()):
+            return
+        ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
+        for inst in ranked[: self.params.fundamental_candidates]:
+            src, dst = pts[inst]
+            ev = out[inst]
+            out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage)
