@@ -30,6 +30,7 @@ class Evidence:
     fundamental: int = 0    # fundamental-matrix inliers (0 when not computed)
     rotation: int = 0       # quarter turns applied to the query
     coverage: float = 0.0   # area of the inliers' hull / area of all the reference's keypoints' hull
+    query_coverage: float = 0.0  # the same in the query: how much of the frame the object fills
 
     @property
     def support(self) -> float:
@@ -44,7 +45,8 @@ class Evidence:
 
     def to_dict(self) -> dict:
         return {"matches": self.matches, "inliers": self.inliers, "coverage": round(self.coverage, 4),
-                "support": round(self.support, 2), "fundamental": self.fundamental, "rotation": 90 * self.rotation}
+                "query_coverage": round(self.query_coverage, 4), "support": round(self.support, 2),
+                "fundamental": self.fundamental, "rotation": 90 * self.rotation}
 
     def better_than(self, other: "Evidence") -> bool:
         return (self.support, self.fundamental, self.matches) > (other.support, other.fundamental, other.matches)

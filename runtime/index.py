@@ -183,13 +183,20 @@ class ReferenceIndex:
         with self.lock.read():
             return {inst: list(self._rows.get(inst, ())) for inst in instances}
 
-    def features_of(self, instances) -> dict[str, list[tuple[int, np.ndarray, np.ndarray]]]:
-        """(rotation, keypoints, descriptors) of the live rows of each given instance (a consistent snapshot)."""
+    def features_of(self, instances, query: np.ndarray | None = None,
+                    limit: int | None = None) -> dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]]:
+        """(row, rotation, keypoints, descriptors) of the live rows of each given instance (a consistent
+        snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``."""
         with self.lock.read():
             if self.features is None:
                 return {inst: [] for inst in instances}
-            return {inst: [(self.rotations[i], *self.features.row(i)) for i in self._rows.get(inst, ())]
-                    for inst in instances}
+            out = {}
+            for inst in instances:
+                rows = list(self._rows.get(inst, ()))
+                if query is not None and len(rows) > 1:
+                    rows = [rows[i] for i in np.argsort(-(self.descriptors[rows] @ query), kind="stable")]
+                out[inst] = [(i, self.rotations[i], *self.features.row(i)) for i in rows[:limit]]
+            return out
 
     # -- updates (exclusive lock) ------------------------------------------------------------
     def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None,

@@ -18,10 +18,14 @@ LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
 FEATURES = ("xfeat", "orb", "sift")
 
 
+MAX_UPSCALE = 2.0  # small images are enlarged at most this much (more would only add blur)
+
+
 def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
-    """Resize so the longer side is ``side`` (both sides rounded to ``multiple``)."""
+    """Resize so the longer side is ``side`` (small images: at most ``MAX_UPSCALE`` x), both sides
+    rounded to ``multiple``."""
     h, w = img.shape[:2]
-    f = side / max(h, w)
+    f = min(side / max(h, w), MAX_UPSCALE)
     th = max(multiple, int(round(h * f / multiple)) * multiple)
     tw = max(multiple, int(round(w * f / multiple)) * multiple)
     if (th, tw) == (h, w):

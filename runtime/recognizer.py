@@ -93,7 +93,7 @@ class Findings:
         return score_margin([scores[inst]] + sorted((s for i, s in scores.items() if i != inst), reverse=True))
 
 
-RANK_MIN_SUPPORT = 10  # below this, verification does not re-rank the shortlist
+TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
 
 
 class Recognizer:
@@ -201,8 +201,12 @@ class Recognizer:
         if self.verifier is None or not hits:
             return Findings(hits)
         names = [h[0] for h in hits[: self.verifier.params.candidates]]
-        hint = [self.index.rotations[h[2]] for h in hits[: self.verifier.params.candidates]]
-        evidence = self.verifier.evidence(img, names, self.index.features_of, hint, stop, all_passes, cache)
+        rows = self.verifier.params.rows_per_candidate
+
+        def features_of(instances):
+            return self.index.features_of(instances, desc, rows)
+
+        evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache)
         return Findings(hits, evidence)
 
     def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None) -> Recognition:
@@ -212,13 +216,14 @@ class Recognizer:
         if not hits:
             return Recognition(None, False, 0.0, 0.0, None, {}, [])
         order = [h[0] for h in hits]
-        if ev:
-            def rank(inst):
-                e = ev.get(inst)
-                strong = e is not None and max(e.support, e.fundamental / 2) >= RANK_MIN_SUPPORT
-                return (not (e is not None and rule.verified(e)), not strong,
-                        -(e.support if strong else 0), order.index(inst))
-            order = sorted(order, key=rank)
+        if ev:  # verified candidates first; the rest keep their global order
+            verified = [i for i in order if i in ev and rule.verified(ev[i])]
+            if verified:
+                # geometry ranks, but when several fit about equally well (the same shape in two
+                # colours, XFeat sees grey levels) the global descriptor decides among them
+                top = max(ev[i].support for i in verified)
+                verified.sort(key=lambda i: (ev[i].support < TIE_SHARE * top, order.index(i)))
+            order = verified + [i for i in order if i not in verified]
         best = order[0]
         score, margin = findings.score_margin(best)
         decided_by = None

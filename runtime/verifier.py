@@ -3,9 +3,11 @@ features of each candidate's references, then a geometric model (``runtime/geome
 
 Rotations: the index holds each reference at several quarter turns (a book on a desk, a phone held
 sideways), each row with the descriptor *and* the local features of the turned reference (XFeat is
-not rotation invariant). The query is described once, upright. The rows of the turn the global
-stage found best for each candidate are matched first; the other turns only when that verified
-nothing, so an upright painting costs one matching per candidate and a turned book at most four.
+not rotation invariant). The query is described once, upright. Each candidate's rows come ordered
+by global similarity to the query: its best row (usually the right reference at the right turn) is
+matched first for every candidate; the next ones (other turns, other references), at most
+``rows_per_candidate``, only when that verified nothing. An upright painting costs one matching per
+candidate, a turned book up to four.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class VerifyParams:
     min_cosine: float = 0.82        # mutual nearest neighbours (xfeat)
     ratio: float = 0.8              # Lowe's ratio test (orb/sift)
     candidates: int = 10            # shortlist size verified per frame
+    rows_per_candidate: int = 4     # reference rows (references x turns) matched per candidate, best first
     fundamental: bool = True        # 3-D fallback model for the best candidates
     fundamental_candidates: int = 3
     local_fingerprint: str | None = None  # of local.onnx (xfeat)
@@ -94,23 +97,32 @@ class Verifier:
         src, dst = q[0][qi], kp[ri].astype(np.float32)
         mask = homography_inliers(src, dst)
         inliers = int(mask.sum()) if mask is not None else 0
-        coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0) if inliers >= 3 else 0.0
-        return Evidence(len(qi), inliers, 0, rotation, coverage), (src, dst)
+        coverage = q_coverage = 0.0
+        if inliers >= 3:
+            coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
+            q_coverage = hull_area(src[mask]) / max(self._query_area(q), 1.0)
+        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage), (src, dst)
+
+    @staticmethod
+    def _query_area(q) -> float:
+        if len(q) < 3:  # (keypoints, descriptors[, area])
+            q.append(hull_area(q[0]))
+        return q[2]
 
     def query_features(self, img_rgb: np.ndarray, cache: dict | None = None):
         if cache is not None and "q" in cache:
             return cache["q"]
-        q = self.extractor.extract(img_rgb, self.params.query_keypoints)
+        q = list(self.extractor.extract(img_rgb, self.params.query_keypoints))
         if cache is not None:
             cache["q"] = q
         return q
 
-    def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of, hint_rotations=(),
+    def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
                  verified=None, all_passes: bool = False, cache: dict | None = None) -> dict[str, Evidence]:
         """Evidence per candidate instance (its best reference row).
 
-        ``features_of(instances)`` -> {instance: [(rotation, keypoints, descriptors), ...]};
-        ``hint_rotations``: per candidate, the turn of its best global row (matched first);
+        ``features_of(instances)`` -> {instance: [(row, rotation, keypoints, descriptors), ...]}, each
+        candidate's rows best first (the first row of every candidate is matched before any second);
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row (calibration: negatives must get every chance);
         ``cache``: a dict kept across calls on the same image (query features, per-row results)."""
@@ -121,14 +133,13 @@ class Verifier:
         if len(q[0]) == 0:
             return out
         feats = features_of(candidates)
-        hints = dict(zip(candidates, hint_rotations))
-        for phase in (0, 1):  # the hinted turn first, then the others
+        for phase in (0, 1):  # every candidate's best row first, then its next ones
             for inst in candidates:
-                hint = hints.get(inst, 0)
-                for j, (rotation, kp, desc) in enumerate(feats.get(inst, ())):
-                    if (rotation == hint) != (phase == 0):
+                rows = feats.get(inst, ())[: self.params.rows_per_candidate]
+                for j, (row, rotation, kp, desc) in enumerate(rows):
+                    if (j == 0) != (phase == 0):
                         continue
-                    key = ("m", inst, j)
+                    key = ("m", row)
                     if key not in cache:
                         cache[key] = self._match(q, rotation, kp, desc)
                     ev, p = cache[key]
@@ -149,4 +160,5 @@ class Verifier:
         for inst in ranked[: self.params.fundamental_candidates]:
             src, dst = pts[inst]
             ev = out[inst]
-            out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage)
+            out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage,
+                                 ev.query_coverage)

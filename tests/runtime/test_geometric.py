@@ -22,7 +22,7 @@ def _verifier(feature: str) -> Verifier:
 
 
 def _evidence(verifier: Verifier, query, refs: dict) -> dict[str, Evidence]:
-    feats = {name: [(0, *verifier.reference_features(img))] for name, img in refs.items()}
+    feats = {name: [(k, 0, *verifier.reference_features(img))] for k, (name, img) in enumerate(refs.items())}
     return verifier.evidence(query, list(refs), lambda names: {n: feats[n] for n in names})
 
 
@@ -66,9 +66,9 @@ def test_turned_query_is_verified():
     verifier = _verifier("xfeat")
     scene, art = planar_scene(seed=3)
     turned = np.ascontiguousarray(np.rot90(scene, 1))
-    feats = {"shown": [(r, *verifier.reference_features(art, r)) for r in range(4)]}
+    feats = {"shown": [(r, r, *verifier.reference_features(art, r)) for r in range(4)]}
     upright_only = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n][:1] for n in names})
-    ev = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n] for n in names}, hint_rotations=[0])
+    ev = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n] for n in names})
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1 and upright_only["shown"].support < 15
 
 

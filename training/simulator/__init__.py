@@ -5,5 +5,6 @@ calibration), the demo site and tests.
 """
 from .backgrounds import random_wall, wall_label
 from .camera_view import CameraViewSimulator, SimulatorConfig
+from .clutter import collage
 
-__all__ = ["CameraViewSimulator", "SimulatorConfig", "random_wall", "wall_label"]
+__all__ = ["CameraViewSimulator", "SimulatorConfig", "collage", "random_wall", "wall_label"]

@@ -29,13 +29,18 @@ def crop(rng: np.random.Generator, img: np.ndarray, min_area: float) -> np.ndarr
     return img[y0:y0 + ch, x0:x0 + cw]
 
 
-def place_on_wall(rng: np.random.Generator, img: np.ndarray, min_fill: float) -> np.ndarray:
-    """The whole object seen from afar: framed, smaller inside a wall background."""
+def place_on_wall(rng: np.random.Generator, img: np.ndarray, min_fill: float,
+                  surroundings: np.ndarray | None = None) -> np.ndarray:
+    """The whole object seen from afar: framed, smaller inside a wall background, or inside
+    ``surroundings`` (a cluttered scene: neighbours on the wall, other things on a desk)."""
     img = add_frame(rng, img) if rng.random() < 0.7 else img
     h, w = img.shape[:2]
     fill = rng.uniform(min_fill, 0.9)
     H, W = int(h / np.sqrt(fill)), int(w / np.sqrt(fill))
-    wall = random_wall(rng, H, W)
+    if surroundings is None:
+        wall = random_wall(rng, H, W)
+    else:
+        wall = cv2.resize(surroundings, (W, H), interpolation=cv2.INTER_AREA)
     y0, x0 = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
     wall[y0:y0 + h, x0:x0 + w] = img
     return wall
@@ -68,3 +73,27 @@ def at_least(img: np.ndarray, shortest: int) -> np.ndarray:
         return img
     f = shortest / min(h, w)
     return cv2.resize(img, (max(shortest, round(w * f)), max(shortest, round(h * f))), interpolation=cv2.INTER_LINEAR)
+
+
+def tilt(rng: np.random.Generator, img: np.ndarray, max_deg: float, background: np.ndarray | None = None) -> np.ndarray:
+    """Viewpoint change of a flat object: the picture plane turned by up to ``max_deg`` degrees about a
+    random in-plane axis, seen through a pinhole camera (focal length ~ the image size). Strong
+    angles shrink one side and keystone the other, as a visitor standing to the side of a painting
+    sees it. The uncovered area shows ``background`` (stretched) or a plain wall."""
+    h, w = img.shape[:2]
+    angle = np.deg2rad(rng.uniform(0, max_deg))
+    axis_dir = rng.uniform(0, np.pi)
+    axis = np.array([np.cos(axis_dir), np.sin(axis_dir), 0.0])
+    k = axis / np.linalg.norm(axis)
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    rot = np.eye(3) + np.sin(angle) * kx + (1 - np.cos(angle)) * kx @ kx  # Rodrigues
+    f = 1.2 * max(h, w)
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64) - [w / 2, h / 2]
+    pts3 = np.concatenate([corners, np.zeros((4, 1))], axis=1) @ rot.T + [0, 0, f]
+    proj = pts3[:, :2] / pts3[:, 2:3] * f
+    proj -= proj.min(axis=0)
+    scale = min(w / max(proj[:, 0].max(), 1), h / max(proj[:, 1].max(), 1))
+    proj = proj * scale + ([w, h] - proj.max(axis=0) * scale) / 2
+    m = cv2.getPerspectiveTransform((corners + [w / 2, h / 2]).astype(np.float32), proj.astype(np.float32))
+    out = random_wall(rng, h, w) if background is None else cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.warpPerspective(img, m, (w, h), dst=out, borderMode=cv2.BORDER_TRANSPARENT)

@@ -70,3 +70,14 @@ def occlude(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     colour = tuple(int(c) for c in rng.uniform(10, 90, 3))
     cv2.ellipse(out, (cx, h), axes, 0, 0, 360, colour, -1)
     return out
+
+
+def reflection(rng: np.random.Generator, img: np.ndarray, scene: np.ndarray) -> np.ndarray:
+    """Glass in front of the work reflecting the room: a blurred, shifted copy of another scene
+    added at low opacity."""
+    h, w = img.shape[:2]
+    mirror = cv2.resize(scene, (w, h), interpolation=cv2.INTER_AREA)[:, ::-1]
+    mirror = cv2.GaussianBlur(mirror, (0, 0), rng.uniform(1.0, 4.0)).astype(np.float32)
+    alpha = rng.uniform(0.1, 0.35)
+    out = img.astype(np.float32) * (1 - alpha) + mirror * alpha + rng.uniform(0, 25)
+    return np.clip(out, 0, 255).astype(np.uint8)
