@@ -27,15 +27,18 @@ from .cli_common import build_kwargs, build_options, friendly, key_option, open_
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if the run folder has a checkpoint.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes simulating visitor views while the network trains (0: none).")
 @friendly
 def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze_blocks, whitening_dim,
-          no_whitening, backbone, weights, seed, device, no_resume):
+          no_whitening, backbone, weights, seed, device, no_resume, workers):
     """Fine-tune the descriptor network on SITE's references (never on queries)."""
     from training.trainer import TrainConfig, train as run_training
 
     cfg = TrainConfig(epochs=epochs, size=size, batch=batch, negatives=negatives, lr=lr, loss=loss,
                       ce_weight=ce_weight, freeze_blocks=freeze_blocks, whitening=not no_whitening,
-                      whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device)
+                      whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device,
+                      workers=workers)
     run = run_training(site, out, cfg, resume=not no_resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process wrote the run
         click.echo(f"wrote {run} (sitelens export {run} --site {site} -o site.sitelens)")

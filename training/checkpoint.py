@@ -61,3 +61,25 @@ def load_run(run_dir: str | Path) -> tuple[DescriptorNet, dict]:
     if config.get("fingerprint") and config["fingerprint"] != net.fingerprint():
         raise SitelensError(f"{path}: weights fingerprint differs from {CONFIG_FILE}; the run is corrupt")
     return net, config
+
+
+RESUME_FILE = "resume.pt"
+
+
+def save_resume(run_dir: str | Path, state: dict) -> None:
+    """Per-epoch checkpoint: weights, optimiser, history, best weights so far (tensors and strings only)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / RESUME_FILE, lambda fh: torch.save(state, fh))
+
+
+def load_resume(run_dir: str | Path, device) -> dict | None:
+    path = Path(run_dir) / RESUME_FILE
+    if not path.exists():
+        return None
+    try:
+        resume_file = str(path)
+        return torch.load(resume_file, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise SitelensError(f"{path}: cannot read the training checkpoint ({exc}); delete it or pass --no-resume") \
+            from None

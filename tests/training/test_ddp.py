@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import make_site
-from training.trainer import _dist_backend
+from training.distributed import dist_backend as _dist_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,31 +2,42 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.losses import ContrastiveLoss, InstanceCrossEntropy, TripletLoss
+from training.losses import ContrastiveLoss, InstanceCrossEntropy, TripletLoss, Tuples
 from training.miners import mine_negatives
+from training.reducers import AvgNonZeroReducer, MeanReducer
 from training.whitening import apply_whitening, learn_whitening
 
 
-def test_triplet_loss_values():
-    a = torch.tensor([[1.0, 0.0]])
-    p = torch.tensor([[1.0, 0.0]])
-    far = torch.tensor([[[0.0, 1.0]]])
-    close = torch.tensor([[[1.0, 0.0]]])
-    assert TripletLoss(0.1)(a, p, far).item() == 0.0
-    assert abs(TripletLoss(0.1)(a, p, close).item() - 0.1) < 1e-6
-    assert ContrastiveLoss(0.7)(a, p, far).item() == 0.0
+def _batch(*rows):
+    """anchor, positive, negatives stacked as the trainer does (B=1)."""
+    x = torch.tensor(rows, dtype=torch.float32)
+    return x, torch.arange(len(rows)), Tuples.stacked(1, len(rows) - 2)
+
+
+def test_losses_share_one_signature():
+    far = _batch([1.0, 0.0], [1.0, 0.0], [0.0, 1.0])
+    close = _batch([1.0, 0.0], [1.0, 0.0], [1.0, 0.0])
+    assert TripletLoss(0.1)(*far).item() == 0.0
+    assert abs(TripletLoss(0.1)(*close).item() - 0.1) < 1e-6
+    assert ContrastiveLoss(0.7)(*far).item() == 0.0
+    assert ContrastiveLoss(0.7)(*close).item() > 0
+    mixed = _batch([1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0])  # 1 hard of 4 negatives
+    assert abs(TripletLoss(0.1, MeanReducer())(*mixed).item() - 0.025) < 1e-6
+    assert abs(TripletLoss(0.1, AvgNonZeroReducer())(*mixed).item() - 0.1) < 1e-6
+    assert AvgNonZeroReducer()(torch.zeros(3)).item() == 0.0
 
 
 def test_instance_ce_learns():
     torch.manual_seed(0)
     x = F.normalize(torch.randn(20, 8), dim=1)
     y = torch.arange(20) % 4
+    tuples = Tuples(torch.arange(10), torch.arange(10, 20), torch.zeros(10, 0, dtype=torch.long))
     ce = InstanceCrossEntropy(8, 4)
     opt = torch.optim.SGD(ce.parameters(), lr=1.0)
-    first = ce(x, y).item()
+    first = ce(x, y, tuples).item()
     for _ in range(50):
         opt.zero_grad()
-        loss = ce(x, y)
+        loss = ce(x, y, tuples)
         loss.backward()
         opt.step()
     assert loss.item() < first

@@ -68,3 +68,14 @@ def test_small_sites_adapt_or_refuse_negatives(tmp_path, caplog):
     cfg = TrainConfig(epochs=1, size=64, batch=2, negatives=4, whitening=False)
     history = json.loads((train(site, tmp_path / "run", cfg, progress=False) / "config.json").read_text())["history"]
     assert history[1]["loss"] is not None and history[1]["steps"] > 0
+
+
+def test_views_simulated_in_workers_give_the_same_model(tmp_path):
+    from training.checkpoint import read_config
+    from training.trainer import TrainConfig, train
+
+    site = make_site(tmp_path / "site", n=3, refs=1, seed=9)
+    base = dict(epochs=1, size=64, batch=3, negatives=1, whitening=False, seed=2)
+    a = read_config(train(site, tmp_path / "a", TrainConfig(**base, workers=0), progress=False))["fingerprint"]
+    b = read_config(train(site, tmp_path / "b", TrainConfig(**base, workers=1), progress=False))["fingerprint"]
+    assert a == b
