@@ -67,11 +67,13 @@ def provenance(args=None) -> dict:
     }
 
 
-def emit(result: dict, args=None, name: str | None = None) -> dict:
-    """Print the result with its provenance (first) and write bench/results/<name>.json if asked."""
+def emit(result: dict, args=None, name: str | None = None, show: bool = True) -> dict:
+    """Print the result with its provenance (first) and write bench/results/<name>.json if asked
+    (``show=False``: write only, e.g. to keep the finished part of a long run)."""
     out = {"provenance": provenance(args), **result}
     text = json.dumps(out, indent=2, default=_jsonable)
-    print(text)
+    if show:
+        print(text)
     if name:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{name}.json").write_text(text + "\n")

@@ -1,78 +1,208 @@
-"""Per-frame latency on this machine; prints one JSON object.
+"""The device path on this machine, one run; prints JSON (``--out NAME`` also writes bench/results/).
 
-decode+preprocess (a 1280x720 JPEG frame), embed (ONNX Runtime vs PyTorch eager of the same
-network, measured in one run, with the ratio) and match (hnsw vs exact) at 1k/10k/100k refs.
+- frame: a 1280x720 frame (a real photo of the set, resized) given as an RGB array and as JPEG
+  bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
+  vs PyTorch eager, same network, same run, and the ratio), and end to end (image in, decision out)
+  with the global descriptor only and with verification on.
+- sift_all: classical SIFT + RANSAC against every reference on the same frames, and how many times
+  cheaper sitelens's recognize() is.
+- growth: recognize() with verification as the site grows to 1k and 10k reference rows (rows added
+  by jittering the real ones: the shortlist and the local features per candidate stay realistic).
+- matching: the index alone at 1k / 10k / 100k synthetic descriptors: HNSW with the ef chosen as at
+  export (recall@1 >= 0.99 against exact search) vs exact search.
 
-    python bench/latency.py [--size 224] [--refs 1000 10000 100000] [--repeat 50]
+    python bench/latency.py [--set smvs_books] [--size 224] [--repeat 40] [--refs 1000 10000 100000] [--out latency]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import percentiles, timed
+from _ann import ground_truth, synthetic_descriptors
+from _common import DEV_SETS, emit, percentiles, timed
 
-from export.onnx_export import export_onnx
-from runtime.embedder import Embedder
 from runtime.image_io import load_image
-from runtime.index import IndexParams, ReferenceIndex
-from runtime.preprocess import InputSpec, resize_for_model
+from runtime.preprocess import resize_for_model
+
+FRAME = (1280, 720)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--refs", type=int, nargs="+", default=[1000, 10000, 100000])
-    ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    args = ap.parse_args()
+def frames_of(manifest: Path, n: int) -> list[np.ndarray]:
+    from runtime.site import load_queries
 
+    out = []
+    for q in load_queries(manifest)[:n]:
+        img = load_image(q.path)
+        out.append(cv2.resize(img, FRAME, interpolation=cv2.INTER_CUBIC if img.shape[1] < FRAME[0] else cv2.INTER_AREA))
+    return out
+
+
+def jpeg(img: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def cycle(items):
+    state = {"i": 0}
+
+    def nxt():
+        state["i"] += 1
+        return items[state["i"] % len(items)]
+    return nxt
+
+
+def frame_section(rec, frames, repeat: int, threads: int) -> dict:
     import torch
 
     from training.network import DescriptorNet
 
-    torch.set_num_threads(args.threads)
-    spec = InputSpec(size=args.size)
-    rng = np.random.default_rng(0)
-    frame = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8), (0, 0), 3)
-    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-    out = {"size": args.size, "threads": args.threads, "frame": "1280x720 JPEG"}
-    out["decode_preprocess"] = percentiles(timed(lambda: resize_for_model(load_image(jpeg), spec), args.repeat))
-
-    net = DescriptorNet().eval()
-    emb = Embedder(export_onnx(net, spec), spec, providers=["CPUExecutionProvider"], threads=args.threads)
-    x = resize_for_model(load_image(jpeg), spec)[None]
-    ort_t = timed(lambda: emb.run(x), args.repeat)
+    spec = rec.spec
+    jpegs = [jpeg(f) for f in frames]
+    nf, nj = cycle(frames), cycle(jpegs)
+    out = {"frame": f"{FRAME[0]}x{FRAME[1]}", "input": list(spec.target_shape(FRAME[1], FRAME[0]))}
+    out["decode_preprocess"] = {
+        "jpeg_full_decode": percentiles(timed(lambda: resize_for_model(load_image(nj()), spec), repeat)),
+        "jpeg_reduced_decode": percentiles(timed(lambda: resize_for_model(load_image(nj(), rec.decode_need), spec),
+                                                 repeat)),
+        "array": percentiles(timed(lambda: resize_for_model(load_image(nf()), spec), repeat)),
+    }
+    x = resize_for_model(frames[0], spec)[None]
+    ort_t = timed(lambda: rec.embedder.run(x), repeat)
+    torch.set_num_threads(threads)
+    net = DescriptorNet().train(False)
     tx = torch.from_numpy(x)
 
     def eager():
         with torch.no_grad():
             net(tx)
 
-    torch_t = timed(eager, args.repeat)
-    out["embed_onnxruntime"] = percentiles(ort_t)
-    out["embed_torch_eager"] = percentiles(torch_t)
-    out["embed_speedup_ort_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(ort_t)), 2)
+    torch_t = timed(eager, repeat)
+    out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
+                      "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2)}
+    verifier = rec.verifier
+    rec.verifier = None
+    global_only = {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),
+                   "jpeg": percentiles(timed(lambda: rec.recognize(nj()), repeat))}
+    rec.verifier = verifier
+    out["end_to_end"] = {"global_only": global_only,
+                         "with_verification": {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),
+                                               "jpeg": percentiles(timed(lambda: rec.recognize(nj()), repeat))}}
+    return out
 
-    dim = emb.dim
-    out["match"] = {}
-    for n in args.refs:
-        groups = max(1, n // 4)
-        centres = rng.normal(size=(groups, dim)).astype(np.float32)
-        refs = centres[np.arange(n) % groups] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
-        idx = ReferenceIndex(refs, [f"i{i % groups}" for i in range(n)], params=IndexParams())
-        q = centres[rng.integers(0, groups, args.repeat)] + 0.5 * rng.normal(size=(args.repeat, dim)).astype(np.float32)
-        row = {}
+
+class SiftAll:
+    """Classical baseline: SIFT + ratio test + RANSAC homography against every reference."""
+
+    def __init__(self, references: list[np.ndarray], side: int = 640):
+        self.sift, self.side = cv2.SIFT_create(nfeatures=2000), side
+        self.refs = [self.features(img) for img in references]
+        self.matcher = cv2.BFMatcher(cv2.NORM_L2)
+
+    def features(self, img):
+        from runtime.local_features import gray, working_image
+
+        kp, desc = self.sift.detectAndCompute(working_image(gray(img), self.side), None)
+        return (np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32)), desc
+
+    def best(self, img) -> int:
+        qk, qd = self.features(img)
+        best, best_n = -1, 0
+        for i, (rk, rd) in enumerate(self.refs):
+            if qd is None or rd is None or len(rd) < 2 or len(qd) < 2:
+                continue
+            pairs = self.matcher.knnMatch(qd, rd, k=2)
+            good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+            if len(good) < 8:
+                continue
+            _, mask = cv2.findHomography(qk[[m.queryIdx for m in good]], rk[[m.trainIdx for m in good]], cv2.RANSAC, 5.0)
+            n = int(mask.sum()) if mask is not None else 0
+            if n > best_n:
+                best, best_n = i, n
+        return best
+
+
+def growth_section(rec, frames, sizes, repeat: int) -> dict:
+    """recognize() with verification while the index grows to ``sizes`` rows (jittered copies of the
+    real rows, with their local features)."""
+    rng = np.random.default_rng(0)
+    index = rec.index
+    base_rows = np.flatnonzero(~index.deleted)
+    out = {}
+    nf = cycle(frames)
+    k = 0
+    for target in sizes:
+        while index.live_count < target:
+            rows = rng.choice(base_rows, min(256, target - index.live_count))
+            for r in rows:
+                d = index.descriptors[r] + 0.08 * rng.normal(size=index.dim).astype(np.float32)
+                feats = [index.features.row(r)] if index.features is not None else None
+                index.add(d[None], f"synthetic_{k}", features=feats, rotations=[index.rotations[r]])
+                k += 1
+        out[str(target)] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
+    return out
+
+
+def matching_section(sizes, dim: int, repeat: int) -> list[dict]:
+    from export.index_tuning import tune_index
+    from runtime.index import ReferenceIndex
+    from runtime.index_params import IndexParams
+
+    rows = []
+    for n in sizes:
+        base, queries = synthetic_descriptors(n, max(repeat, 200), dim, seed=n)
+        labels = [f"i{i}" for i in range(n)]
+        index = ReferenceIndex(base, labels, params=IndexParams())
+        params, hnsw, report = tune_index(base, queries[:200], IndexParams(), hnsw=index.hnsw)
+        index.replace_graph(hnsw, params)
+        truth = ground_truth(queries, base)
+        row = {"refs": n, "dim": dim, "ef": params.ef, "M": params.M}
         for mode in ("hnsw", "exact"):
-            it = iter(q)
-            row[mode] = percentiles(timed(lambda: idx.search(next(it, q[0]), 5, mode), args.repeat, warmup=0))
-        agree = np.mean([idx.search(v, 1, "hnsw")[0][0] == idx.search(v, 1, "exact")[0][0] for v in q])
-        row["hnsw_recall@1_vs_exact"] = round(float(agree), 4)
-        out["match"][str(n)] = row
-    print(json.dumps(out, indent=2))
+            nq = cycle(list(queries))
+            row[mode] = percentiles(timed(lambda: index.search(nq(), 10, mode), repeat))
+            found = [index.search(q, 1, mode)[0][0] for q in queries[:200]]
+            row[mode]["recall@1_vs_exact"] = round(float(np.mean([f == f"i{t}" for f, t in zip(found, truth)])), 4)
+        rows.append(row)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--set", default="smvs_books", help="dev set whose photos and references are used")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--growth", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--refs", type=int, nargs="*", default=[1000, 10000, 100000])
+    ap.add_argument("--dim", type=int, default=1280, help="synthetic descriptor dimension for the matching section")
+    ap.add_argument("--out", help="also write bench/results/<OUT>.json")
+    args = ap.parse_args()
+    from export.bundler import build_bundle
+    from runtime.recognizer import Recognizer
+    from runtime.site import load_site
+
+    manifest = DEV_SETS[args.set]
+    frames = frames_of(manifest, args.frames)
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", size=args.size, progress=False)
+        rec = Recognizer.open(bundle, threads=args.threads)
+        result["site"] = {"set": args.set, "references": len(load_site(manifest).references),
+                          "index_rows": rec.index.live_count}
+        result["frame"] = frame_section(rec, frames, args.repeat, args.threads)
+        refs = [load_image(r.path) for r in load_site(manifest).references]
+        sift = SiftAll(refs[:100])
+        nf = cycle(frames)
+        sift_t = timed(lambda: sift.best(nf()), min(args.repeat, 10), warmup=1)
+        ours = result["frame"]["end_to_end"]["with_verification"]["array"]["p50_ms"]
+        result["sift_all"] = {"references": min(100, len(refs)), **percentiles(sift_t),
+                              "sitelens_cheaper_x_p50": round(float(np.median(sift_t) * 1000 / ours), 1)}
+        result["growth"] = {"with_verification": growth_section(rec, frames, args.growth, args.repeat)}
+    result["matching"] = matching_section(args.refs, args.dim, args.repeat)
+    emit(result, args, args.out)
 
 
 if __name__ == "__main__":

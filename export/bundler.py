@@ -70,15 +70,41 @@ def _verifier(verify: str | None):
     return Verifier(params, make_extractor(params, local_onnx)), local_onnx
 
 
+def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, views: int = 200,
+          seed: int = 0) -> dict:
+    """Measure (and if ``choose``, pick) HNSW settings on simulated visitor views of the site."""
+    import numpy as np
+
+    from runtime.image_io import load_image
+    from training.simulator import CameraViewSimulator
+
+    from .index_tuning import exact_top1, recall_at_1, tune_index
+
+    rng = np.random.default_rng(seed)
+    sim = CameraViewSimulator(seed=seed)
+    refs = [site.references[i] for i in rng.choice(len(site.references), min(views, len(site.references)), replace=False)]
+    per = max(1, views // max(len(refs), 1))
+    queries = np.stack([embedder.embed(sim(load_image(r.path), rng)) for r in refs for _ in range(per)])
+    if choose:
+        params, hnsw, report = tune_index(index.descriptors, queries, index.params, hnsw=index.hnsw)
+        index.replace_graph(hnsw, params)
+        return report
+    found, _ = index.hnsw.knn_query(queries, k=1)
+    return {"recall@1": round(recall_at_1(found, exact_top1(queries, index.descriptors)), 4), "queries": len(queries),
+            "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": "set by the user, measured"}
+
+
 def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = "tf_efficientnet_lite0",
                  weights="pretrained", size: int | None = None, max_aspect: float = 2.0,
-                 index_params: IndexParams = IndexParams(), multiscale: bool = False,
+                 index_params: IndexParams | None = None, multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
                  retain: float | None = None, sign=None, upright: bool = False, survey=None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
+    ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
+    on the site's simulated views (the measured recall is stored either way).
     ``verify``: local features for geometric verification of the shortlist: "xfeat" (default,
     learned, ONNX), "orb", "sift", or None/"none" (off).
     ``upright``: the site's objects are only ever seen upright (no quarter-turned reference rows).
@@ -127,8 +153,9 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         binary = BinaryCodes(*learn_itq(described.descriptors, hash_bits))
         codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
     features = FeatureStore.from_rows(described.features) if described.features is not None else None
-    index = ReferenceIndex(described.descriptors, instances, described.sources, index_params, binary=binary,
-                           features=features, rotations=described.rotations, images=described.images)
+    index = ReferenceIndex(described.descriptors, instances, described.sources, index_params or IndexParams(),
+                           binary=binary, features=features, rotations=described.rotations, images=described.images)
+    tuning = _tune(index, embedder, site, index_params is None)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
     details.update(precision_report=precision_report, opset=OPSET, trained=bool(run_config),
@@ -137,7 +164,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         site=SiteInfo(site.name, len(set(instances)), len(instances)),
         model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
-        index=IndexInfo(index_params, len(instances)),
+        index=IndexInfo(index.params, len(instances), tuning),
         references={"scales": list(scales), "aggregation": "gem" if multiscale else "none",
                     "per_instance_mean": per_instance_mean, "rotations": list(rotations)},
         instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},

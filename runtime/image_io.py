@@ -88,15 +88,34 @@ def to_rgb_uint8(img: np.ndarray, source: str = "array", bgr: bool = False) -> n
     return np.ascontiguousarray(img)
 
 
-def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode an encoded image (JPEG, PNG, WebP, TIFF, BMP) to RGB uint8."""
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def jpeg_reduction(width: int, height: int, need: tuple[int, int] | None) -> int:
+    """Largest JPEG decode reduction (1, 2, 4, 8) that still leaves ``need`` = (shorter side,
+    longer side) pixels: libjpeg then decodes at 1/r scale in the DCT domain, r^2 times less work."""
+    if not need:
+        return 1
+    short, long_ = min(width, height), max(width, height)
+    for r in (8, 4, 2):
+        if short // r >= need[0] and long_ // r >= need[1]:
+            return r
+    return 1
+
+
+def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an encoded image (JPEG, PNG, WebP, TIFF, BMP) to RGB uint8. ``need``: the (shorter,
+    longer) side the caller will use; a JPEG larger than that is decoded at a reduced scale."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageError(f"{source}: empty file, not an image")
     size = image_size(data)
     if size is not None:
         check_dimensions(size[0], size[1], source)
-    if data[:2] == b"\xff\xd8":
+    reduction = jpeg_reduction(*size, need) if size is not None and data[:2] == b"\xff\xd8" else 1
+    if reduction > 1:
+        flags = _REDUCED[reduction]  # applies the EXIF orientation as a full decode does
+    elif data[:2] == b"\xff\xd8":
         # JPEG: no alpha; let OpenCV apply the EXIF orientation, keep grayscale/16-bit info.
         flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
     else:
@@ -112,17 +131,19 @@ def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
     return to_rgb_uint8(img, source, bgr=True)
 
 
-def load_image(image: ImageLike) -> np.ndarray:
+def load_image(image: ImageLike, need: tuple[int, int] | None = None) -> np.ndarray:
     """Load a path, encoded bytes or an RGB array as an H x W x 3 uint8 RGB array.
 
-    Arrays are taken as RGB (grayscale, RGBA, uint16 and float in [0, 1] are accepted).
+    Arrays are taken as RGB (grayscale, RGBA, uint16 and float in [0, 1] are accepted) and never
+    copied when they already are contiguous uint8 RGB. ``need`` = (shorter, longer) side in pixels
+    the caller will use: JPEGs are then decoded at a reduced scale when they are much larger.
     """
     if isinstance(image, np.ndarray):
         if image.ndim in (2, 3) and image.size:
             check_dimensions(image.shape[1], image.shape[0], "array")
         return to_rgb_uint8(image)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode_image(bytes(image))
+        return decode_image(bytes(image), need=need)
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         try:
@@ -133,7 +154,7 @@ def load_image(image: ImageLike) -> np.ndarray:
             raise ImageError(f"{path}: is a directory, not an image") from None
         except OSError as exc:
             raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
-        return decode_image(data, str(path))
+        return decode_image(data, str(path), need)
     raise ImageError(f"cannot read an image from a {type(image).__name__}")
 
 

@@ -199,6 +199,14 @@ class ReferenceIndex:
             return out
 
     # -- updates (exclusive lock) ------------------------------------------------------------
+    def replace_graph(self, hnsw: hnswlib.Index, params: IndexParams) -> None:
+        """Use another HNSW graph over the same rows (export-time tuning of M and ef)."""
+        if hnsw.get_current_count() != len(self.instances):
+            raise SitelensError(f"graph holds {hnsw.get_current_count()} items, index {len(self.instances)}")
+        with self.lock.write():
+            hnsw.set_ef(params.ef)
+            self.hnsw, self.params = hnsw, params
+
     def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None,
             features: list | None = None, rotations: list[int] | None = None, images: list[int] | None = None) -> None:
         """Append rows for ``instance``; ``features`` (one (keypoints, descriptors) per row) is

@@ -12,7 +12,7 @@ import numpy as np
 from .local_features import dequantize
 
 
-def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0.82) -> tuple[np.ndarray, np.ndarray]:
+def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0.78) -> tuple[np.ndarray, np.ndarray]:
     """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``."""
     if len(q_desc) == 0 or len(r_desc) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

@@ -134,6 +134,10 @@ class Recognizer:
         self.metadata: dict[str, dict] = dict(self.manifest.instances)
         self.thresholds = self.manifest.thresholds or Thresholds()
         self.match = match
+        # what a frame must keep when a large JPEG is decoded at a reduced scale: the network's
+        # shorter side (at its largest scale) and the local features' working side
+        self.decode_need = (int(np.ceil(self.spec.size * max(self.scales))),
+                            self.verifier.params.work_side if self.verifier else 0)
         self._edit_lock = threading.Lock()   # add/remove/save-snapshot: one at a time
         self._save_lock = threading.Lock()   # file writes: one at a time
 
@@ -184,7 +188,7 @@ class Recognizer:
 
     def analyze(self, image: ImageLike, k: int = 5, mode: str | None = None) -> tuple[Recognition, np.ndarray]:
         """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
-        img = load_image(image)
+        img = load_image(image, self.decode_need)
         desc = self.embedder.embed(img)
         mode = mode or self.match
         findings = self.findings(img, desc, mode, k, stop=self.thresholds.rule(mode).verified)

@@ -28,7 +28,7 @@ class VerifyParams:
     ref_keypoints: int = 512        # per upright reference row stored in the bundle
     turned_keypoints: int = 256     # per quarter-turned reference row
     query_keypoints: int = 1024
-    min_cosine: float = 0.82        # mutual nearest neighbours (xfeat)
+    min_cosine: float = 0.78        # mutual nearest neighbours (xfeat); RANSAC and calibration handle the extra outliers
     ratio: float = 0.8              # Lowe's ratio test (orb/sift)
     candidates: int = 10            # shortlist size verified per frame
     rows_per_candidate: int = 4     # reference rows (references x turns) matched per candidate, best first

@@ -129,7 +129,9 @@ def inspect(bundle, as_json, trust):
                   f"whitening={model.details.get('whitening')} trained={model.details.get('trained')}"),
         ("precision", model.precision), ("hash bits", (m.codes or {}).get("bits", "none")),
         ("input", model.input.to_dict()), ("fingerprint", model.fingerprint),
-        ("index", f"hnsw ip M={index.params.M} ef={index.params.ef} count={index.count}"),
+        ("index", f"hnsw ip M={index.params.M} ef={index.params.ef} count={index.count}"
+                  + (f" (recall@1 {index.tuning.get('recall@1')} vs exact search on {index.tuning.get('queries')} "
+                     "simulated views)" if index.tuning else "")),
         ("references", m.references),
         ("verification", _verification_line(m.verification)),
     ]

@@ -55,8 +55,9 @@ BUILD_OPTIONS = (
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
     click.option("--target-far", type=float, default=0.01, show_default=True, help="False-accept rate for thresholds."),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
-    click.option("--ef", type=int, default=64, show_default=True, help="HNSW search breadth stored in the bundle."),
-    click.option("--M", "m", type=int, default=16, show_default=True, help="HNSW graph degree."),
+    click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
+                                        "against exact search on the site's simulated views)."),
+    click.option("--M", "m", type=int, help="HNSW graph degree (default 16; raised when ef alone cannot reach the recall)."),
     click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
                  help="Model precision; checked against FP32, falls back if worse."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
@@ -85,7 +86,8 @@ def build_kwargs(opts: dict) -> dict:
     return {
         "size": o["size"], "metadata": o["metadata"], "multiscale": o["multiscale"],
         "per_instance_mean": o["per_instance_mean"], "target_far": o["target_far"],
-        "calibrate": not o["no_calibrate"], "index_params": IndexParams(M=o["m"], ef=o["ef"]),
+        "calibrate": not o["no_calibrate"],
+        "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or 16, ef=o["ef"] or 64),
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
         "survey": o["survey"],

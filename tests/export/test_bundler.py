@@ -14,7 +14,7 @@ def test_manifest_contents(tiny_bundle):
     assert m["format"] == bf.FORMAT and m["schema_version"] == bf.SCHEMA_VERSION
     assert m["model"]["backbone"] == "tf_efficientnet_lite0" and len(m["model"]["fingerprint"]) == 64
     assert m["model"]["input"]["size"] == SMALL_SIZE and m["model"]["descriptor_dim"] == 1280
-    assert m["index"]["ef"] == 64 and m["index"]["count"] == 4 * 12  # every reference at four quarter turns
+    assert m["index"]["ef"] == m["index"]["tuning"]["chosen"]["ef"] and m["index"]["count"] == 4 * 12  # four turns
     assert m["references"]["rotations"] == [0, 1, 2, 3] and m["verification"]["feature"] == "xfeat"
     assert m["instances"]["blue_rhythm"]["title"] == "Blue Rhythm"
     assert set(m["members"]) == {bf.MODEL, bf.INDEX, bf.REFS, bf.LABELS, bf.LOCAL_MODEL, bf.VERIFY_KPTS,

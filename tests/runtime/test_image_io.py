@@ -108,3 +108,23 @@ def test_too_small_to_describe(tmp_path):
     assert str(path) in str(err.value)
     with pytest.raises(ImageError, match="too small"):
         load_image(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_reduced_jpeg_decode_keeps_the_descriptor(tiny_bundle):
+    from runtime.image_io import jpeg_reduction
+    from runtime.recognizer import Recognizer
+
+    assert jpeg_reduction(1280, 720, (224, 640)) == 2 and jpeg_reduction(4000, 3000, (224, 640)) == 4
+    assert jpeg_reduction(1280, 720, (224, 0)) == 2 and jpeg_reduction(640, 480, (224, 640)) == 1
+    assert jpeg_reduction(1280, 720, None) == 1
+    from tests.conftest import poster
+
+    frame = cv2.resize(poster(3), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    frame = cv2.GaussianBlur(frame, (0, 0), 1.0)
+    data = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    full, reduced = load_image(data), load_image(data, need=(224, 640))
+    assert full.shape == (720, 1280, 3) and reduced.shape == (360, 640, 3)
+    rec = Recognizer.open(tiny_bundle)
+    a, b = rec.embed(full), rec.embed(reduced)
+    assert float(a @ b) > 0.995  # the same descriptor within tolerance
+    assert rec.decode_need[0] >= rec.spec.size

@@ -59,3 +59,16 @@ def test_bundle_command(tmp_path, tiny_site):
     r = run("bundle", tiny_site, "-o", out, "--size", 64, "--no-calibrate")
     assert r.exit_code == 0, r.output
     assert out.exists() and "wrote" in r.output
+
+
+def test_bundle_and_export_take_the_same_build_options():
+    from sdk.cli_common import BUILD_OPTION_NAMES
+
+    bundle = {p.name for p in main.commands["bundle"].params}
+    export = {p.name for p in main.commands["export"].params}
+    assert set(BUILD_OPTION_NAMES) <= bundle and set(BUILD_OPTION_NAMES) <= export
+    for name in ("size", "ef", "m", "keep_blank", "no_calibrate", "verify", "sign", "survey", "upright"):
+        assert name in BUILD_OPTION_NAMES
+    # what only one of them has: the model source (a run folder vs a backbone), and --tensorrt
+    assert bundle - export == {"model", "backbone", "weights"} | {"site"} - {"site"}
+    assert export - bundle == {"run", "tensorrt"}

@@ -1,0 +1,199 @@
+"""Generate BENCHMARKS.md from bench/results/*.json: no figure is typed by hand.
+
+Every table says which run it comes from (commit, date, machine, command). Results written by a
+bench script without provenance are listed as stale, not shown as numbers.
+
+    python bench/report.py [--check]     # --check: exit 1 if BENCHMARKS.md is not up to date
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _common import RESULTS, ROOT
+
+OUT = ROOT / "BENCHMARKS.md"
+
+
+def _f(x, digits=3):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{x:.0f}"
+    return str(x)
+
+
+def _ms(d: dict | None, key: str = "p50_ms") -> str:
+    return "-" if not d else f"{d[key]:.1f}"
+
+
+def _origin(r: dict) -> str:
+    p = r["provenance"]
+    m = p["machine"]
+    commit = (p.get("commit") or "?")[:10] + (" (uncommitted changes)" if p.get("dirty") else "")
+    return (f"_From `{p['command']}` at commit {commit} on {p['date'][:10]}; {m.get('cores')} cores, "
+            f"{m.get('cpu', '?')} ({', '.join(m.get('cpu_flags', [])) or 'no SIMD flags listed'})._")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def hard_sets(r: dict) -> list[str]:
+    rows = []
+    for name, s in r["sets"].items():
+        sift = s.get("sift_ransac_all_references") or {}
+        off, ft = s["off_the_shelf"], s["fine_tuned"]
+        rows.append([name, f"{off['known']} + {off['unknown']}", _f(sift.get("mP@1")), _f(off["mP@1"]),
+                     _f(off["true_accept_rate"]), _f(off["false_accept_rate"]), _f(ft["mP@1"]), _f(ft["mAP"]),
+                     _f(ft["true_accept_rate"]), _f(ft["false_accept_rate"]), _f(s["train_seconds"] / 60, 1),
+                     _f(ft["eval_ms_per_query"], 0)])
+    out = ["## Real photos with the product's defaults (`bench/hard_sets.py`)", "",
+           "`sitelens bundle` (off the shelf) and `sitelens train` + `sitelens export` (fine-tuned), scored by "
+           "`sitelens eval BUNDLE MANIFEST --json` on each set's open-set manifest (known photos + `__unknown__` "
+           "photos of objects left out of the site). TAR: right answers accepted among known photos; FAR: unknown "
+           "photos accepted. SIFT: classical SIFT + RANSAC against every reference, same run.", "", _origin(r), ""]
+    out += _table(["set", "queries (known + unknown)", "SIFT+RANSAC mP@1", "off mP@1", "off TAR", "off FAR",
+                   "fine-tuned mP@1", "fine-tuned mAP", "fine-tuned TAR", "fine-tuned FAR", "training (min)",
+                   "eval ms/photo"], rows)
+    return out + [""]
+
+
+def latency(r: dict) -> list[str]:
+    f = r["frame"]
+    dp, e2e, net = f["decode_preprocess"], f["end_to_end"], f["network"]
+    out = ["## The device path (`bench/latency.py`)", "",
+           f"A {f['frame']} frame (real photos of {r['site']['set']}, {r['site']['references']} references, "
+           f"{r['site']['index_rows']} index rows with quarter turns), network input {f['input'][0]}x{f['input'][1]}; "
+           "p50 / p95 in ms over repeated calls.", "", _origin(r), ""]
+    rows = [["decode + preprocess, JPEG, full decode", _ms(dp["jpeg_full_decode"]), _ms(dp["jpeg_full_decode"], "p95_ms")],
+            ["decode + preprocess, JPEG, reduced-scale decode", _ms(dp["jpeg_reduced_decode"]),
+             _ms(dp["jpeg_reduced_decode"], "p95_ms")],
+            ["preprocess, RGB array", _ms(dp["array"]), _ms(dp["array"], "p95_ms")],
+            ["network, ONNX Runtime", _ms(net["onnxruntime"]), _ms(net["onnxruntime"], "p95_ms")],
+            ["network, PyTorch eager (same network)", _ms(net["torch_eager"]), _ms(net["torch_eager"], "p95_ms")],
+            ["end to end, global descriptor only, array", _ms(e2e["global_only"]["array"]),
+             _ms(e2e["global_only"]["array"], "p95_ms")],
+            ["end to end, global descriptor only, JPEG", _ms(e2e["global_only"]["jpeg"]),
+             _ms(e2e["global_only"]["jpeg"], "p95_ms")],
+            ["end to end, with verification, array", _ms(e2e["with_verification"]["array"]),
+             _ms(e2e["with_verification"]["array"], "p95_ms")],
+            ["end to end, with verification, JPEG", _ms(e2e["with_verification"]["jpeg"]),
+             _ms(e2e["with_verification"]["jpeg"], "p95_ms")],
+            [f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
+             _f(r["sift_all"]["p95_ms"], 1)]]
+    out += _table(["stage", "p50 ms", "p95 ms"], rows)
+    out += ["", f"ONNX Runtime is **{net['speedup_p50']}x** faster than PyTorch eager at p50; recognize() with "
+            f"verification is **{r['sift_all']['sitelens_cheaper_x_p50']}x** cheaper than SIFT against every "
+            "reference.", ""]
+    g = r["growth"]["with_verification"]
+    out += _table(["index rows", *g.keys()], [["recognize() with verification, p50 ms", *[_ms(v) for v in g.values()]],
+                                             ["p95 ms", *[_ms(v, "p95_ms") for v in g.values()]]])
+    out += ["", "Matching alone, synthetic descriptors (curved low-dimensional manifold, not trivially separable), "
+            "HNSW with ef chosen as at export:", ""]
+    out += _table(["references", "dim", "M / ef", "HNSW p50 ms", "HNSW recall@1 vs exact", "exact p50 ms"],
+                  [[m["refs"], m["dim"], f"{m['M']} / {m['ef']}", _ms(m["hnsw"]), _f(m["hnsw"]["recall@1_vs_exact"]),
+                    _ms(m["exact"])] for m in r["matching"]])
+    return out + [""]
+
+
+def reliability(r: dict) -> list[str]:
+    fz, cs, cr = r["fuzz_summary"], r["concurrency_small"], r["concurrency_real"]
+    out = ["## Reliability (`bench/reliability.py`)", "", _origin(r), ""]
+    out += _table(["what", "result"], [
+        ["bundle mutations and tamperings tried", fz["mutations_tried"]],
+        ["refused with sitelens's own error", fz["refused"]],
+        ["crashes (child process killed by a signal)", fz["crashes"]],
+        ["other exceptions", fz["other_exceptions"]],
+        [f"recognize calls, {cs['threads']} threads, small bundle, during {cs['edits']['adds']} adds / "
+         f"{cs['edits']['removes']} removes / {cs['edits']['saves']} saves", cs["recognize_calls"]],
+        ["errors", cs["errors"]],
+        ["p99 latency during edits vs without (ms), small bundle",
+         f"{cs['latency_during_edits']['p99_ms']:.1f} vs {cs['latency_without_edits']['p99_ms']:.1f}"],
+        [f"recognize calls, {cr['threads']} threads, real demo-site bundle, with edits", cr["recognize_calls"]],
+        ["errors", cr["errors"]],
+        ["p99 latency during edits vs without (ms), real bundle",
+         f"{cr['latency_during_edits']['p99_ms']:.1f} vs {cr['latency_without_edits']['p99_ms']:.1f}"],
+        ["reloaded instances that failed to recognize their own reference",
+         cs["reloaded_self_recognition_failures"] + cr["reloaded_self_recognition_failures"]],
+    ])
+    return out + [""]
+
+
+def sim_vs_real(r: dict) -> list[str]:
+    rows = []
+    for name, s in r["sets"].items():
+        g = s["median_gap_sim_minus_real"]
+        rows.append([name, _f(s["real"]["right_score"].get("q50")), _f(s["simulated"]["right_score"].get("q50")),
+                     _f(s["real"]["best_wrong_score"].get("q50")), _f(s["simulated"]["best_wrong_score"].get("q50")),
+                     _f(s["real"]["right_support"].get("q50"), 1), _f(s["simulated"]["right_support"].get("q50"), 1),
+                     _f(g["right_score"])])
+    out = ["## Simulated vs real views (`bench/sim_vs_real.py`)", "",
+           "Medians of the right answer's and the best wrong answer's global score, and of the right answer's "
+           "geometric support, for real photos and simulated views of the references (off the shelf).", "",
+           _origin(r), ""]
+    out += _table(["set", "right score real", "right score sim", "best wrong real", "best wrong sim",
+                   "right support real", "right support sim", "gap (sim - real)"], rows)
+    if r.get("png"):
+        out += ["", f"![simulated vs real]({Path(r['png']).relative_to(ROOT) if Path(r['png']).is_absolute() else r['png']})"]
+    return out + [""]
+
+
+def stream(r: dict) -> list[str]:
+    out = ["## Camera walkthrough (`bench/stream.py`)", "", _origin(r), ""]
+    rows = [[k, _f(v) if not isinstance(v, dict) else json.dumps(v)] for k, v in r.items()
+            if k not in ("provenance", "events", "timeline")]
+    return out + _table(["metric", "value"], rows) + [""]
+
+
+def export_report(r: dict) -> list[str]:
+    out = ["## Edge export: precision x match mode (`bench/export_report.py`)", "", _origin(r), ""]
+    rows = [[p["set"], p["requested"], p["shipped"], p["match"], p["bundle_mb"], _ms(p["embed_latency"]), _f(p["mP@1"]),
+             _f((p.get("agreement") or {}).get("candidates", {}).get(p["shipped"], {}).get("retained"))]
+            for p in r.get("precision", [])]
+    out += _table(["set", "requested", "shipped", "match", "bundle MB", "network p50 ms", "mP@1", "share of FP32 mP@1"], rows)
+    return out + [""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "latency.py": latency, "reliability.py": reliability,
+             "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report}
+ORDER = list(RENDERERS)
+
+
+def render() -> str:
+    docs, stale = [], []
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text())
+        script = (r.get("provenance") or {}).get("command", "").split(" ")[0]
+        if script in RENDERERS:
+            docs.append((ORDER.index(script), path.name, RENDERERS[script](r)))
+        else:
+            stale.append(path.name)
+    lines = ["# Measured numbers", "",
+             "Generated by `bench/report.py` from `bench/results/*.json`; do not edit by hand. Each section names "
+             "the run it comes from. Machines are shared and noisy: compare medians and ratios measured in one run.",
+             ""]
+    for _, _, section in sorted(docs):
+        lines += section
+    if stale:
+        lines += ["## Results without provenance (not shown)", "", *[f"- `{name}`" for name in stale], ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    text = render()
+    if args.check:
+        sys.exit(0 if OUT.exists() and OUT.read_text() == text else 1)
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
