@@ -96,6 +96,28 @@ def test_int8_keeps_first_conv_float_and_quantizes_activations(tiny_net, tmp_pat
     assert len(int8) < 0.4 * len(fp32)
 
 
+def test_int8_keeps_the_whitening_head_in_float(tmp_path):
+    import onnx
+
+    from export.onnx_export import export_onnx
+    from runtime.image_io import load_image
+    from runtime.preprocess import InputSpec
+    from training.data import to_square
+    from training.network import DescriptorNet
+
+    net = DescriptorNet(weights="pretrained", whitening_dim=32).train(False)
+    fp32 = export_onnx(net, InputSpec(size=64))
+    names = int8_nodes(onnx.load_from_string(fp32))
+    heads = [n for n in onnx.load_from_string(fp32).graph.node if n.op_type in ("Gemm", "MatMul")]
+    assert heads and not {n.name for n in heads} & set(names)
+    site = make_site(tmp_path / "s", n=3, refs=1)
+    int8 = onnx.load_from_string(to_int8(fp32, [to_square(load_image(p), 64) for p in sorted(site.rglob("*.jpg"))]))
+    dequantized = {n.output[0] for n in int8.graph.node if n.op_type == "DequantizeLinear"}
+    for n in int8.graph.node:
+        if n.op_type in ("Gemm", "MatMul"):
+            assert not set(n.input) & dequantized  # float weights and float input
+
+
 def test_agreement_report():
     refs = np.eye(3, dtype=np.float32)
     views = refs.copy()
