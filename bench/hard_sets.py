@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DEV_SETS, OPEN_SETS, ROOT, emit
+from _common import DEV_SETS, OPEN_SETS, RESULTS, ROOT, emit
 from latency import SiftAll
 
 KEYS = ("queries", "known", "unknown", "mP@1", "mAP", "recall@5", "accuracy", "true_accept_rate", "false_accept_rate")
@@ -37,8 +37,10 @@ def sitelens(*args) -> tuple[str, float]:
     return out.stdout, time.perf_counter() - t
 
 
-def evaluate(bundle: Path, manifest: Path) -> dict:
-    stdout, seconds = sitelens("eval", bundle, manifest, "--json")
+def evaluate(bundle: Path, manifest: Path, picture: Path | None = None) -> dict:
+    """``sitelens eval --json``; with ``picture``, also its report (failures, score histograms, ROC) as PNG."""
+    extra = ("--report", picture, "--site", manifest) if picture else ()
+    stdout, seconds = sitelens("eval", bundle, manifest, "--json", *extra)
     result = json.loads(stdout.strip().splitlines()[-1])
     row = {k: result.get(k) for k in KEYS}
     row["eval_ms_per_query"] = round(1000 * seconds / max(1, result["queries"]), 1)
@@ -79,12 +81,13 @@ def main():
             row["sift_ransac_all_references"] = sift_anchor(manifest)
         off = work / f"{name}_off.sitelens"
         _, row["bundle_seconds"] = sitelens("bundle", manifest, "-o", off)
-        row["off_the_shelf"] = evaluate(off, manifest)
+        picture = (lambda kind: RESULTS / f"{args.out}_{name}_{kind}.png" if args.out else None)
+        row["off_the_shelf"] = evaluate(off, manifest, picture("off"))
         run = work / f"{name}_run"
         _, row["train_seconds"] = sitelens("train", manifest, "-o", run, "--no-resume")
         ft = work / f"{name}_ft.sitelens"
         _, row["export_seconds"] = sitelens("export", run, "--site", manifest, "-o", ft)
-        row["fine_tuned"] = evaluate(ft, manifest)
+        row["fine_tuned"] = evaluate(ft, manifest, picture("ft"))
         config = json.loads((run / "config.json").read_text())
         row["training"] = {"epochs": config["epochs"], "best": config["best"], "whitening": config["whitening"]}
         for key in ("bundle_seconds", "train_seconds", "export_seconds"):

@@ -60,6 +60,12 @@ def hard_sets(r: dict) -> list[str]:
     out += _table(["set", "queries (known + unknown)", "SIFT+RANSAC mP@1", "off mP@1", "off TAR", "off FAR",
                    "fine-tuned mP@1", "fine-tuned mAP", "fine-tuned TAR", "fine-tuned FAR", "training (min)",
                    "eval ms/photo"], rows)
+    stem = r["provenance"].get("options", {}).get("out")
+    pictures = [RESULTS / f"{stem}_{name}_{kind}_{what}.png" for name in r["sets"] for kind in ("off", "ft")
+                for what in ("scores", "failures")] if stem else []
+    links = [f"[{p.stem}]({p.relative_to(ROOT)})" for p in pictures if p.exists()]
+    if links:
+        out += ["", "Score distributions, ROC and failure sheets: " + ", ".join(links) + "."]
     return out + [""]
 
 

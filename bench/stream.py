@@ -1,21 +1,21 @@
 """A walkthrough video made from real gallery photos (mcv_museum queries): a few seconds
 per painting with camera shake and slow zoom, plain wall frames in between. Runs the
 stream on it and reports sustained FPS, time-to-recognize and correct / missed / false /
-flicker events. Prints JSON.
+flicker events, with the bundle's defaults (verification, calibrated rules). Prints JSON
+(``--out NAME`` also writes bench/results/NAME.json).
 
-    python bench/stream.py [--model run/] [--paintings 10] [--realtime]
+    python bench/stream.py [--model run/] [--paintings 10] [--realtime] [--out stream]
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import SHARED
+from _common import SHARED, emit
 
 from export.bundler import build_bundle
 from runtime.image_io import load_image
@@ -82,6 +82,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--gap", type=float, default=1.5)
     ap.add_argument("--realtime", action="store_true", help="pace at the video fps and drop stale frames")
+    ap.add_argument("--out", help="also write bench/results/OUT.json")
     args = ap.parse_args()
     root = Path(args.set)
     rows = list(csv.DictReader((root / "manifest.csv").open()))
@@ -94,9 +95,9 @@ def main():
         bundle = build_bundle(root / "manifest.csv", Path(tmp) / "b.sitelens", args.model, size=args.size, progress=False)
         stream = RecognitionStream(Recognizer.open(bundle), str(video), DecisionLayer(k=3, n=5), realtime=args.realtime)
         events = stream.run()
-    print(json.dumps({"paintings": len(timeline), "video_seconds": round(timeline[-1][1], 1), "fps_video": args.fps,
-                      "realtime": args.realtime, **stream.stats(), **score(events, timeline),
-                      "events": [e.to_dict() for e in events if e.event == "recognized"][:50]}, indent=2))
+    emit({"paintings": len(timeline), "video_seconds": round(timeline[-1][1], 1), "fps_video": args.fps,
+          "realtime": args.realtime, **stream.stats(), **score(events, timeline),
+          "events": [e.to_dict() for e in events if e.event == "recognized"][:50]}, args, args.out)
 
 
 if __name__ == "__main__":
