@@ -145,7 +145,7 @@ def sim_vs_real(r: dict) -> list[str]:
     out += _table(["set", "right score real", "right score sim", "best wrong real", "best wrong sim",
                    "right support real", "right support sim", "gap (sim - real)"], rows)
     if r.get("png"):
-        out += ["", f"![simulated vs real]({Path(r['png']).relative_to(ROOT) if Path(r['png']).is_absolute() else r['png']})"]
+        out += ["", f"![simulated vs real](bench/results/{Path(r['png']).name})"]
     return out + [""]
 
 

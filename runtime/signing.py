@@ -99,13 +99,17 @@ def generate_keypair(private_path: str | Path, public_path: str | Path | None = 
     return private_path, public_path, key_id(key.public_key())
 
 
+def _read_key_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SitelensError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
 def load_private_key(path: str | Path):
     ed25519, serialization, _ = _crypto()
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SitelensError(f"{path}: cannot read the signing key ({exc.strerror or exc})") from None
+    data = _read_key_file(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -118,10 +122,7 @@ def load_private_key(path: str | Path):
 def load_public_key(path: str | Path) -> TrustedKey:
     ed25519, serialization, _ = _crypto()
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SitelensError(f"{path}: cannot read the trusted key ({exc.strerror or exc})") from None
+    data = _read_key_file(path, "trusted key")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
