@@ -165,8 +165,28 @@ def export_report(r: dict) -> list[str]:
     return out + [""]
 
 
+def regions(r: dict) -> list[str]:
+    rows = []
+    for name, s in r["sets"].items():
+        for kind in ("off_the_shelf", "fine_tuned"):
+            if kind not in s:
+                continue
+            m = s[kind]
+            rows.append([name, kind.replace("_", " "), *[
+                f"{_f(m['full_frame'][f'recall@{k}'])} / {_f(m['max_over_crops'][f'recall@{k}'])} / "
+                f"{_f(m['mean_over_crops'][f'recall@{k}'])}" for k in (1, 5, 10)],
+                f"{_f(m['network_ms_per_frame']['full_frame'], 1)} / {_f(m['network_ms_per_frame']['crops_batch'], 1)}"])
+    out = ["## The object inside a cluttered frame: query crops (`bench/regions.py`)", "",
+           f"Recall@k of the right work on the global shortlist from the full frame / the best of the frame and "
+           f"five crops of {r['share']:.0%} of each side (centre, corners; one batch) / their mean. Verification "
+           "re-ranks the shortlist of 10, so recall@10 is what a region must raise to pay for its cost.", "",
+           _origin(r), ""]
+    out += _table(["set", "network", "recall@1", "recall@5", "recall@10", "network ms: frame / 5 crops"], rows)
+    return out + [""]
+
+
 RENDERERS = {"hard_sets.py": hard_sets, "latency.py": latency, "reliability.py": reliability,
-             "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report}
+             "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions}
 ORDER = list(RENDERERS)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import signing
 from .errors import BundleError
+from .local_features import STORED_DESCRIPTORS
 from .manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)
 
 MANIFEST = "manifest.json"
@@ -333,7 +334,15 @@ def check_consistency(contents: BundleContents) -> None:
                 or kpts.ndim != 2 or kpts.shape[1] != 2):
             raise BundleError(f"{src}: verification keypoints do not fit the references "
                               f"({len(offsets)} offsets for {rows} rows, {len(kpts)} keypoints, {len(desc)} descriptors)")
-        if (m.verification or {}).get("feature") == "xfeat" and LOCAL_MODEL not in contents.members:
+        feature = (m.verification or {}).get("feature")
+        if feature not in STORED_DESCRIPTORS:
+            raise BundleError(f"{src}: verification keypoints without a known local feature ({feature!r}; "
+                              f"sitelens knows {', '.join(STORED_DESCRIPTORS)})")
+        dtype, width = STORED_DESCRIPTORS[feature]
+        if desc.ndim != 2 or desc.dtype != dtype or desc.shape[1] != width:
+            raise BundleError(f"{src}: verification descriptors are {desc.dtype} {desc.shape[1:]}, "
+                              f"but {feature} stores {dtype} ({width},)")
+        if feature == "xfeat" and LOCAL_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
 
 

@@ -16,6 +16,9 @@ from .errors import BundleError, SitelensError
 XFEAT_MAX_KEYPOINTS = 1024
 LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
 FEATURES = ("xfeat", "orb", "sift")
+# how each feature's descriptors are stored in a bundle: (dtype, width)
+STORED_DESCRIPTORS = {"xfeat": (np.dtype(np.int8), 64), "orb": (np.dtype(np.uint8), 32),
+                      "sift": (np.dtype(np.uint8), 128)}
 
 
 MAX_UPSCALE = 2.0  # small images are enlarged at most this much (more would only add blur)

@@ -170,3 +170,16 @@ def test_zip_level_tampering(toy, tmp_path):
     for path, message in ((dup, "duplicate members"), (extra, "not listed"), (no_manifest, "no manifest.json")):
         with pytest.raises(SitelensError, match=message):
             Recognizer.open(path)
+
+
+@pytest.mark.parametrize("feature", ["sift", "xfeat", "akaze"])
+def test_keypoints_relabelled_as_another_feature_are_refused(tmp_path_factory, tmp_path, feature):
+    """A bundle whose cached ORB keypoints are declared as another feature's (checksums rewritten) is
+    refused on open, not matched later with descriptors of the wrong kind."""
+    orb = make_toy_bundle(tmp_path_factory.mktemp("orb") / "orb.sitelens", verify="orb")
+    Recognizer.open(orb)  # the untouched bundle opens
+    members = _manifest_edit(lambda d: d["verification"].update(feature=feature))(_members(orb))
+    path = _write(tmp_path / "t.sitelens", members)
+    with pytest.raises(SitelensError, match="verification") as err:
+        Recognizer.open(path)
+    assert str(path) in str(err.value)
