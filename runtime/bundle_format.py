@@ -339,7 +339,7 @@ def check_consistency(contents: BundleContents) -> None:
             raise BundleError(f"{src}: verification keypoints without a known local feature ({feature!r}; "
                               f"sitelens knows {', '.join(STORED_DESCRIPTORS)})")
         dtype, width = STORED_DESCRIPTORS[feature]
-        if desc.ndim != 2 or desc.dtype != dtype or desc.shape[1] != width:
+        if desc.ndim != 2 or (len(desc) and (desc.dtype != dtype or desc.shape[1] != width)):
             raise BundleError(f"{src}: verification descriptors are {desc.dtype} {desc.shape[1:]}, "
                               f"but {feature} stores {dtype} ({width},)")
         if feature == "xfeat" and LOCAL_MODEL not in contents.members:
