@@ -49,15 +49,22 @@ def failure_sheet(result: dict, ref_paths: dict[str, str], max_rows: int = 30) -
     return np.vstack(rows) if rows else None
 
 
-def roc_points(result: dict):
-    """True-accept rate of known queries vs false-accept rate of unknown ones, by score threshold."""
+def _top_support(r: dict) -> float:
+    """Geometric support of the answer (the first candidate after re-ranking); 0 when unverified."""
+    support = (r.get("support") or [None])[0]
+    return float(support or 0.0)
+
+
+def roc_points(result: dict, key=lambda r: r["score"]):
+    """True-accept rate of known queries vs false-accept rate of unknown ones, sweeping a threshold
+    on ``key`` of the answer (default: its global score)."""
     known = [r for r in result["results"] if r["truth"]]
     unknown = [r for r in result["results"] if not r["truth"]]
     if not known or not unknown:
         return None
-    ks = np.array([r["score"] for r in known])
+    ks = np.array([key(r) for r in known])
     kc = np.array([r["correct"] for r in known])
-    us = np.array([r["score"] for r in unknown])
+    us = np.array([key(r) for r in unknown])
     ts = np.unique(np.concatenate([ks, us, [np.inf]]))
     far = np.array([(us >= t).mean() for t in ts])
     tar = np.array([((ks >= t) & kc).mean() for t in ts])
@@ -73,29 +80,48 @@ def score_charts(result: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     res = result["results"]
-    correct = [r["score"] for r in res if r["truth"] and r["correct"]]
-    wrong = [r["score"] for r in res if r["truth"] and not r["correct"]]
-    unknown = [r["score"] for r in res if not r["truth"]]
+    verified = any(_top_support(r) > 0 for r in res)
     roc = roc_points(result)
-    fig, axes = plt.subplots(1, 2 if roc else 1, figsize=(10 if roc else 5.5, 3.6))
-    axes = np.atleast_1d(axes)
-    bins = np.linspace(min([0.0] + correct + wrong + unknown), 1.0, 30)
-    for data, label, colour in ((correct, "correct top-1", "C2"), (wrong, "wrong top-1", "C3"), (unknown, "unknown", "C7")):
+    panels = 1 + verified + (roc is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(4.8 * panels, 3.6))
+    axes = list(np.atleast_1d(axes))
+    groups = (("correct top-1", "C2", lambda r: r["truth"] and r["correct"]),
+              ("wrong top-1", "C3", lambda r: r["truth"] and not r["correct"]),
+              ("unknown", "C7", lambda r: not r["truth"]))
+    scores = [r["score"] for r in res]
+    bins = np.linspace(min([0.0] + scores), 1.0, 30)
+    ax = axes.pop(0)
+    for label, colour, keep in groups:
+        data = [r["score"] for r in res if keep(r)]
         if data:
-            axes[0].hist(data, bins=bins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
+            ax.hist(data, bins=bins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
     th = (result.get("thresholds") or {}).get("score")
     if th is not None:
-        axes[0].axvline(th, color="k", ls="--", label=f"threshold {th:.3f}")
-    axes[0].set(title="top-1 score", xlabel="cosine")
-    axes[0].legend(fontsize=8)
+        ax.axvline(th, color="k", ls="--", label=f"threshold {th:.3f}")
+    ax.set(title="answer's global score", xlabel="cosine")
+    ax.legend(fontsize=8)
+    if verified:
+        ax = axes.pop(0)
+        top = max(_top_support(r) for r in res)
+        sbins = np.linspace(0, max(1.0, top), 30)
+        for label, colour, keep in groups:
+            data = [_top_support(r) for r in res if keep(r)]
+            if data:
+                ax.hist(data, bins=sbins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
+        ax.set(title="answer's geometric support", xlabel="support (coverage-discounted inliers)", yscale="log")
+        ax.legend(fontsize=8)
     if roc:
-        far, tar = roc
-        axes[1].plot(far, tar, "-o", ms=2)
-        axes[1].set(title="open set ROC", xlabel="false-accept rate (unknown)", ylabel="true-accept rate (known)",
-                    xlim=(-0.02, 1.02), ylim=(0, 1.02))
+        ax = axes.pop(0)
+        ax.plot(*roc, "-o", ms=2, label="by global score")
+        if verified:
+            # verified answers first, by support; then the rest by global score
+            ax.plot(*roc_points(result, key=lambda r: _top_support(r) + (r["score"] if not _top_support(r) else 2.0)),
+                    "-o", ms=2, label="by support, then score")
+        ax.set(title="open set ROC", xlabel="false-accept rate (unknown)", ylabel="true-accept rate (known)",
+               xlim=(-0.02, 1.02), ylim=(0, 1.02))
         if result.get("false_accept_rate") is not None:
-            axes[1].plot([result["false_accept_rate"]], [result["true_accept_rate"]], "r*", ms=12, label="bundle thresholds")
-            axes[1].legend(fontsize=8)
+            ax.plot([result["false_accept_rate"]], [result["true_accept_rate"]], "r*", ms=12, label="bundle's rules")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
