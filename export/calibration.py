@@ -31,7 +31,7 @@ from runtime.image_io import load_image
 from runtime.metrics import rates
 from runtime.recognizer import Findings, Recognizer
 from runtime.site import Query, Site
-from runtime.thresholds import Rule, Thresholds
+from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
 
 log = logging.getLogger("sitelens")
@@ -194,6 +194,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     neg_scores = np.array([t[0] for t in top]) if top else np.zeros(0)
     neg_margins = np.array([t[1] for t in top]) if top else np.zeros(0)
     sources = np.array([s.source for s in neg])
+    contradicted = np.array([geometry_contradicts(s.findings[mode].top_evidence()) for s in neg], bool)
     margins = np.unique(np.concatenate([[0.0], np.quantile(neg_margins, np.linspace(0, 0.95, 20))])) \
         if len(neg_margins) else np.array([0.0])
     best = None
@@ -202,7 +203,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
         for source in np.unique(sources):
             group = sources == source
             allowed = int(np.floor(target_far * group.sum())) - int(by_verification[group].sum())
-            ok = np.sort(neg_scores[group & ~by_verification & (neg_margins >= m)])[::-1]
+            ok = np.sort(neg_scores[group & ~by_verification & ~contradicted & (neg_margins >= m)])[::-1]
             if allowed < 0 or len(ok) > allowed:
                 score = max(score, float(ok[max(allowed, 0)]) + 1e-6 if len(ok) else -1.0)
         rule = Rule(round(score, 6), round(float(m), 6), support, fundamental)

@@ -92,6 +92,10 @@ class Findings:
         inst = instance if instance in scores else self.hits[0][0]
         return score_margin([scores[inst]] + sorted((s for i, s in scores.items() if i != inst), reverse=True))
 
+    def top_evidence(self):
+        """Geometric evidence of the global top-1 (None without verification)."""
+        return (self.verification or {}).get(self.hits[0][0]) if self.hits else None
+
 
 TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
 
@@ -233,7 +237,7 @@ class Recognizer:
         decided_by = None
         if ev and best in ev and rule.verified(ev[best]):
             decided_by = "verification"
-        elif best == hits[0][0] and rule.global_accepts(score, margin):
+        elif best == hits[0][0] and rule.global_accepts(score, margin, findings.top_evidence()):
             decided_by = "global"
         accepted = decided_by is not None
         scores = {h[0]: h[1] for h in hits}

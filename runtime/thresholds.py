@@ -6,7 +6,14 @@ A frame is accepted as instance X when
    they cover little of the reference) at least ``support``, or (3-D fallback) at least
    ``fundamental`` fundamental-matrix inliers; the strongest verified candidate wins, whatever its
    global rank; or, failing that,
-2. X is the global top-1 with cosine ``score`` and ``margin`` over the best other instance.
+2. X is the global top-1 with cosine ``score`` and ``margin`` over the best other instance, and
+   local geometry does not contradict it: when the frame had enough tentative matches with X for
+   RANSAC to find a model (``JUDGE_MATCHES``) and neither a homography (``AGREE_INLIERS``; random
+   correspondences give 4-6) nor a fundamental matrix (``AGREE_FUNDAMENTAL``) explains a fair number
+   of them, the global descriptor's answer is refused. Where local features cannot judge (little
+   texture, tiny images) it stands alone. This
+   matters on real photos of look-alike scenes (buildings, skies), whose global scores against
+   other works run higher than simulated views predict.
 
 ``None`` disables a test (no thresholds at all = accept every top-1). Each match mode scores
 differently (``hamming`` estimates the cosine from code bits; its shortlist differs), so each has
@@ -18,6 +25,15 @@ import math
 from dataclasses import dataclass, field
 
 MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
+JUDGE_MATCHES = 24   # tentative matches from which geometry can judge a global answer
+AGREE_INLIERS = 8    # homography inliers that count as agreement
+AGREE_FUNDAMENTAL = 30  # ... or fundamental-matrix inliers (3-D objects; random matches give about 20)
+
+
+def geometry_contradicts(evidence) -> bool:
+    """True when verification had enough matches to judge the candidate and found no agreement."""
+    return (evidence is not None and evidence.matches >= JUDGE_MATCHES and evidence.inliers < AGREE_INLIERS
+            and evidence.fundamental < AGREE_FUNDAMENTAL)
 
 
 def _number(d: dict, key: str, integer: bool = False):
@@ -43,8 +59,10 @@ class Rule:
     fundamental: float | None = None
     global_path: bool = True   # False: only geometric verification can accept
 
-    def global_accepts(self, score: float, margin: float) -> bool:
-        if not self.global_path:
+    def global_accepts(self, score: float, margin: float, evidence=None) -> bool:
+        """``evidence``: the candidate's geometric evidence when verification ran (see
+        ``geometry_contradicts``)."""
+        if not self.global_path or geometry_contradicts(evidence):
             return False
         if self.score is not None and score < self.score:
             return False
