@@ -9,7 +9,8 @@ with SITE the set's ``manifest_openset.csv`` where it has one (its ``__unknown__
 the false-accept rate on real photos), and, measured in the same run as the anchor, classical
 SIFT + RANSAC against every reference.
 
-    python bench/hard_sets.py [--sets smvs_books smvs_landmarks mcv_museum coil100] [--keep DIR] [--out hard_sets]
+    python bench/hard_sets.py [--sets smvs_books smvs_landmarks mcv_museum coil100] [--keep DIR [--reuse-runs]]
+                              [--out hard_sets]
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def main():
     ap.add_argument("--sets", nargs="+", default=["smvs_books", "smvs_landmarks", "mcv_museum", "coil100"])
     ap.add_argument("--sift-max-refs", type=int, default=300, help="skip the SIFT anchor on larger sites")
     ap.add_argument("--keep", help="keep bundles and runs in this folder")
+    ap.add_argument("--reuse-runs", action="store_true",
+                    help="with --keep: use finished training runs found there (their train_seconds are reported)")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="hard_sets_"))
@@ -84,7 +87,12 @@ def main():
         picture = (lambda kind: RESULTS / f"{args.out}_{name}_{kind}.png" if args.out else None)
         row["off_the_shelf"] = evaluate(off, manifest, picture("off"))
         run = work / f"{name}_run"
-        _, row["train_seconds"] = sitelens("train", manifest, "-o", run, "--no-resume")
+        if args.reuse_runs and (run / "model.pt").exists() and (run / "config.json").exists():
+            # a finished training run from an earlier invocation (same --keep folder): its own timing
+            row["train_seconds"] = json.loads((run / "config.json").read_text())["train_seconds"]
+            row["training_reused"] = True
+        else:
+            _, row["train_seconds"] = sitelens("train", manifest, "-o", run, "--no-resume")
         ft = work / f"{name}_ft.sitelens"
         _, row["export_seconds"] = sitelens("export", run, "--site", manifest, "-o", ft)
         row["fine_tuned"] = evaluate(ft, manifest, picture("ft"))

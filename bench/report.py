@@ -50,7 +50,7 @@ def hard_sets(r: dict) -> list[str]:
         off, ft = s["off_the_shelf"], s["fine_tuned"]
         rows.append([name, f"{off['known']} + {off['unknown']}", _f(sift.get("mP@1")), _f(off["mP@1"]),
                      _f(off["true_accept_rate"]), _f(off["false_accept_rate"]), _f(ft["mP@1"]), _f(ft["mAP"]),
-                     _f(ft["true_accept_rate"]), _f(ft["false_accept_rate"]), _f(s["train_seconds"] / 60, 1),
+                     _f(ft["true_accept_rate"]), _f(ft["false_accept_rate"]), _f(s["train_seconds"] / 60, 1) + (" (run kept from an earlier invocation)" if s.get("training_reused") else ""),
                      _f(ft["eval_ms_per_query"], 0)])
     out = ["## Real photos with the product's defaults (`bench/hard_sets.py`)", "",
            "`sitelens bundle` (off the shelf) and `sitelens train` + `sitelens export` (fine-tuned), scored by "
