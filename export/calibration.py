@@ -7,7 +7,10 @@ Samples:
   rows), each scored twice: against the whole site (a *positive*: is the right instance found,
   verified, with what score?) and with its own instance left out (a *negative*: a work that is
   not in the site, seen through the same camera);
-- synthetic walls and labels (negatives);
+- synthetic walls and labels (negatives, kind "wall"), and cluttered scenes made of pieces of
+  other references, those references left out (negatives, kind "scene"); each kind of negative
+  must stay within the budget on its own (a few dozen walls among hundreds of scenes would hide a
+  rule that accepts a quarter of all plain walls);
 - a survey, when given (``export --survey``): real photos of works in the site (positives, and
   negatives with their instance left out) and of things not in it (``__unknown__``, negatives).
 
@@ -46,7 +49,7 @@ DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly a
 class Sample:
     findings: dict            # match mode -> Findings
     truth: str | None         # the instance it shows (None: must be rejected)
-    source: str               # "simulated" (views) | "synthetic" (walls, labels, cluttered scenes) | "survey"
+    source: str               # "simulated" (views) | "wall" (walls, labels) | "scene" (cluttered) | "survey"
 
 
 @dataclass
@@ -87,7 +90,7 @@ def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None)
 
 
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
-           max_views: int = 800, backgrounds: int = 40, collages: int = 200, seed: int = 0,
+           max_views: int = 800, backgrounds: int = 100, collages: int = 200, seed: int = 0,
            progress: bool = True) -> SampleSet:
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
@@ -124,7 +127,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                                             "simulated"))
     for i in range(backgrounds):
         img = wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480)
-        out.negatives.append(Sample(_findings(rec, img, modes), None, "synthetic"))
+        out.negatives.append(Sample(_findings(rec, img, modes), None, "wall"))
     if len(rec.instances) > 2:
         mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
         chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
@@ -132,7 +135,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
             img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
             left_out = set().union(*({r.instance} | dups.get(r.instance, set()) for r in group))
-            out.negatives.append(Sample(_findings(rec, img, modes, left_out), None, "synthetic"))
+            out.negatives.append(Sample(_findings(rec, img, modes, left_out), None, "scene"))
     for q in tqdm(survey or [], desc="calibrate (survey photos)", unit="img", disable=not progress):
         img = load_image(q.path)
         if q.is_unknown:
@@ -216,7 +219,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
         best = (rule, tar, far)
     rule, tar, far = best
     report = {"tar": round(tar, 4), "far": round(far, 4), "positives": len(pos), "negatives": len(neg)}
-    for source in ("simulated", "synthetic", "survey"):
+    for source in ("simulated", "wall", "scene", "survey"):
         p = [s for s in pos if s.source == source]
         n = [s for s in neg if s.source == source]
         if p or n:
