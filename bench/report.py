@@ -115,6 +115,8 @@ def reliability(r: dict) -> list[str]:
         ["refused with sitelens's own error", fz["refused"]],
         ["crashes (child process killed by a signal)", fz["crashes"]],
         ["other exceptions", fz["other_exceptions"]],
+        ["structural tamperings that opened (should be none)",
+         ", ".join(r["fuzz"]["structural_small"]["accepted"] + r["fuzz"]["structural_real"]["accepted"]) or "none"],
         [f"recognize calls, {cs['threads']} threads, small bundle, during {cs['edits']['adds']} adds / "
          f"{cs['edits']['removes']} removes / {cs['edits']['saves']} saves", cs["recognize_calls"]],
         ["errors", cs["errors"]],
