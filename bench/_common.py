@@ -28,6 +28,13 @@ DEV_SETS = {"coil100": SHARED / "coil100" / "manifest.csv", "mcv_museum": SHARED
             "smvs_landmarks": SHARED / "smvs_landmarks" / "manifest.csv"}
 OPEN_SETS = {name: SHARED / name / "manifest_openset.csv" for name in ("mcv_museum", "smvs_books", "smvs_landmarks")}
 
+
+def site_manifest(name: str) -> Path:
+    """The set's open-set manifest (its ``__unknown__`` photos measure false accepts) where it has
+    one, else its plain manifest."""
+    open_set = OPEN_SETS.get(name)
+    return open_set if open_set is not None and open_set.exists() else DEV_SETS[name]
+
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma", "neon", "asimddp")
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DEV_SETS, OPEN_SETS, RESULTS, ROOT, emit
+from _common import RESULTS, ROOT, emit, site_manifest
 from latency import SiftAll
 
 KEYS = ("queries", "known", "unknown", "mP@1", "mAP", "recall@5", "accuracy", "true_accept_rate", "false_accept_rate")
@@ -76,7 +76,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     result = {"sets": {}}
     for name in args.sets:
-        manifest = OPEN_SETS[name] if name in OPEN_SETS and OPEN_SETS[name].exists() else DEV_SETS[name]
+        manifest = site_manifest(name)
         row: dict = {"manifest": manifest.name}
         from runtime.site import load_site
 

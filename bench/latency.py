@@ -185,15 +185,16 @@ def main():
     from runtime.site import load_site
 
     manifest = DEV_SETS[args.set]
+    site = load_site(manifest)
     frames = frames_of(manifest, args.frames)
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", size=args.size, progress=False)
         rec = Recognizer.open(bundle, threads=args.threads)
-        result["site"] = {"set": args.set, "references": len(load_site(manifest).references),
+        result["site"] = {"set": args.set, "references": len(site.references),
                           "index_rows": rec.index.live_count}
         result["frame"] = frame_section(rec, frames, args.repeat, args.threads)
-        refs = [load_image(r.path) for r in load_site(manifest).references]
+        refs = [load_image(r.path) for r in site.references]
         sift = SiftAll(refs[:100])
         nf = cycle(frames)
         sift_t = timed(lambda: sift.best(nf()), min(args.repeat, 10), warmup=1)

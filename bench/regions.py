@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DEV_SETS, OPEN_SETS, emit
+from _common import emit, site_manifest
 
 from export.bundler import build_bundle
 from runtime.image_io import load_image
@@ -81,7 +81,7 @@ def main():
     result = {"share": args.share, "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            manifest = OPEN_SETS.get(name) if OPEN_SETS.get(name, Path("/nonexistent")).exists() else DEV_SETS[name]
+            manifest = site_manifest(name)
             queries = [q for q in load_queries(manifest) if q.instances]
             bundles = {"off_the_shelf": build_bundle(manifest, Path(tmp) / f"{name}.sitelens", progress=False,
                                                      verify=None, calibrate=False, upright=True)}

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import DEV_SETS, OPEN_SETS, RESULTS, emit
+from _common import RESULTS, emit, site_manifest
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -60,7 +60,7 @@ def main():
     result, curves = {"sets": {}}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            manifest = OPEN_SETS.get(name) if OPEN_SETS.get(name, Path()).exists() else DEV_SETS[name]
+            manifest = site_manifest(name)
             bundle = build_bundle(manifest, Path(tmp) / f"{name}.sitelens", args.model, calibrate=False,
                                   progress=False)
             rec = Recognizer.open(bundle)

@@ -158,6 +158,14 @@ def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str) -> np
     return np.array(out, np.int8)
 
 
+def by_source(samples: list[Sample]) -> dict[str, list[Sample]]:
+    """Samples per kind (``Sample.source``), kinds in sorted order."""
+    out: dict[str, list[Sample]] = {}
+    for s in sorted(samples, key=lambda s: s.source):
+        out.setdefault(s.source, []).append(s)
+    return out
+
+
 def _max_evidence(samples: list[Sample], mode: str, attr: str) -> np.ndarray:
     return np.array([max((getattr(e, attr) for e in (s.findings[mode].verification or {}).values()), default=0)
                      for s in samples])
@@ -177,7 +185,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     pos, neg = samples.positives, samples.negatives
     verifying = rec.verifier is not None
     support = fundamental = None
-    groups = {src: [s for s in neg if s.source == src] for src in sorted({s.source for s in neg})}
+    groups = by_source(neg)
     if verifying:  # thresholds that hold for every kind of negative
         support = max([_smallest_threshold(_max_evidence(g, mode, "support"), SHARE_HOMOGRAPHY * target_far,
                                            MIN_SUPPORT) for g in groups.values()], default=MIN_SUPPORT)
@@ -219,9 +227,9 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
         best = (rule, tar, far)
     rule, tar, far = best
     report = {"tar": round(tar, 4), "far": round(far, 4), "positives": len(pos), "negatives": len(neg)}
-    for source in ("simulated", "wall", "scene", "survey"):
-        p = [s for s in pos if s.source == source]
-        n = [s for s in neg if s.source == source]
+    pos_groups = by_source(pos)
+    for source in sorted(set(pos_groups) | set(groups)):
+        p, n = pos_groups.get(source, []), groups.get(source, [])
         if p or n:
             t, f = _rates(rec, rule, p, n, mode)
             report[source] = {"positives": len(p), "negatives": len(n), "tar": round(t, 4) if p else None,
@@ -233,10 +241,7 @@ def _rates(rec, rule, pos, neg, mode) -> tuple[float, float]:
     """TAR over all positives; FAR = the worst over the kinds of negatives (simulated views, cluttered
     scenes, walls, survey photos): a rule must hold for every kind of unknown, not on average."""
     tar, _ = rates(outcome(rec, rule, pos, mode), [])
-    far = 0.0
-    for source in sorted({s.source for s in neg}):
-        group = [s for s in neg if s.source == source]
-        far = max(far, rates([], outcome(rec, rule, group, mode))[1])
+    far = max((rates([], outcome(rec, rule, group, mode))[1] for group in by_source(neg).values()), default=0.0)
     return tar, far
 
 

@@ -100,19 +100,15 @@ class Verifier:
         coverage = q_coverage = 0.0
         if inliers >= 3:
             coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
-            q_coverage = hull_area(src[mask]) / max(self._query_area(q), 1.0)
+            q_coverage = hull_area(src[mask]) / max(q[2], 1.0)
         return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage), (src, dst)
 
-    @staticmethod
-    def _query_area(q) -> float:
-        if len(q) < 3:  # (keypoints, descriptors[, area])
-            q.append(hull_area(q[0]))
-        return q[2]
-
     def query_features(self, img_rgb: np.ndarray, cache: dict | None = None):
+        """(keypoints, descriptors, area of the keypoints' hull) of the frame."""
         if cache is not None and "q" in cache:
             return cache["q"]
-        q = list(self.extractor.extract(img_rgb, self.params.query_keypoints))
+        kp, desc = self.extractor.extract(img_rgb, self.params.query_keypoints)
+        q = (kp, desc, hull_area(kp))
         if cache is not None:
             cache["q"] = q
         return q

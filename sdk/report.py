@@ -55,6 +55,12 @@ def _top_support(r: dict) -> float:
     return float(support or 0.0)
 
 
+def _evidence_rank(r: dict) -> float:
+    """Verified answers above all others (2 + support), the rest by global score (at most 1)."""
+    support = _top_support(r)
+    return 2.0 + support if support else r["score"]
+
+
 def roc_points(result: dict, key=lambda r: r["score"]):
     """True-accept rate of known queries vs false-accept rate of unknown ones, sweeping a threshold
     on ``key`` of the answer (default: its global score)."""
@@ -114,9 +120,7 @@ def score_charts(result: dict, path: Path) -> Path | None:
         ax = axes.pop(0)
         ax.plot(*roc, "-o", ms=2, label="by global score")
         if verified:
-            # verified answers first, by support; then the rest by global score
-            ax.plot(*roc_points(result, key=lambda r: _top_support(r) + (r["score"] if not _top_support(r) else 2.0)),
-                    "-o", ms=2, label="by support, then score")
+            ax.plot(*roc_points(result, key=_evidence_rank), "-o", ms=2, label="by support, then score")
         ax.set(title="open set ROC", xlabel="false-accept rate (unknown)", ylabel="true-accept rate (known)",
                xlim=(-0.02, 1.02), ylim=(0, 1.02))
         if result.get("false_accept_rate") is not None:
@@ -142,7 +146,7 @@ def write_report(result: dict, out: str | Path, ref_paths: dict[str, str] | None
     if out.suffix.lower() == ".png":
         return charts or sheet_path
     summary = {k: v for k, v in result.items() if k != "results"}
-    parts = [f"<html><head><meta charset='utf-8'><title>sitelens eval</title></head><body style='font-family:sans-serif'>",
+    parts = ["<html><head><meta charset='utf-8'><title>sitelens eval</title></head><body style='font-family:sans-serif'>",
              "<h1>sitelens evaluation</h1>", f"<pre>{html.escape(json.dumps(summary, indent=2))}</pre>"]
     if charts:
         parts.append(f"<h2>Scores</h2><img src='{charts.name}'>")
