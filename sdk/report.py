@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from runtime.image_io import load_image
+from runtime.thresholds import Thresholds
 
 THUMB = 128
 
@@ -101,9 +102,10 @@ def score_charts(result: dict, path: Path) -> Path | None:
         data = [r["score"] for r in res if keep(r)]
         if data:
             ax.hist(data, bins=bins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
-    th = (result.get("thresholds") or {}).get("score")
-    if th is not None:
-        ax.axvline(th, color="k", ls="--", label=f"threshold {th:.3f}")
+    # the rule of the match mode the evaluation ran (thresholds are per mode since schema 2)
+    rule = Thresholds.from_dict(result.get("thresholds")).rule(result.get("match") or "hnsw")
+    if rule.score is not None and rule.global_path:
+        ax.axvline(rule.score, color="k", ls="--", label=f"global-path threshold {rule.score:.3f}")
     ax.set(title="answer's global score", xlabel="cosine")
     ax.legend(fontsize=8)
     if verified:
@@ -114,6 +116,8 @@ def score_charts(result: dict, path: Path) -> Path | None:
             data = [_top_support(r) for r in res if keep(r)]
             if data:
                 ax.hist(data, bins=sbins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
+        if rule.support is not None:
+            ax.axvline(rule.support, color="k", ls="--", label=f"support threshold {rule.support:g}")
         ax.set(title="answer's geometric support", xlabel="support (coverage-discounted inliers)", yscale="log")
         ax.legend(fontsize=8)
     if roc:
