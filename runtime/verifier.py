@@ -18,7 +18,7 @@ import numpy as np
 from .errors import SitelensError
 from .geometric import Evidence, fundamental_inliers, homography_inliers, hull_area
 from .local_features import FEATURES, OpenCVFeatures, XFeatFeatures
-from .matching import mutual_nearest, ratio_test
+from .matching import mutual_nearest_many, ratio_test
 
 
 @dataclass
@@ -84,16 +84,17 @@ class Verifier:
         kp, desc = self.extractor.extract(img, n)
         return kp.astype(np.float16), desc
 
-    def _correspondences(self, q, r):
+    def _correspondences(self, q, descs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(query, reference) keypoint indices for each reference row's descriptors."""
         if self.params.feature == "xfeat":
-            return mutual_nearest(q[1], r[1], self.params.min_cosine)
-        return ratio_test(q[1], r[1], self.extractor.binary, self.params.ratio)
+            return mutual_nearest_many(q[1], descs, self.params.min_cosine)
+        return [ratio_test(q[1], d, self.extractor.binary, self.params.ratio) for d in descs]
 
-    def _match(self, q, rotation: int, kp, desc) -> tuple[Evidence, tuple | None]:
-        """Homography evidence of one reference row, plus its correspondences."""
+    def _match(self, q, rotation: int, kp, pairs) -> tuple[Evidence, tuple | None]:
+        """Homography evidence of one reference row from its correspondences, plus the matched points."""
         if len(kp) == 0:
             return Evidence(rotation=rotation), None
-        qi, ri = self._correspondences(q, (kp, desc))
+        qi, ri = pairs
         src, dst = q[0][qi], kp[ri].astype(np.float32)
         mask = homography_inliers(src, dst)
         inliers = int(mask.sum()) if mask is not None else 0
@@ -130,17 +131,16 @@ class Verifier:
             return out
         feats = features_of(candidates)
         for phase in (0, 1):  # every candidate's best row first, then its next ones
-            for inst in candidates:
-                rows = feats.get(inst, ())[: self.params.rows_per_candidate]
-                for j, (row, rotation, kp, desc) in enumerate(rows):
-                    if (j == 0) != (phase == 0):
-                        continue
-                    key = ("m", row)
-                    if key not in cache:
-                        cache[key] = self._match(q, rotation, kp, desc)
-                    ev, p = cache[key]
-                    if ev.better_than(out[inst]):
-                        out[inst], pts[inst] = ev, p
+            todo = [(inst, row_feats) for inst in candidates
+                    for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
+                    if (j == 0) == (phase == 0)]
+            fresh = [(row, rotation, kp, desc) for _, (row, rotation, kp, desc) in todo if ("m", row) not in cache]
+            for (row, rotation, kp, _), pairs in zip(fresh, self._correspondences(q, [f[3] for f in fresh])):
+                cache[("m", row)] = self._match(q, rotation, kp, pairs)
+            for inst, (row, *_) in todo:
+                ev, p = cache[("m", row)]
+                if ev.better_than(out[inst]):
+                    out[inst], pts[inst] = ev, p
             if not all_passes and verified is not None and any(verified(e) for e in out.values()):
                 break
         if self.params.fundamental:

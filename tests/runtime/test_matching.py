@@ -1,0 +1,37 @@
+"""Tentative correspondences: the batched mutual-nearest matcher gives exactly what matching each
+reference on its own gives (empty references, ties and the cosine floor included)."""
+import numpy as np
+
+from runtime.local_features import quantize
+from runtime.matching import mutual_nearest, mutual_nearest_many
+
+
+def _unit(rng, n, dim=64):
+    x = rng.normal(size=(n, dim))
+    return quantize(x / np.linalg.norm(x, axis=1, keepdims=True))
+
+
+def test_batched_mutual_nearest_equals_one_reference_at_a_time():
+    rng = np.random.default_rng(0)
+    q = _unit(rng, 600)
+    refs = [_unit(rng, 300), _unit(rng, 0), _unit(rng, 128), _unit(rng, 2), _unit(rng, 300)]
+    refs[0][:80] = q[:80]            # true correspondences
+    refs[2][10:40] = q[100:130]
+    refs[4][:50] = refs[0][:50]      # a second reference sharing keypoints with the first
+    refs[4][50:52] = q[300]          # a tie: two reference keypoints equal to one query keypoint
+    for floor in (0.5, 0.78, 0.99):
+        batched = mutual_nearest_many(q, refs, floor)
+        assert len(batched) == len(refs)
+        for r, (qi, ri) in zip(refs, batched):
+            eq, er = mutual_nearest(q, r, floor)
+            assert np.array_equal(qi, eq) and np.array_equal(ri, er)
+    qi, ri = mutual_nearest_many(q, refs, 0.78)[0]
+    assert len(qi) == 80 and np.array_equal(qi, ri)
+
+
+def test_batched_mutual_nearest_without_keypoints():
+    rng = np.random.default_rng(1)
+    none = _unit(rng, 0)
+    assert [len(p[0]) for p in mutual_nearest_many(none, [_unit(rng, 5)])] == [0]
+    assert [len(p[0]) for p in mutual_nearest_many(_unit(rng, 5), [none, none])] == [0, 0]
+    assert mutual_nearest_many(_unit(rng, 5), []) == []
