@@ -2,8 +2,10 @@
 
 - frame: a 1280x720 frame (a real photo of the set, resized) given as an RGB array and as JPEG
   bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
-  vs PyTorch eager, same network, same run, and the ratio), and end to end (image in, decision out)
-  with the global descriptor only and with verification on.
+  FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios), and end to end (image in,
+  decision out) with the global descriptor only (FP32 and INT8 bundles) and with verification on.
+  The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
+  precision gate is recorded next to its times.
 - sift_all: classical SIFT + RANSAC against every reference on the same frames, and how many times
   cheaper sitelens's recognize() is.
 - growth: recognize() with verification as the site grows to 1k and 10k reference rows (rows added
@@ -54,7 +56,7 @@ def cycle(items):
     return nxt
 
 
-def frame_section(rec, frames, repeat: int, threads: int) -> dict:
+def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict:
     import torch
 
     from training.network import DescriptorNet
@@ -82,11 +84,20 @@ def frame_section(rec, frames, repeat: int, threads: int) -> dict:
     torch_t = timed(eager, repeat)
     out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
                       "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2)}
+    if rec_int8 is not None:
+        int8_t = timed(lambda: rec_int8.embedder.run(x), repeat)
+        out["network"]["onnxruntime_int8"] = percentiles(int8_t)
+        out["network"]["int8_speedup_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(int8_t)), 2)
+        out["network"]["int8_speedup_vs_fp32_p50"] = round(float(np.median(ort_t) / np.median(int8_t)), 2)
+        out["network"]["int8_gate"] = rec_int8.manifest.model.details.get("precision_report")
     verifier = rec.verifier
     rec.verifier = None
     global_only = {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),
                    "jpeg": percentiles(timed(lambda: rec.recognize(nj()), repeat))}
     rec.verifier = verifier
+    if rec_int8 is not None:
+        global_only["int8_array"] = percentiles(timed(lambda: rec_int8.recognize(nf()), repeat))
+        global_only["int8_jpeg"] = percentiles(timed(lambda: rec_int8.recognize(nj()), repeat))
     out["end_to_end"] = {"global_only": global_only,
                          "with_verification": {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),
                                                "jpeg": percentiles(timed(lambda: rec.recognize(nj()), repeat))}}
@@ -178,6 +189,8 @@ def main():
     ap.add_argument("--growth", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--refs", type=int, nargs="*", default=[1000, 10000, 100000])
     ap.add_argument("--dim", type=int, default=1280, help="synthetic descriptor dimension for the matching section")
+    ap.add_argument("--no-int8", dest="int8", action="store_false",
+                    help="skip the INT8 bundle (its export calibrates the quantization: a few minutes)")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     from export.bundler import build_bundle
@@ -191,9 +204,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", size=args.size, progress=False)
         rec = Recognizer.open(bundle, threads=args.threads)
+        rec_int8 = None
+        if args.int8:
+            int8 = build_bundle(manifest, Path(tmp) / "int8.sitelens", size=args.size, progress=False,
+                                precision="int8", retain=0.0, verify=None, calibrate=False)
+            rec_int8 = Recognizer.open(int8, threads=args.threads)
         result["site"] = {"set": args.set, "references": len(site.references),
                           "index_rows": rec.index.live_count}
-        result["frame"] = frame_section(rec, frames, args.repeat, args.threads)
+        result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
         refs = [load_image(r.path) for r in site.references]
         sift = SiftAll(refs[:100])
         nf = cycle(frames)

@@ -7,10 +7,12 @@ Samples:
   rows), each scored twice: against the whole site (a *positive*: is the right instance found,
   verified, with what score?) and with its own instance left out (a *negative*: a work that is
   not in the site, seen through the same camera);
-- synthetic walls and labels (negatives, kind "wall"), and cluttered scenes made of pieces of
-  other references, those references left out (negatives, kind "scene"); each kind of negative
-  must stay within the budget on its own (a few dozen walls among hundreds of scenes would hide a
-  rule that accepts a quarter of all plain walls);
+- synthetic plain walls (negatives, kind "wall"), wall labels (kind "label"), and cluttered scenes
+  made of pieces of other references, those references left out (negatives, kind "scene"); each
+  kind of negative must stay within the budget on its own (a few dozen walls among hundreds of
+  scenes would hide a rule that accepts a quarter of all plain walls; labels among walls would
+  hide one that accepts 4% of walls). Walls and labels cost little, so there are enough of each
+  (150) that the budget's quantile does not rest on a single sample;
 - a survey, when given (``export --survey``): real photos of works in the site (positives, and
   negatives with their instance left out) and of things not in it (``__unknown__``, negatives).
 
@@ -49,7 +51,7 @@ DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly a
 class Sample:
     findings: dict            # match mode -> Findings
     truth: str | None         # the instance it shows (None: must be rejected)
-    source: str               # "simulated" (views) | "wall" (walls, labels) | "scene" (cluttered) | "survey"
+    source: str               # "simulated" (views) | "wall" | "label" | "scene" (cluttered) | "survey"
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None)
 
 
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
-           max_views: int = 800, backgrounds: int = 100, collages: int = 200, seed: int = 0,
+           max_views: int = 800, backgrounds: int = 300, collages: int = 200, seed: int = 0,
            progress: bool = True) -> SampleSet:
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
@@ -126,8 +128,9 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                 out.negatives.append(Sample(_findings(rec, view, modes, left_out, caches.pop((k, j))), None,
                                             "simulated"))
     for i in range(backgrounds):
-        img = wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480)
-        out.negatives.append(Sample(_findings(rec, img, modes), None, "wall"))
+        label = bool(i % 2)
+        img = wall_label(rng, 360, 480) if label else random_wall(rng, 360, 480)
+        out.negatives.append(Sample(_findings(rec, img, modes), None, "label" if label else "wall"))
     if len(rec.instances) > 2:
         mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
         chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]

@@ -66,6 +66,10 @@ def test_rules_for_every_match_mode(calibrated):
         rule = th.rule(mode)
         assert rule.support is not None and rule.support >= MIN_SUPPORT
         assert reports[mode]["far"] <= 0.05 and reports[mode]["negatives"] > 0
+        # every kind of unknown is held to the budget on its own (walls and labels apart)
+        for kind in ("simulated", "wall", "label", "scene", "survey"):
+            assert reports[mode][kind]["negatives"] > 0 and reports[mode][kind]["far"] <= 0.05, (mode, kind)
+        assert reports[mode]["wall"]["negatives"] == reports[mode]["label"]["negatives"] == 150
     # hamming estimates cosines from bits: its scores (and so its rule) differ from exact search
     assert th.rule("hamming").score != th.rule("exact").score
     for mode in MATCH_MODES:  # each mode answers with its own rule
