@@ -92,10 +92,23 @@ def latency(r: dict) -> list[str]:
              _ms(e2e["with_verification"]["jpeg"], "p95_ms")],
             [f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
              _f(r["sift_all"]["p95_ms"], 1)]]
+    int8 = net.get("onnxruntime_int8")
+    if int8:
+        kept = ((net.get("int8_gate") or {}).get("candidates") or {}).get("int8", {}).get("retained")
+        rows[4:4] = [[f"network, ONNX Runtime INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
+                      "simulated views, the gate asks 0.99)", _ms(int8),
+                      _ms(int8, "p95_ms")]]
+        rows[8:8] = [["end to end, global descriptor only, array, INT8 bundle", _ms(e2e["global_only"]["int8_array"]),
+                      _ms(e2e["global_only"]["int8_array"], "p95_ms")],
+                     ["end to end, global descriptor only, JPEG, INT8 bundle", _ms(e2e["global_only"]["int8_jpeg"]),
+                      _ms(e2e["global_only"]["int8_jpeg"], "p95_ms")]]
     out += _table(["stage", "p50 ms", "p95 ms"], rows)
-    out += ["", f"ONNX Runtime is **{net['speedup_p50']}x** faster than PyTorch eager at p50; recognize() with "
-            f"verification is **{r['sift_all']['sitelens_cheaper_x_p50']}x** cheaper than SIFT against every "
-            "reference.", ""]
+    faster = f"ONNX Runtime is **{net['speedup_p50']}x** faster than PyTorch eager at p50"
+    if int8:
+        faster += (f" (INT8: **{net['int8_speedup_vs_torch_p50']}x** faster than PyTorch eager FP32, "
+                   f"{net['int8_speedup_vs_fp32_p50']}x faster than ONNX Runtime FP32)")
+    out += ["", f"{faster}; recognize() with verification is **{r['sift_all']['sitelens_cheaper_x_p50']}x** cheaper "
+            "than SIFT against every reference.", ""]
     g = r["growth"]["with_verification"]
     out += _table(["index rows", *g.keys()], [["recognize() with verification, p50 ms", *[_ms(v) for v in g.values()]],
                                              ["p95 ms", *[_ms(v, "p95_ms") for v in g.values()]]])
@@ -187,8 +200,20 @@ def regions(r: dict) -> list[str]:
     return out + [""]
 
 
+def ann_options(r: dict) -> list[str]:
+    out = ["## Searching 100k references: graph degree and reduced dimensions (`bench/ann_options.py`)", "",
+           f"{r['refs']} synthetic {r['dim']}-d descriptors (as in `latency.py`); recall@1 against exact search in "
+           "full dimension, p50 ms per query on one thread. `pca_hnsw`: the graph is built on a PCA projection, "
+           "its shortlist re-ranked by exact cosine.", "", _origin(r), ""]
+    rows = [[x["method"], x["dim"], _f(x.get("variance_kept")), x["M"], x["ef"], x.get("short", 1),
+             _f(x["recall@1_vs_exact"]), _ms(x)] for x in r["rows"]]
+    return out + _table(["method", "graph dim", "variance kept", "M", "ef", "shortlist", "recall@1", "p50 ms"],
+                        rows) + [""]
+
+
 RENDERERS = {"hard_sets.py": hard_sets, "latency.py": latency, "reliability.py": reliability,
-             "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions}
+             "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
+             "ann_options.py": ann_options}
 ORDER = list(RENDERERS)
 
 

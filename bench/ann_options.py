@@ -1,0 +1,90 @@
+"""Ways to search 100k references faster than the export's HNSW, measured against exact search on
+the same synthetic descriptors as ``latency.py`` (one run; prints JSON, ``--out NAME`` writes
+bench/results/):
+
+- ``hnsw``: hnswlib on the full descriptors, graph degree M x search breadth ef;
+- ``pca_hnsw``: hnswlib on a PCA projection of the descriptors (fitted on a sample of the
+  references, re-normalised), a shortlist of ``short`` rows re-ranked by exact cosine in full
+  dimension: fewer flops per graph hop, at the price of the projection's error.
+
+Each row: recall@1 against exact full-dimension search and p50 ms per query (one thread).
+
+    python bench/ann_options.py [--refs 100000] [--dim 1280] [--M 16 32] [--pca 256] [--out ann_options]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _ann import ground_truth, synthetic_descriptors
+from _common import emit, percentiles
+
+EF_GRID = (64, 128, 256, 384, 512)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _graph(vectors: np.ndarray, m: int):
+    import hnswlib
+
+    index = hnswlib.Index(space="ip", dim=vectors.shape[1])
+    index.init_index(max_elements=len(vectors), ef_construction=200, M=m, random_seed=100)
+    t = time.perf_counter()
+    index.add_items(vectors, np.arange(len(vectors)))
+    return index, round(time.perf_counter() - t, 1)
+
+
+def _measure(search, queries, truth) -> dict:
+    times, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        found.append(search(q))
+        times.append(time.perf_counter() - t)
+    return {"recall@1_vs_exact": round(float(np.mean(np.array(found) == truth)), 4), **percentiles(times)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--refs", type=int, default=100000)
+    ap.add_argument("--dim", type=int, default=1280)
+    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--M", type=int, nargs="*", default=[16, 32])
+    ap.add_argument("--pca", type=int, nargs="*", default=[256])
+    ap.add_argument("--short", type=int, nargs="*", default=[256, 512])
+    ap.add_argument("--out", help="also write bench/results/<OUT>.json")
+    args = ap.parse_args()
+    base, queries = synthetic_descriptors(args.refs, args.queries, args.dim, seed=args.refs)
+    truth = ground_truth(queries, base)
+    rows = []
+    for m in args.M:
+        index, build_s = _graph(base, m)
+        for ef in EF_GRID:
+            index.set_ef(ef)
+            row = _measure(lambda q: index.knn_query(q[None], k=1, num_threads=1)[0][0, 0], queries, truth)
+            rows.append({"method": "hnsw", "dim": args.dim, "M": m, "ef": ef, "build_s": build_s, **row})
+    rng = np.random.default_rng(0)
+    mean = base.mean(axis=0)
+    sample = base[rng.choice(len(base), min(len(base), 20000), replace=False)] - mean
+    _, spectrum, vt = np.linalg.svd(sample, full_matrices=False)
+    for d in args.pca:
+        proj = vt[:d].T.astype(np.float32)
+        kept = float((spectrum[:d] ** 2).sum() / (spectrum ** 2).sum())
+        index, build_s = _graph(_unit((base - mean) @ proj), 16)
+        for short in args.short:
+            for ef in [e for e in EF_GRID if e >= short] or [short]:
+                index.set_ef(ef)
+
+                def search(q):
+                    ids = index.knn_query(_unit(((q - mean) @ proj)[None]), k=short, num_threads=1)[0][0]
+                    return ids[np.argmax(base[ids] @ q)]
+                row = _measure(search, queries, truth)
+                rows.append({"method": "pca_hnsw", "dim": d, "variance_kept": round(kept, 3), "M": 16, "ef": ef,
+                             "short": short, "build_s": build_s, **row})
+    emit({"refs": args.refs, "dim": args.dim, "rows": rows}, args, args.out)
+
+
+if __name__ == "__main__":
+    main()
