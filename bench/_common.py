@@ -45,6 +45,13 @@ def _git(*args) -> str | None:
         return None
 
 
+def _dirty() -> bool:
+    """Uncommitted changes to tracked files other than bench/results/ (the results of earlier benches
+    in the same session are not a change to the code that measured)."""
+    text = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results") or ""
+    return bool(text.strip())
+
+
 def machine() -> dict:
     info = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     try:
@@ -67,7 +74,7 @@ def provenance(args=None) -> dict:
     """Where a number comes from: commit (and whether the tree had uncommitted changes), the exact
     command and its parsed options, the machine and the date."""
     return {
-        "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": _git("rev-parse", "HEAD"), "dirty": _dirty(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} if args else {},
         "machine": machine(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
