@@ -101,12 +101,15 @@ def plot(curves: dict, path: Path) -> str | None:
             r, s = r[np.isfinite(r)], s[np.isfinite(s)]
             hi = max(np.max(r, initial=1), np.max(s, initial=1))
             lo = min(np.min(r, initial=0), np.min(s, initial=0))
-            bins = np.linspace(lo, hi, 30)
-            ax.hist(s, bins, alpha=0.5, density=True, label="simulated", color="C0")
-            ax.hist(r, bins, alpha=0.5, density=True, label="real", color="C3")
+            # support: a bin for "no support" (0), then log-spaced bins, so the two bulks are both visible
+            bins = np.concatenate([[0.0, 1.0], np.geomspace(1.0, hi, 30)[1:]]) if col in (2, 3) and hi > 1 \
+                else np.linspace(lo, hi, 30)
+            # shares of samples per bin (not densities: the support bins have very different widths)
+            ax.hist(s, bins, alpha=0.5, weights=np.full(len(s), 1 / max(len(s), 1)), label="simulated", color="C0")
+            ax.hist(r, bins, alpha=0.5, weights=np.full(len(r), 1 / max(len(r), 1)), label="real", color="C3")
             ax.set_title(f"{name}: {titles[col]}", fontsize=9)
             if col in (2, 3):
-                ax.set_xscale("symlog")
+                ax.set_xscale("symlog", linthresh=1.0)
         axes[row][0].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
