@@ -78,7 +78,7 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
     from runtime.image_io import load_image
     from training.simulator import CameraViewSimulator
 
-    from .index_tuning import exact_top1, recall_at_1, tune_index
+    from .index_tuning import exact_top1, measured_recall, tune_index
 
     rng = np.random.default_rng(seed)
     sim = CameraViewSimulator(seed=seed)
@@ -89,8 +89,8 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
         params, hnsw, report = tune_index(index.descriptors, queries, index.params, hnsw=index.hnsw)
         index.replace_graph(hnsw, params)
         return report
-    found, _ = index.hnsw.knn_query(queries, k=1)
-    return {"recall@1": round(recall_at_1(found, exact_top1(queries, index.descriptors)), 4), "queries": len(queries),
+    recall = measured_recall(index.hnsw, queries, exact_top1(queries, index.descriptors))
+    return {"recall@1": round(recall, 4), "queries": len(queries),
             "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": "set by the user, measured"}
 
 

@@ -26,29 +26,37 @@ def recall_at_1(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.asarray(found).reshape(len(truth), -1)[:, 0] == truth)) if len(truth) else 1.0
 
 
+def measured_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:
+    """recall@1 of an hnswlib graph at its current ``ef`` against exact-search ``truth``."""
+    found, _ = index.knn_query(queries, k=1)
+    return recall_at_1(found, truth)
+
+
 def tune_index(descriptors: np.ndarray, queries: np.ndarray, params: IndexParams = IndexParams(),
                target: float = TARGET_RECALL, hnsw=None):
     """(params, hnsw index, report): the smallest ``ef`` (trying larger ``M`` only if no ``ef``
-    reaches the target) whose recall@1 against exact search is at least ``target``."""
+    reaches the target) whose recall@1 against exact search is at least ``target``. If none does,
+    the best setting tried is used (its graph is kept, not rebuilt)."""
     descriptors = np.asarray(descriptors, np.float32)
     queries = np.asarray(queries, np.float32)
     truth = exact_top1(queries, descriptors)
-    tried = []
+    tried, best = [], None  # best: (recall, M, ef, graph)
     for m in [params.M] + [m for m in M_GRID if m > params.M]:
         index = hnsw if (hnsw is not None and m == params.M) else build_hnsw(descriptors, IndexParams(m, params.ef_construction, 64))
         for ef in EF_GRID:
             index.set_ef(ef)
-            found, _ = index.knn_query(queries, k=1)
-            recall = recall_at_1(found, truth)
+            recall = measured_recall(index, queries, truth)
             tried.append({"M": m, "ef": ef, "recall@1": round(recall, 4)})
+            if best is None or recall > best[0]:
+                best = (recall, m, ef, index)
             if recall >= target:
-                chosen = IndexParams(m, params.ef_construction, ef)
-                index.set_ef(ef)
-                return chosen, index, {"target_recall@1": target, "recall@1": round(recall, 4), "queries": len(queries),
-                                       "chosen": {"M": m, "ef": ef}, "tried": tried}
-    best = max(tried, key=lambda t: t["recall@1"])
-    chosen = IndexParams(best["M"], params.ef_construction, best["ef"])
-    index = build_hnsw(descriptors, chosen)
-    return chosen, index, {"target_recall@1": target, "recall@1": best["recall@1"], "queries": len(queries),
-                           "chosen": {"M": best["M"], "ef": best["ef"]}, "tried": tried,
-                           "note": "no setting reached the target; the best one is used"}
+                break
+        if best[0] >= target:
+            break
+    recall, m, ef, index = best
+    index.set_ef(ef)
+    report = {"target_recall@1": target, "recall@1": round(recall, 4), "queries": len(queries),
+              "chosen": {"M": m, "ef": ef}, "tried": tried}
+    if recall < target:
+        report["note"] = "no setting reached the target; the best one is used"
+    return IndexParams(m, params.ef_construction, ef), index, report

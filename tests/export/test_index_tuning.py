@@ -31,3 +31,14 @@ def test_bundle_records_the_tuning(tiny_bundle):
 
     m = json.loads(zipfile.ZipFile(tiny_bundle).read("manifest.json"))
     assert m["index"]["tuning"]["recall@1"] >= 0.99 and m["index"]["ef"] == m["index"]["tuning"]["chosen"]["ef"]
+
+
+def test_unreachable_target_keeps_the_best_graph_tried():
+    base = clustered(2000, 64, 200, 0.6, 2)
+    queries = clustered(100, 64, 200, 0.6, 3)
+    params, index, report = tune_index(base, queries, IndexParams(M=8, ef=16), target=1.01)
+    best = max(report["tried"], key=lambda t: t["recall@1"])
+    assert report["note"] and (params.M, params.ef) == (best["M"], best["ef"]) == tuple(report["chosen"].values())
+    assert index.get_current_count() == len(base) and index.ef == params.ef and index.M == params.M
+    found, _ = index.knn_query(queries, k=1)
+    assert round(recall_at_1(found, exact_top1(queries, base)), 4) == report["recall@1"] == best["recall@1"]
