@@ -17,8 +17,11 @@ import argparse
 import time
 
 import numpy as np
-from _ann import ground_truth, synthetic_descriptors
+from _ann import ground_truth, recall_at_1, synthetic_descriptors
 from _common import emit, percentiles
+
+from runtime.index import build_hnsw
+from runtime.index_params import IndexParams
 
 EF_GRID = (64, 128, 256, 384, 512)
 
@@ -28,12 +31,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _graph(vectors: np.ndarray, m: int):
-    import hnswlib
-
-    index = hnswlib.Index(space="ip", dim=vectors.shape[1])
-    index.init_index(max_elements=len(vectors), ef_construction=200, M=m, random_seed=100)
+    """The export's graph (``build_hnsw``) with degree ``m``, and its build time in seconds."""
     t = time.perf_counter()
-    index.add_items(vectors, np.arange(len(vectors)))
+    index = build_hnsw(vectors, IndexParams(M=m))
     return index, round(time.perf_counter() - t, 1)
 
 
@@ -43,7 +43,7 @@ def _measure(search, queries, truth) -> dict:
         t = time.perf_counter()
         found.append(search(q))
         times.append(time.perf_counter() - t)
-    return {"recall@1_vs_exact": round(float(np.mean(np.array(found) == truth)), 4), **percentiles(times)}
+    return {"recall@1_vs_exact": round(recall_at_1(np.array(found), truth), 4), **percentiles(times)}
 
 
 def main():

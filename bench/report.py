@@ -76,32 +76,25 @@ def latency(r: dict) -> list[str]:
            f"A {f['frame']} frame (real photos of {r['site']['set']}, {r['site']['references']} references, "
            f"{r['site']['index_rows']} index rows with quarter turns), network input {f['input'][0]}x{f['input'][1]}; "
            "p50 / p95 in ms over repeated calls.", "", _origin(r), ""]
-    rows = [["decode + preprocess, JPEG, full decode", _ms(dp["jpeg_full_decode"]), _ms(dp["jpeg_full_decode"], "p95_ms")],
-            ["decode + preprocess, JPEG, reduced-scale decode", _ms(dp["jpeg_reduced_decode"]),
-             _ms(dp["jpeg_reduced_decode"], "p95_ms")],
-            ["preprocess, RGB array", _ms(dp["array"]), _ms(dp["array"], "p95_ms")],
-            ["network, ONNX Runtime", _ms(net["onnxruntime"]), _ms(net["onnxruntime"], "p95_ms")],
-            ["network, PyTorch eager (same network)", _ms(net["torch_eager"]), _ms(net["torch_eager"], "p95_ms")],
-            ["end to end, global descriptor only, array", _ms(e2e["global_only"]["array"]),
-             _ms(e2e["global_only"]["array"], "p95_ms")],
-            ["end to end, global descriptor only, JPEG", _ms(e2e["global_only"]["jpeg"]),
-             _ms(e2e["global_only"]["jpeg"], "p95_ms")],
-            ["end to end, with verification, array", _ms(e2e["with_verification"]["array"]),
-             _ms(e2e["with_verification"]["array"], "p95_ms")],
-            ["end to end, with verification, JPEG", _ms(e2e["with_verification"]["jpeg"]),
-             _ms(e2e["with_verification"]["jpeg"], "p95_ms")],
-            [f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
-             _f(r["sift_all"]["p95_ms"], 1)]]
     int8 = net.get("onnxruntime_int8")
-    if int8:
-        kept = ((net.get("int8_gate") or {}).get("candidates") or {}).get("int8", {}).get("retained")
-        rows[4:4] = [[f"network, ONNX Runtime INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
-                      "simulated views, the gate asks 0.99)", _ms(int8),
-                      _ms(int8, "p95_ms")]]
-        rows[8:8] = [["end to end, global descriptor only, array, INT8 bundle", _ms(e2e["global_only"]["int8_array"]),
-                      _ms(e2e["global_only"]["int8_array"], "p95_ms")],
-                     ["end to end, global descriptor only, JPEG, INT8 bundle", _ms(e2e["global_only"]["int8_jpeg"]),
-                      _ms(e2e["global_only"]["int8_jpeg"], "p95_ms")]]
+    kept = ((net.get("int8_gate") or {}).get("candidates") or {}).get("int8", {}).get("retained")
+    g_only, verified = e2e["global_only"], e2e["with_verification"]
+    timings = [("decode + preprocess, JPEG, full decode", dp["jpeg_full_decode"]),
+               ("decode + preprocess, JPEG, reduced-scale decode", dp["jpeg_reduced_decode"]),
+               ("preprocess, RGB array", dp["array"]),
+               ("network, ONNX Runtime", net["onnxruntime"]),
+               *([(f"network, ONNX Runtime INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
+                   "simulated views, the gate asks 0.99)", int8)] if int8 else []),
+               ("network, PyTorch eager (same network)", net["torch_eager"]),
+               ("end to end, global descriptor only, array", g_only["array"]),
+               ("end to end, global descriptor only, JPEG", g_only["jpeg"]),
+               *([("end to end, global descriptor only, array, INT8 bundle", g_only["int8_array"]),
+                  ("end to end, global descriptor only, JPEG, INT8 bundle", g_only["int8_jpeg"])] if int8 else []),
+               ("end to end, with verification, array", verified["array"]),
+               ("end to end, with verification, JPEG", verified["jpeg"])]
+    rows = [[label, _ms(d), _ms(d, "p95_ms")] for label, d in timings]
+    rows.append([f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
+                 _f(r["sift_all"]["p95_ms"], 1)])
     out += _table(["stage", "p50 ms", "p95 ms"], rows)
     faster = f"ONNX Runtime is **{net['speedup_p50']}x** faster than PyTorch eager at p50"
     if int8:

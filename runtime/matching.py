@@ -15,22 +15,21 @@ import numpy as np
 from .local_features import dequantize
 
 
+def _as_float(desc: np.ndarray) -> np.ndarray:
+    return dequantize(desc) if desc.dtype == np.int8 else desc.astype(np.float32, copy=False)
+
+
 def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0.78) -> tuple[np.ndarray, np.ndarray]:
     """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``."""
     if len(q_desc) == 0 or len(r_desc) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    q = dequantize(q_desc) if q_desc.dtype == np.int8 else q_desc.astype(np.float32, copy=False)
-    r = dequantize(r_desc) if r_desc.dtype == np.int8 else r_desc.astype(np.float32, copy=False)
+    q, r = _as_float(q_desc), _as_float(r_desc)
     sim = q @ r.T
     fwd = sim.argmax(axis=1)
     back = (r @ q.T).argmax(axis=1)  # a second product beats a strided argmax over axis 0
     rows = np.arange(len(q))
     ok = (back[fwd] == rows) & (sim[rows, fwd] >= min_cosine)
     return rows[ok], fwd[ok]
-
-
-def _as_float(desc: np.ndarray) -> np.ndarray:
-    return dequantize(desc) if desc.dtype == np.int8 else desc.astype(np.float32, copy=False)
 
 
 def mutual_nearest_many(q_desc: np.ndarray, r_descs: list[np.ndarray],
