@@ -98,6 +98,11 @@ class Findings:
 
 
 TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
+# Unverified candidates are ranked by global cosine + GEOMETRY_WEIGHT x the share of its verification
+# threshold their geometry reached (Rule.strength, 0..1). A building seen from another street corner
+# rarely passes the 3-D test, yet its partial evidence still points at the right one more often than
+# the global descriptor alone (dev sets: the same mP@1 or better on all four for 0.15-0.3).
+GEOMETRY_WEIGHT = 0.2
 
 
 class Recognizer:
@@ -224,14 +229,17 @@ class Recognizer:
         if not hits:
             return Recognition(None, False, 0.0, 0.0, None, {}, [])
         order = [h[0] for h in hits]
-        if ev:  # verified candidates first; the rest keep their global order
+        if ev:  # verified candidates first, then the rest by global score lifted by partial geometry
             verified = [i for i in order if i in ev and rule.verified(ev[i])]
             if verified:
                 # geometry ranks, but when several fit about equally well (the same shape in two
                 # colours, XFeat sees grey levels) the global descriptor decides among them
                 top = max(ev[i].support for i in verified)
                 verified.sort(key=lambda i: (ev[i].support < TIE_SHARE * top, order.index(i)))
-            order = verified + [i for i in order if i not in verified]
+            scores = {h[0]: h[1] for h in hits}
+            rest = sorted((i for i in order if i not in verified),
+                          key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i))))
+            order = verified + rest
         best = order[0]
         score, margin = findings.score_margin(best)
         decided_by = None

@@ -70,6 +70,15 @@ class Rule:
             return False
         return True
 
+    def strength(self, evidence) -> float:
+        """How far ``evidence`` got towards verification: the larger share of the ``support`` or
+        ``fundamental`` threshold it reached, capped at 1 (0 with no evidence or no such test)."""
+        if evidence is None:
+            return 0.0
+        shares = [value / bar for value, bar in ((evidence.support, self.support),
+                                                 (evidence.fundamental, self.fundamental)) if bar]
+        return min(1.0, max(shares, default=0.0))
+
     def verified(self, evidence) -> bool:
         if self.support is not None and evidence.support >= self.support:
             return True

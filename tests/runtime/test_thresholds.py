@@ -28,3 +28,33 @@ def test_findings_give_the_top_candidates_evidence():
     assert Findings([("a", 0.9, 0), ("b", 0.8, 1)], ev).top_evidence() is ev["a"]
     assert Findings([("a", 0.9, 0)]).top_evidence() is None
     assert Findings([]).top_evidence() is None
+
+
+def test_strength_is_the_share_of_the_verification_threshold_reached():
+    rule = Rule(score=0.5, support=20, fundamental=40)
+    assert rule.strength(None) == 0.0
+    assert rule.strength(Evidence(matches=30, inliers=10, coverage=0.5)) == 0.5       # support 10 of 20
+    assert rule.strength(Evidence(matches=90, inliers=4, fundamental=30)) == 0.75     # F 30 of 40
+    assert rule.strength(Evidence(matches=300, inliers=200, coverage=1.0)) == 1.0     # capped
+    assert Rule(score=0.5).strength(Evidence(matches=300, inliers=200, coverage=1.0)) == 0.0
+
+
+def test_partial_geometry_ranks_unverified_candidates(tiny_bundle):
+    from runtime.recognizer import GEOMETRY_WEIGHT, Recognizer
+
+    rec = Recognizer.open(tiny_bundle)
+    rule = Rule(score=0.9, margin=0.0, support=20, fundamental=40)
+    hits = [("a", 0.30, 0), ("b", 0.25, 1), ("c", 0.20, 2)]
+    # b's fundamental matrix reached 90% of the bar: a building from another corner
+    partial = {"a": Evidence(matches=20, inliers=3), "b": Evidence(matches=80, inliers=5, fundamental=36),
+               "c": Evidence()}
+    assert 0.25 + GEOMETRY_WEIGHT * 0.9 > 0.30
+    r = rec.decide(Findings(hits, partial), rule=rule)
+    assert r.best == "b" and not r.accepted  # ranked first, but only verification or the global path accept
+    assert [c.instance for c in r.candidates] == ["b", "a", "c"]
+    # a verified candidate still comes first, whatever the partial evidence of the others
+    verified = dict(partial, c=Evidence(matches=90, inliers=30, coverage=0.6))
+    r = rec.decide(Findings(hits, verified), rule=rule)
+    assert r.best == "c" and r.accepted and r.decided_by == "verification"
+    # without verification the global order stands
+    assert rec.decide(Findings(hits), rule=rule).best == "a"
