@@ -22,7 +22,8 @@ score/margin rule what the negatives leave of it. Verification thresholds never 
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
 to verify. Instances whose references show the same thing are found first (``near_duplicates``)
-and are not used as each other's unknowns.
+and are not used as each other's unknowns: the same plane (homography support) or the same 3-D
+structure (fundamental-matrix inliers: two references of one facade from different corners).
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ MIN_SUPPORT = 12
 MIN_FUNDAMENTAL = 30
 SHARE_HOMOGRAPHY, SHARE_FUNDAMENTAL = 0.5, 0.25
 DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly against each other look alike
+# ... or sharing this many fundamental-matrix inliers: twice the 3-D test's floor (chance geometry
+# between two references of different works stays below about 40 on the dev sets)
+DUPLICATE_FUNDAMENTAL = 2 * MIN_FUNDAMENTAL
 
 
 @dataclass
@@ -60,20 +64,30 @@ class SampleSet:
     negatives: list[Sample] = field(default_factory=list)
 
 
+def alike(score: float, evidence, alike_score: float) -> bool:
+    """Does a reference look like another instance's? Its global ``score`` reaches ``alike_score``
+    (what a visitor's view of the *same* work typically scores, so the test holds on any model's
+    scale), or verification found the same plane (support ``DUPLICATE_SUPPORT``) or the same 3-D
+    structure (``DUPLICATE_FUNDAMENTAL`` fundamental-matrix inliers: neighbouring buildings
+    photographed from two street corners share a facade that no single homography explains; left
+    as unknowns for each other, they set the 3-D threshold above what any real photo reaches)."""
+    if score >= alike_score:
+        return True
+    return evidence is not None and (evidence.support >= DUPLICATE_SUPPORT
+                                     or evidence.fundamental >= DUPLICATE_FUNDAMENTAL)
+
+
 def near_duplicates(rec: Recognizer, site: Site, alike_score: float, progress: bool = True) -> dict[str, set]:
     """Instances whose references show the same thing (a work catalogued twice, overlapping views
     of neighbouring buildings, blank images): no 'unknown work' for each other, so they are left
     out of each other's negatives, and reported. Every reference is matched against the site with
-    its own instance left out; another instance is alike when its global score reaches
-    ``alike_score`` (what a visitor's view of the *same* work typically scores, so the test holds
-    on any model's scale) or its geometric support reaches ``DUPLICATE_SUPPORT``."""
+    its own instance left out; another instance is alike when ``alike`` says so."""
     dups: dict[str, set] = {}
     for ref in tqdm(site.references, desc="calibrate (look-alikes)", unit="ref", disable=not progress):
         img = load_image(ref.path)
         f = rec.findings(img, rec.embedder.embed(img), "exact", exclude={ref.instance}, all_passes=True)
         for inst, score, _ in f.hits:
-            ev = (f.verification or {}).get(inst)
-            if score >= alike_score or (ev is not None and ev.support >= DUPLICATE_SUPPORT):
+            if alike(score, (f.verification or {}).get(inst), alike_score):
                 dups.setdefault(ref.instance, set()).add(inst)
                 dups.setdefault(inst, set()).add(ref.instance)
     if dups:

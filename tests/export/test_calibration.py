@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from export.bundler import build_bundle
-from export.calibration import MIN_SUPPORT, _smallest_threshold
+from export.calibration import DUPLICATE_FUNDAMENTAL, DUPLICATE_SUPPORT, MIN_SUPPORT, _smallest_threshold, alike
 from runtime.recognizer import Recognizer
 from runtime.thresholds import MATCH_MODES, Rule, Thresholds
 from tests.conftest import SMALL_SIZE, make_site, write_rgb
@@ -17,6 +17,18 @@ def test_smallest_threshold_meets_budget():
     assert np.mean(values >= t) <= 0.05 and np.mean(values >= t - 1) > 0.05
     assert _smallest_threshold(values, 0.05, floor=200) == 200
     assert _smallest_threshold(np.zeros(0), 0.01, floor=7) == 7
+
+
+def test_look_alikes_by_score_plane_or_3d_structure():
+    from runtime.geometric import Evidence
+
+    assert alike(0.9, None, alike_score=0.8) and not alike(0.5, None, alike_score=0.8)
+    # the same plane: many well-spread homography inliers
+    assert alike(0.5, Evidence(200, int(DUPLICATE_SUPPORT) + 5, 0, 0, 0.5), 0.8)
+    # the same facade from two street corners: no homography, but one 3-D scene explains the matches
+    assert alike(0.5, Evidence(150, 6, DUPLICATE_FUNDAMENTAL + 10, 0, 0.05), 0.8)
+    # what chance geometry gives two different buildings is not enough
+    assert not alike(0.5, Evidence(150, 8, DUPLICATE_FUNDAMENTAL - 20, 0, 0.1), 0.8)
 
 
 def test_rule_paths():
