@@ -197,8 +197,10 @@ def ann_options(r: dict) -> list[str]:
     out = ["## Searching 100k references: graph degree and reduced dimensions (`bench/ann_options.py`)", "",
            f"{r['refs']} synthetic {r['dim']}-d descriptors (as in `latency.py`); recall@1 against exact search in "
            "full dimension, p50 ms per query on one thread. `pca_hnsw`: the graph is built on a PCA projection, "
-           "its shortlist re-ranked by exact cosine. `hnsw_smaller`: the same generator with fewer dimensions "
-           "(a smaller descriptor, same intrinsic dimension), recall against exact search on those.", "", _origin(r), ""]
+           "its shortlist re-ranked by exact cosine." + (
+               " `hnsw_smaller`: the same generator with fewer dimensions (a smaller descriptor, same intrinsic "
+               "dimension), recall against exact search on those." if any(x["method"] == "hnsw_smaller" for x in r["rows"])
+               else ""), "", _origin(r), ""]
     rows = [[x["method"], x["dim"], _f(x.get("variance_kept")), x["M"], x["ef"], x.get("short", 1),
              _f(x["recall@1_vs_exact"]), _ms(x)] for x in r["rows"]]
     return out + _table(["method", "graph dim", "variance kept", "M", "ef", "shortlist", "recall@1", "p50 ms"],
