@@ -4,6 +4,9 @@
   bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
   FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios), and end to end (image in,
   decision out) with the global descriptor only (FP32 and INT8 bundles) and with verification on.
+- unknown_frames: recognize() with verification on photos of works the site does not hold (the
+  open set's unknown photos, their works removed): the frames that take the second look, with and
+  without it.
   The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
   precision gate is recorded next to its times.
 - sift_all: classical SIFT + RANSAC against every reference on the same frames, and how many times
@@ -25,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from _ann import ground_truth, synthetic_descriptors
-from _common import DEV_SETS, emit, percentiles, timed
+from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed
 
 from runtime.image_io import load_image
 from runtime.preprocess import resize_for_model
@@ -33,11 +36,12 @@ from runtime.preprocess import resize_for_model
 FRAME = (1280, 720)
 
 
-def frames_of(manifest: Path, n: int) -> list[np.ndarray]:
+def frames_of(manifest: Path, n: int, unknown: bool = False) -> list[np.ndarray]:
+    """The first ``n`` query photos (``unknown``: those of works the site does not hold), at 1280x720."""
     from runtime.site import load_queries
 
     out = []
-    for q in load_queries(manifest)[:n]:
+    for q in [q for q in load_queries(manifest) if q.is_unknown == unknown][:n]:
         img = load_image(q.path)
         out.append(cv2.resize(img, FRAME, interpolation=cv2.INTER_CUBIC if img.shape[1] < FRAME[0] else cv2.INTER_AREA))
     return out
@@ -101,6 +105,39 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
     out["end_to_end"] = {"global_only": global_only,
                          "with_verification": {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),
                                                "jpeg": percentiles(timed(lambda: rec.recognize(nj()), repeat))}}
+    return out
+
+
+def second_look_share(rec, frames) -> float:
+    """Share of frames whose first candidates verified nothing, so that the second look ran."""
+    first = rec.verifier.params.candidates
+    return round(float(np.mean([len(rec.recognize(f).verification or {}) > first for f in frames])), 3)
+
+
+def unknown_section(bundle: Path, set_name: str, n: int, repeat: int, threads: int) -> dict | None:
+    """recognize() with verification on photos of works the site does not hold (the open set's
+    ``__unknown__`` photos, their works removed from the site): the frames that take the second
+    look, timed with and without it in the same run."""
+    from runtime.recognizer import Recognizer
+    from runtime.site import load_site
+
+    open_set = OPEN_SETS.get(set_name)
+    if open_set is None or not open_set.exists():
+        return None
+    rec = Recognizer.open(bundle, threads=threads)
+    kept = {r.instance for r in load_site(open_set).references}
+    removed = sorted(set(rec.instances) - kept)
+    for inst in removed:
+        rec.remove(inst)
+    frames = frames_of(open_set, n, unknown=True)
+    nf = cycle(frames)
+    out = {"frames": len(frames), "instances_removed": len(removed),
+           "second_look_share": second_look_share(rec, frames),
+           "with_second_look": percentiles(timed(lambda: rec.recognize(nf()), repeat))}
+    second_look, rec.verifier.params.second_look = rec.verifier.params.second_look, 0
+    out["without_second_look"] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
+    rec.verifier.params.second_look = second_look
+    out["second_look_cost_x_p50"] = round(out["with_second_look"]["p50_ms"] / out["without_second_look"]["p50_ms"], 2)
     return out
 
 
@@ -212,6 +249,8 @@ def main():
         result["site"] = {"set": args.set, "references": len(site.references),
                           "index_rows": rec.index.live_count}
         result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
+        result["frame"]["end_to_end"]["with_verification"]["second_look_share"] = second_look_share(rec, frames)
+        result["unknown_frames"] = unknown_section(bundle, args.set, args.frames, args.repeat, args.threads)
         refs = [load_image(r.path) for r in site.references]
         sift = SiftAll(refs[:100])
         nf = cycle(frames)

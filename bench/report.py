@@ -92,6 +92,11 @@ def latency(r: dict) -> list[str]:
                   ("end to end, global descriptor only, JPEG, INT8 bundle", g_only["int8_jpeg"])] if int8 else []),
                ("end to end, with verification, array", verified["array"]),
                ("end to end, with verification, JPEG", verified["jpeg"])]
+    unknown = r.get("unknown_frames")
+    if unknown:
+        timings += [(f"end to end, with verification, array, photos of works not in the site ({unknown['frames']}; "
+                     f"{unknown['second_look_share']:.0%} take the second look)", unknown["with_second_look"]),
+                    ("the same photos without the second look", unknown["without_second_look"])]
     rows = [[label, _ms(d), _ms(d, "p95_ms")] for label, d in timings]
     rows.append([f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
                  _f(r["sift_all"]["p95_ms"], 1)])

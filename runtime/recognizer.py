@@ -209,11 +209,11 @@ class Recognizer:
         ``exclude``: instances to leave out; ``stop``: evidence test that ends the rotation passes;
         ``cache``: kept across calls on the same image (calibration scores each view several ways)."""
         mode = mode or self.match
-        want = max(k, 2, self.verifier.params.candidates if self.verifier else 0)
+        want = max(k, 2, self.verifier.params.shortlist if self.verifier else 0)
         hits = self.index.search_rows(desc, want, mode, exclude)[0]
         if self.verifier is None or not hits:
             return Findings(hits)
-        names = [h[0] for h in hits[: self.verifier.params.candidates]]
+        names = [h[0] for h in hits[: self.verifier.params.shortlist]]
         rows = self.verifier.params.rows_per_candidate
 
         def features_of(instances):

@@ -7,7 +7,8 @@ not rotation invariant). The query is described once, upright. Each candidate's 
 by global similarity to the query: its best row (usually the right reference at the right turn) is
 matched first for every candidate; the next ones (other turns, other references), at most
 ``rows_per_candidate``, only when that verified nothing. An upright painting costs one matching per
-candidate, a turned book up to four.
+candidate, a turned book up to four. When none of the shortlist's first candidates verified, a
+second look matches the next ones too (``_second_look``).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class VerifyParams:
     min_cosine: float = 0.78        # mutual nearest neighbours (xfeat); RANSAC and calibration handle the extra outliers
     ratio: float = 0.8              # Lowe's ratio test (orb/sift)
     candidates: int = 10            # shortlist size verified per frame
+    second_look: int = 20           # further shortlist candidates matched when none of the first verified
+    second_look_geometry: int = 3   # of those, the ones with the most matches that get a geometric model
     rows_per_candidate: int = 4     # reference rows (references x turns) matched per candidate, best first
     fundamental: bool = True        # 3-D fallback model for the best candidates
     fundamental_candidates: int = 3
@@ -52,7 +55,13 @@ class VerifyParams:
     @classmethod
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
+        d = {"second_look": 0, **d}  # bundles calibrated before the second look keep their path
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def shortlist(self) -> int:
+        """Global candidates verification may look at: the first ones and the second look."""
+        return self.candidates + self.second_look
 
 
 def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +127,9 @@ class Verifier:
                  verified=None, all_passes: bool = False, cache: dict | None = None) -> dict[str, Evidence]:
         """Evidence per candidate instance (its best reference row).
 
+        ``candidates``: the global shortlist, best first; the first ``params.candidates`` are
+        verified, the next ``params.second_look`` only when none of those verified (see
+        ``_second_look``).
         ``features_of(instances)`` -> {instance: [(row, rotation, keypoints, descriptors), ...]}, each
         candidate's rows best first (the first row of every candidate is matched before any second);
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
@@ -129,23 +141,59 @@ class Verifier:
         pts: dict[str, tuple] = {}
         if len(q[0]) == 0:
             return out
+        first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         feats = features_of(candidates)
+
+        def done() -> bool:
+            return not all_passes and verified is not None and any(verified(e) for e in out.values())
+
         for phase in (0, 1):  # every candidate's best row first, then its next ones
-            todo = [(inst, row_feats) for inst in candidates
+            todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if (j == 0) == (phase == 0)]
-            fresh = [(row, rotation, kp, desc) for _, (row, rotation, kp, desc) in todo if ("m", row) not in cache]
-            for (row, rotation, kp, _), pairs in zip(fresh, self._correspondences(q, [f[3] for f in fresh])):
-                cache[("m", row)] = self._match(q, rotation, kp, pairs)
+            self._match_rows(q, [row_feats for _, row_feats in todo], cache)
             for inst, (row, *_) in todo:
-                ev, p = cache[("m", row)]
-                if ev.better_than(out[inst]):
-                    out[inst], pts[inst] = ev, p
-            if not all_passes and verified is not None and any(verified(e) for e in out.values()):
+                self._keep(out, pts, inst, cache[("m", row)])
+            if done():
                 break
+        if second and not done():
+            self._second_look(q, second, feats, out, pts, cache)
         if self.params.fundamental:
             self._fundamental(out, pts, verified)
         return out
+
+    def _match_rows(self, q, rows, cache: dict) -> None:
+        """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``."""
+        fresh = [f for f in rows if ("m", f[0]) not in cache]
+        for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(q, fresh, cache)):
+            cache[("m", row)] = self._match(q, rotation, kp, pairs)
+
+    def _pairs(self, q, rows, cache: dict) -> list:
+        todo = [f for f in rows if ("p", f[0]) not in cache]
+        for (row, *_), pairs in zip(todo, self._correspondences(q, [f[3] for f in todo])):
+            cache[("p", row)] = pairs
+        return [cache[("p", f[0])] for f in rows]
+
+    @staticmethod
+    def _keep(out: dict, pts: dict, inst: str, found) -> None:
+        ev, p = found
+        if ev.better_than(out[inst]):
+            out[inst], pts[inst] = ev, p
+
+    def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, cache: dict) -> None:
+        """When none of the first candidates verified: the next ones' best rows are matched in one
+        product (cheap next to a geometric model) and the few with the most correspondences get
+        the geometry. The global descriptor ranks a building seen from another corner or a detail
+        in close-up beyond the first ten more often than it misses it altogether, and the local
+        features still find it there; the others keep their match count (no inliers)."""
+        rows = {inst: feats[inst][0] for inst in second if feats.get(inst)}
+        pairs = dict(zip(rows, self._pairs(q, list(rows.values()), cache)))
+        ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
+        for inst in ranked[: self.params.second_look_geometry]:
+            self._match_rows(q, [rows[inst]], cache)
+            self._keep(out, pts, inst, cache[("m", rows[inst][0])])
+        for inst in ranked[self.params.second_look_geometry:]:
+            out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst][1])
 
     def _fundamental(self, out: dict[str, Evidence], pts: dict, verified) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,

@@ -146,7 +146,8 @@ def inspect(bundle, as_json, trust):
 def _verification_line(v: dict | None) -> str:
     if not v:
         return "off (global descriptor only)"
-    return (f"{v.get('feature')} top-{v.get('candidates')} candidates, {v.get('query_keypoints')} query / "
+    more = f" (+{v['second_look']} on a second look)" if v.get("second_look") else ""
+    return (f"{v.get('feature')} top-{v.get('candidates')} candidates{more}, {v.get('query_keypoints')} query / "
             f"{v.get('ref_keypoints')} reference keypoints at {v.get('work_side')} px"
             + (", fundamental-matrix fallback" if v.get("fundamental") else ""))
 

@@ -49,6 +49,37 @@ def test_true_pair_verified_wrong_pair_rejected(feature):
     assert ev["other"].support < 15
 
 
+def test_second_look_verifies_a_candidate_beyond_the_first_ones():
+    verifier = _verifier("xfeat")
+    verifier.params.candidates, verifier.params.second_look, verifier.params.second_look_geometry = 2, 3, 1
+    scene, art = planar_scene()
+    refs = {"a": poster(100), "b": poster(101), "c": poster(102), "shown": art, "d": poster(103)}
+    feats = {name: [(k, 0, *verifier.reference_features(img))] for k, (name, img) in enumerate(refs.items())}
+
+    def features_of(names):
+        return {n: feats[n] for n in names}
+
+    def passes(e):
+        return e.support >= 15
+
+    ev = verifier.evidence(scene, list(refs), features_of, passes)
+    assert ev["shown"].support >= 40                                   # ranked 4th globally, found anyway
+    assert ev["c"].inliers == ev["d"].inliers == 0 and ev["c"].matches < ev["shown"].matches  # matched, no model
+    verifier.params.second_look = 0
+    assert verifier.evidence(scene, list(refs)[:2], features_of, passes)["a"].support < 15
+    first = ["shown", "a", "b", "c", "d"]                              # verified among the first: no second look
+    verifier.params.second_look = 3
+    ev = verifier.evidence(scene, first, features_of, passes)
+    assert ev["shown"].support >= 40 and ev["c"].matches == ev["d"].matches == 0
+
+
+def test_bundles_calibrated_before_the_second_look_keep_their_path():
+    old = VerifyParams.from_dict({"feature": "xfeat", "candidates": 10})
+    assert old.second_look == 0 and old.shortlist == 10
+    new = VerifyParams.from_dict(VerifyParams().to_dict())
+    assert new.second_look == 20 and new.shortlist == 30
+
+
 def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):
     data, fingerprint = export_xfeat()
     assert len(fingerprint) == 64 and export_xfeat()[1] == fingerprint  # one export per process
