@@ -125,7 +125,8 @@ class Verifier:
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
                  verified=None, all_passes: bool = False, cache: dict | None = None) -> dict[str, Evidence]:
-        """Evidence per candidate instance (its best reference row).
+        """Evidence per candidate instance (its best reference row); the second look's candidates
+        appear only when it ran.
 
         ``candidates``: the global shortlist, best first; the first ``params.candidates`` are
         verified, the next ``params.second_look`` only when none of those verified (see
@@ -137,11 +138,11 @@ class Verifier:
         ``cache``: a dict kept across calls on the same image (query features, per-row results)."""
         cache = {} if cache is None else cache
         q = self.query_features(img_rgb, cache)
-        out = {c: Evidence() for c in candidates}
+        first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
+        out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
         if len(q[0]) == 0:
             return out
-        first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         feats = features_of(candidates)
 
         def done() -> bool:
@@ -191,7 +192,7 @@ class Verifier:
         ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
         for inst in ranked[: self.params.second_look_geometry]:
             self._match_rows(q, [rows[inst]], cache)
-            self._keep(out, pts, inst, cache[("m", rows[inst][0])])
+            out[inst], pts[inst] = cache[("m", rows[inst][0])]
         for inst in ranked[self.params.second_look_geometry:]:
             out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst][1])
 

@@ -70,7 +70,7 @@ def test_second_look_verifies_a_candidate_beyond_the_first_ones():
     first = ["shown", "a", "b", "c", "d"]                              # verified among the first: no second look
     verifier.params.second_look = 3
     ev = verifier.evidence(scene, first, features_of, passes)
-    assert ev["shown"].support >= 40 and ev["c"].matches == ev["d"].matches == 0
+    assert ev["shown"].support >= 40 and set(ev) == set(first[:2])
 
 
 def test_bundles_calibrated_before_the_second_look_keep_their_path():
