@@ -4,11 +4,11 @@
   bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
   FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios), and end to end (image in,
   decision out) with the global descriptor only (FP32 and INT8 bundles) and with verification on.
+  The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
+  precision gate is recorded next to its times.
 - unknown_frames: recognize() with verification on photos of works the site does not hold (the
   open set's unknown photos, their works removed): the frames that take the second look, with and
   without it.
-  The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
-  precision gate is recorded next to its times.
 - sift_all: classical SIFT + RANSAC against every reference on the same frames, and how many times
   cheaper sitelens's recognize() is.
 - growth: recognize() with verification as the site grows to 1k and 10k reference rows (rows added

@@ -133,6 +133,7 @@ class Verifier:
         ``_second_look``).
         ``features_of(instances)`` -> {instance: [(row, rotation, keypoints, descriptors), ...]}, each
         candidate's rows best first (the first row of every candidate is matched before any second);
+        asked for the second look's candidates only when it runs;
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row (calibration: negatives must get every chance);
         ``cache``: a dict kept across calls on the same image (query features, per-row results)."""
@@ -143,7 +144,7 @@ class Verifier:
         pts: dict[str, tuple] = {}
         if len(q[0]) == 0:
             return out
-        feats = features_of(candidates)
+        feats = features_of(first)
 
         def done() -> bool:
             return not all_passes and verified is not None and any(verified(e) for e in out.values())
@@ -154,11 +155,13 @@ class Verifier:
                     if (j == 0) == (phase == 0)]
             self._match_rows(q, [row_feats for _, row_feats in todo], cache)
             for inst, (row, *_) in todo:
-                self._keep(out, pts, inst, cache[("m", row)])
+                ev, p = cache[("m", row)]
+                if ev.better_than(out[inst]):
+                    out[inst], pts[inst] = ev, p
             if done():
                 break
         if second and not done():
-            self._second_look(q, second, feats, out, pts, cache)
+            self._second_look(q, second, features_of(second), out, pts, cache)
         if self.params.fundamental:
             self._fundamental(out, pts, verified)
         return out
@@ -174,12 +177,6 @@ class Verifier:
         for (row, *_), pairs in zip(todo, self._correspondences(q, [f[3] for f in todo])):
             cache[("p", row)] = pairs
         return [cache[("p", f[0])] for f in rows]
-
-    @staticmethod
-    def _keep(out: dict, pts: dict, inst: str, found) -> None:
-        ev, p = found
-        if ev.better_than(out[inst]):
-            out[inst], pts[inst] = ev, p
 
     def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, cache: dict) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in one
