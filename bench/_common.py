@@ -16,12 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
+
+# The runtime quiets numpy's BLAS pool as a device app gets it, which works only before numpy loads:
+# scripts that time the runtime import this module first.
+from runtime.blas_threads import ENV as BLAS_ENV, quiet_blas_threads  # noqa: E402
+
+quiet_blas_threads()
+
+import numpy as np  # noqa: E402
 
 DEV_SETS = {"coil100": SHARED / "coil100" / "manifest.csv", "mcv_museum": SHARED / "mcv_museum" / "manifest.csv",
             "smvs_books": SHARED / "smvs_books" / "manifest.csv",
@@ -67,6 +73,7 @@ def machine() -> dict:
         if m is not None:
             versions[mod] = getattr(m, "__version__", "?")
     info["versions"] = versions
+    info["env"] = {BLAS_ENV: os.environ.get(BLAS_ENV)}
     return info
 
 

@@ -25,10 +25,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed  # first: before numpy loads (runtime/blas_threads.py)
+
 import cv2
 import numpy as np
 from _ann import ground_truth, synthetic_descriptors
-from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed
 
 from runtime.image_io import load_image
 from runtime.preprocess import resize_for_model

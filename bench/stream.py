@@ -13,9 +13,10 @@ import csv
 import tempfile
 from pathlib import Path
 
+from _common import SHARED, emit  # first: before numpy loads (runtime/blas_threads.py)
+
 import cv2
 import numpy as np
-from _common import SHARED, emit
 
 from export.bundler import build_bundle
 from runtime.image_io import load_image

@@ -1,4 +1,8 @@
 """sitelens device runtime: onnxruntime + hnswlib + numpy + OpenCV, never torch."""
+from .blas_threads import quiet_blas_threads
+
+BLAS_QUIET = quiet_blas_threads()  # before anything below loads numpy (see blas_threads.py)
+
 from .errors import BundleError, DependencyError, ImageError, SiteError, SitelensError
 from .image_io import load_image
 from .preprocess import InputSpec, resize_for_model
