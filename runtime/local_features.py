@@ -15,6 +15,7 @@ from .errors import BundleError, SitelensError
 
 XFEAT_MAX_KEYPOINTS = 1024
 LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
+QUANT_SCALE = 127.0  # unit-length XFeat descriptors are stored as round(x * 127) in int8
 FEATURES = ("xfeat", "orb", "sift")
 # how each feature's descriptors are stored in a bundle: (dtype, width)
 STORED_DESCRIPTORS = {"xfeat": (np.dtype(np.int8), 64), "orb": (np.dtype(np.uint8), 32),
@@ -103,8 +104,8 @@ class XFeatFeatures:
 
 def quantize(desc: np.ndarray) -> np.ndarray:
     """Unit-length float descriptors -> int8 (x127)."""
-    return np.clip(np.round(desc * 127.0), -127, 127).astype(np.int8)
+    return np.clip(np.round(desc * QUANT_SCALE), -QUANT_SCALE, QUANT_SCALE).astype(np.int8)
 
 
 def dequantize(desc: np.ndarray) -> np.ndarray:
-    return desc.astype(np.float32) / 127.0
+    return desc.astype(np.float32) / QUANT_SCALE

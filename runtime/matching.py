@@ -2,9 +2,9 @@
 
 - ``mutual_nearest``: learned float descriptors (XFeat): each query keypoint's most similar
   reference keypoint and back, above a cosine floor.
-- ``mutual_nearest_many``: the same for one query against several references at once (one matrix
-  product for all of them, the per-reference maxima by a segmented reduction), as verification of a
-  shortlist needs it.
+- ``mutual_nearest_many``: the same for one query against several references at once (a few
+  matrix products over blocks of references, the per-reference maxima by slices), as verification
+  of a shortlist needs it.
 - ``ratio_test``: ORB/SIFT, Lowe's ratio test on the two nearest neighbours (OpenCV's matcher).
 """
 from __future__ import annotations
@@ -14,15 +14,21 @@ import numpy as np
 
 from .local_features import dequantize
 
+BLOCK_ROWS = 2048  # reference keypoints per product: a 2048 x 1024 float32 block stays in cache for its reductions
+
 
 def _as_float(desc: np.ndarray) -> np.ndarray:
     return dequantize(desc) if desc.dtype == np.int8 else desc.astype(np.float32, copy=False)
 
 
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
 def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0.78) -> tuple[np.ndarray, np.ndarray]:
     """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``."""
     if len(q_desc) == 0 or len(r_desc) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return _empty()
     q, r = _as_float(q_desc), _as_float(r_desc)
     sim = q @ r.T
     fwd = sim.argmax(axis=1)
@@ -34,34 +40,36 @@ def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0
 
 def mutual_nearest_many(q_desc: np.ndarray, r_descs: list[np.ndarray],
                         min_cosine: float = 0.78) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``mutual_nearest(q_desc, r, min_cosine)`` for every ``r`` in ``r_descs``, in one product.
+    """``mutual_nearest(q_desc, r, min_cosine)`` for every ``r`` in ``r_descs``.
 
-    With ``S = R @ Q.T`` over all reference keypoints stacked: reference keypoint ``j`` (of
-    reference ``s``) and its best query keypoint ``i`` are mutual nearest neighbours exactly when
-    ``S[j, i]`` is the maximum of column ``i`` over the rows of ``s``: one row-wise argmax and one
-    column maximum per reference instead of two products per reference."""
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    sizes = np.array([len(r) for r in r_descs], np.int64)
-    if len(q_desc) == 0 or sizes.sum() == 0:
-        return [empty for _ in r_descs]
-    q = _as_float(q_desc)
-    nonempty = np.flatnonzero(sizes)
-    r = np.concatenate([_as_float(r_descs[s]) for s in nonempty])
-    starts = np.concatenate([[0], np.cumsum(sizes[nonempty])[:-1]])
-    sim = r @ q.T                                          # (reference keypoints, query keypoints)
-    back = sim.argmax(axis=1)                              # each reference keypoint's best query keypoint
-    best = sim[np.arange(len(sim)), back]
-    # per-reference column maxima; slices, not np.maximum.reduceat (40x slower along axis 0)
-    col_max = np.stack([sim[lo:lo + n].max(axis=0) for lo, n in zip(starts, sizes[nonempty])])
-    seg = np.repeat(np.arange(len(nonempty)), sizes[nonempty])
-    ok = (best >= col_max[seg, back]) & (best >= min_cosine)
-    out = [empty for _ in r_descs]
-    for k, s in enumerate(nonempty):
-        lo, hi = starts[k], starts[k] + sizes[s]
-        j = np.flatnonzero(ok[lo:hi])
-        qi = back[lo:hi][j]
-        qi, first = np.unique(qi, return_index=True)       # sorted; ties: one reference keypoint per query keypoint
-        out[s] = (qi.astype(np.int64), j[first].astype(np.int64))
+    With ``S = R @ Q.T`` over the reference keypoints of a block of references: reference keypoint
+    ``j`` (of reference ``s``) and its best query keypoint ``i`` are mutual nearest neighbours
+    exactly when ``S[j, i]`` is the maximum of column ``i`` over the rows of ``s``: one row-wise
+    argmax and one column maximum per reference instead of two products per reference. Blocks of
+    about ``BLOCK_ROWS`` rows keep the similarity matrix in cache for those reductions (one product
+    over a whole shortlist writes and re-reads tens of MB)."""
+    out = [_empty() for _ in r_descs]
+    todo = [s for s, r in enumerate(r_descs) if len(r)]
+    if len(q_desc) == 0 or not todo:
+        return out
+    qt = _as_float(q_desc).T
+    while todo:
+        block = [todo.pop(0)]
+        rows = len(r_descs[block[0]])
+        while todo and rows + len(r_descs[todo[0]]) <= BLOCK_ROWS:
+            rows += len(r_descs[todo[0]])
+            block.append(todo.pop(0))
+        sim = np.concatenate([_as_float(r_descs[s]) for s in block]) @ qt  # (reference kps, query kps)
+        back = sim.argmax(axis=1)                        # each reference keypoint's best query keypoint
+        best = sim[np.arange(len(sim)), back]
+        lo = 0
+        for s in block:
+            hi = lo + len(r_descs[s])
+            col_max = sim[lo:hi].max(axis=0)             # each query keypoint's best within reference s
+            j = np.flatnonzero((best[lo:hi] >= col_max[back[lo:hi]]) & (best[lo:hi] >= min_cosine))
+            qi, first = np.unique(back[lo:hi][j], return_index=True)  # sorted; ties: one reference keypoint each
+            out[s] = (qi.astype(np.int64), j[first].astype(np.int64))
+            lo = hi
     return out
 
 

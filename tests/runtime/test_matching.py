@@ -35,3 +35,22 @@ def test_batched_mutual_nearest_without_keypoints():
     assert [len(p[0]) for p in mutual_nearest_many(none, [_unit(rng, 5)])] == [0]
     assert [len(p[0]) for p in mutual_nearest_many(_unit(rng, 5), [none, none])] == [0, 0]
     assert mutual_nearest_many(_unit(rng, 5), []) == []
+
+
+def test_blocks_of_references_do_not_change_the_correspondences(monkeypatch):
+    """Shortlists larger than one block are multiplied block by block: any grouping gives the same
+    pairs as one reference at a time."""
+    import runtime.matching as matching
+
+    rng = np.random.default_rng(2)
+    q = _unit(rng, 1024)
+    refs = [_unit(rng, n) for n in (512, 256, 512, 0, 256, 512, 700, 3)]
+    for r in refs:
+        if len(r) > 40:
+            r[:40] = q[rng.integers(0, len(q), 40)]
+    expected = [mutual_nearest(q, r, 0.78) for r in refs]
+    for block in (1, 300, 2048, 10**6):
+        monkeypatch.setattr(matching, "BLOCK_ROWS", block)
+        got = matching.mutual_nearest_many(q, refs, 0.78)
+        assert all(np.array_equal(g[0], e[0]) and np.array_equal(g[1], e[1]) for g, e in zip(got, expected))
+    assert sum(len(e[0]) for e in expected) >= 200
