@@ -1,6 +1,6 @@
 """numpy's BLAS thread pool on a small device: no busy-waiting after each call.
 
-Verification matches the frame's local descriptors against the shortlist's with one matrix product
+Verification matches the frame's local descriptors against the shortlist's with matrix products
 (``runtime/matching.py``), which numpy hands to OpenBLAS, multi-threaded. After every call
 OpenBLAS's worker threads spin, by default for about 2^28 cycles (a tenth of a second), waiting
 for the next one. On a 2-core device they then compete with ONNX Runtime's threads for the next
