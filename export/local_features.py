@@ -63,8 +63,9 @@ class XFeatSparse(torch.nn.Module):
         feats, logits, reliability = self.net(gray[:, None].float())
         b, _, h, w = feats.shape
         feats = F.normalize(feats, dim=1)
-        heat = F.softmax(logits, 1)[:, :64]
-        heat = heat.permute(0, 2, 3, 1).reshape(b, h, w, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, 1, h * 8, w * 8)
+        # softmax over the last axis: ONNX Runtime runs one over axis 1 between two transposes
+        heat = F.softmax(logits.permute(0, 2, 3, 1), -1)[..., :64]
+        heat = heat.reshape(b, h, w, 8, 8).permute(0, 1, 3, 2, 4).reshape(b, 1, h * 8, w * 8)
         peak = F.max_pool2d(heat, 5, stride=1, padding=2)
         keep = (heat == peak) & (heat > self.threshold)
         rel = F.interpolate(reliability, scale_factor=8.0, mode="bilinear", align_corners=False)
