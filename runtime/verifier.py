@@ -180,7 +180,7 @@ class Verifier:
 
     def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, cache: dict) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in one
-        product (cheap next to a geometric model) and the few with the most correspondences get
+        batch (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
         in close-up beyond the first ten more often than it misses it altogether, and the local
         features still find it there; the others keep their match count (no inliers)."""
