@@ -16,7 +16,11 @@
 - matching: the index alone at 1k / 10k / 100k synthetic descriptors: HNSW with the ef chosen as at
   export (recall@1 >= 0.99 against exact search) vs exact search.
 
-    python bench/latency.py [--set smvs_books] [--size 224] [--repeat 40] [--refs 1000 10000 100000] [--out latency]
+The site's bundle is exported off the shelf (ImageNet weights), or from a training run with
+``--model RUN`` (``sitelens train`` then ``sitelens export``: what a site ships by default; a
+fine-tuned descriptor ranks the right work first more often, so fewer frames take the second look).
+
+    python bench/latency.py [--set smvs_books] [--model run/] [--size 224] [--repeat 40] [--refs 1000 10000 100000] [--out latency]
 """
 from __future__ import annotations
 
@@ -220,6 +224,7 @@ def matching_section(sizes, dim: int, repeat: int) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--set", default="smvs_books", help="dev set whose photos and references are used")
+    ap.add_argument("--model", help="training run directory (default: off the shelf, ImageNet weights)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=40)
@@ -240,15 +245,15 @@ def main():
     frames = frames_of(manifest, args.frames)
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", size=args.size, progress=False)
+        bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", args.model, size=args.size, progress=False)
         rec = Recognizer.open(bundle, threads=args.threads)
         rec_int8 = None
         if args.int8:
-            int8 = build_bundle(manifest, Path(tmp) / "int8.sitelens", size=args.size, progress=False,
+            int8 = build_bundle(manifest, Path(tmp) / "int8.sitelens", args.model, size=args.size, progress=False,
                                 precision="int8", retain=0.0, verify=None, calibrate=False)
             rec_int8 = Recognizer.open(int8, threads=args.threads)
         result["site"] = {"set": args.set, "references": len(site.references),
-                          "index_rows": rec.index.live_count}
+                          "index_rows": rec.index.live_count, "model": "fine-tuned" if args.model else "off the shelf"}
         result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
         result["frame"]["end_to_end"]["with_verification"]["second_look_share"] = second_look_share(rec, frames)
         result["unknown_frames"] = unknown_section(bundle, args.set, args.frames, args.repeat, args.threads)

@@ -72,8 +72,10 @@ def hard_sets(r: dict) -> list[str]:
 def latency(r: dict) -> list[str]:
     f = r["frame"]
     dp, e2e, net = f["decode_preprocess"], f["end_to_end"], f["network"]
-    out = ["## The device path (`bench/latency.py`)", "",
+    model = r["site"].get("model", "off the shelf")
+    out = [f"## The device path (`bench/latency.py`, {model} network)", "",
            f"A {f['frame']} frame (real photos of {r['site']['set']}, {r['site']['references']} references, "
+           f"{model} descriptor network, "
            f"{r['site']['index_rows']} index rows with quarter turns), network input {f['input'][0]}x{f['input'][1]}; "
            "p50 / p95 in ms over repeated calls.", "", _origin(r), ""]
     int8 = net.get("onnxruntime_int8")
