@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import RESULTS, ROOT, emit, site_manifest  # first: before numpy loads (runtime/blas_threads.py)
+
 import numpy as np
-from _common import RESULTS, ROOT, emit, site_manifest
 from latency import SiftAll
 
 KEYS = ("queries", "known", "unknown", "mP@1", "mAP", "recall@5", "accuracy", "true_accept_rate", "false_accept_rate")
