@@ -75,7 +75,7 @@ def mutual_nearest_many(q_desc: np.ndarray, r_descs: list[np.ndarray],
 
 def ratio_test(q_desc: np.ndarray, r_desc: np.ndarray, binary: bool, ratio: float = 0.8):
     if len(q_desc) < 2 or len(r_desc) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return _empty()
     if binary:
         matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         pairs = matcher.knnMatch(q_desc, r_desc, k=2)
