@@ -69,6 +69,25 @@ def hard_sets(r: dict) -> list[str]:
     return out + [""]
 
 
+VERIFY_NAMES = {"xfeat": "XFeat (learned, ONNX; default)", "orb": "ORB", "sift": "SIFT", "none": "none (global descriptor only)"}
+
+
+def verifiers(r: dict) -> list[str]:
+    rows = []
+    for name, s in r["sets"].items():
+        for mode, m in s["verify"].items():
+            rows.append([name, VERIFY_NAMES.get(mode, mode), _f(m["mP@1"]), _f(m["true_accept_rate"]),
+                         _f(m["false_accept_rate"]), _ms(m["recognize_ms"]), _ms(m["recognize_ms"], "p95_ms"),
+                         _f(m["bundle_mb"], 1), _f(m["build_seconds"] / 60, 1)])
+    out = [f"## Verifying the shortlist: local features compared (`bench/verifiers.py`, {r['model']} network)", "",
+           "The same site and descriptor network exported with each `--verify` choice (calibrated for the same "
+           "false-accept target), scored by `sitelens eval BUNDLE MANIFEST --json` on the set's open-set manifest; "
+           "recognize() timed per query photo (decoded image in, decision out).", "", _origin(r), ""]
+    out += _table(["set", "verification", "mP@1", "TAR", "FAR", "recognize p50 ms", "p95 ms", "bundle MB",
+                   "build (min)"], rows)
+    return out + [""]
+
+
 def latency(r: dict) -> list[str]:
     f = r["frame"]
     dp, e2e, net = f["decode_preprocess"], f["end_to_end"], f["network"]
@@ -214,7 +233,7 @@ def ann_options(r: dict) -> list[str]:
                         rows) + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "latency.py": latency, "reliability.py": reliability,
+RENDERERS = {"hard_sets.py": hard_sets, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "ann_options.py": ann_options}
 ORDER = list(RENDERERS)
