@@ -34,6 +34,7 @@ from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed  # first: befo
 import cv2
 import numpy as np
 from _ann import ground_truth, synthetic_descriptors
+from _roofline import forward_gflop, matmul_gflops
 
 from runtime.image_io import load_image
 from runtime.preprocess import resize_for_model
@@ -63,6 +64,19 @@ def cycle(items):
         state["i"] += 1
         return items[state["i"] % len(items)]
     return nxt
+
+
+def arithmetic(net, tx, ort_t, torch_t) -> dict:
+    """The network's work per frame against this machine's float32 matrix-product rate: what a
+    speed-up over PyTorch eager can reach at most."""
+    gflop = forward_gflop(net, tx)
+    matmul = {lib: round(matmul_gflops(backend=lib), 1) for lib in ("numpy", "torch")}
+    peak = max(matmul.values())
+    rate = (lambda t: round(gflop / float(np.median(t)), 1))
+    need = gflop / (float(np.median(torch_t)) / 5)
+    return {"gflop_per_frame": round(gflop, 3), "matmul_gflops": matmul,
+            "onnxruntime_gflops": rate(ort_t), "torch_eager_gflops": rate(torch_t),
+            "gflops_for_5x_over_eager": round(need, 1), "share_of_matmul_rate_for_5x": round(need / peak, 2)}
 
 
 def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict:
@@ -99,6 +113,7 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
         out["network"]["int8_speedup_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(int8_t)), 2)
         out["network"]["int8_speedup_vs_fp32_p50"] = round(float(np.median(ort_t) / np.median(int8_t)), 2)
         out["network"]["int8_gate"] = rec_int8.manifest.model.details.get("precision_report")
+    out["network"]["arithmetic"] = arithmetic(net, tx, ort_t, torch_t)
     verifier = rec.verifier
     rec.verifier = None
     global_only = {"array": percentiles(timed(lambda: rec.recognize(nf()), repeat)),

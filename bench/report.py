@@ -128,6 +128,14 @@ def latency(r: dict) -> list[str]:
                    f"{net['int8_speedup_vs_fp32_p50']}x faster than ONNX Runtime FP32)")
     out += ["", f"{faster}; recognize() with verification is **{r['sift_all']['sitelens_cheaper_x_p50']}x** cheaper "
             "than SIFT against every reference.", ""]
+    a = net.get("arithmetic")
+    if a:
+        out += [f"The network is {_f(a['gflop_per_frame'], 2)} GFLOP per frame (its convolutions and linear layers): "
+                f"ONNX Runtime runs it at {_f(a['onnxruntime_gflops'], 0)} GFLOP/s, PyTorch eager at "
+                f"{_f(a['torch_eager_gflops'], 0)}; this machine's float32 matrix product reaches "
+                f"{_f(a['matmul_gflops']['numpy'], 0)} GFLOP/s (numpy) / {_f(a['matmul_gflops']['torch'], 0)} (torch). "
+                f"5x over eager would need {_f(a['gflops_for_5x_over_eager'], 0)} GFLOP/s, "
+                f"{_f(a['share_of_matmul_rate_for_5x'], 2)}x the matrix product's rate.", ""]
     g = r["growth"]["with_verification"]
     out += _table(["index rows", *g.keys()], [["recognize() with verification, p50 ms", *[_ms(v) for v in g.values()]],
                                              ["p95 ms", *[_ms(v, "p95_ms") for v in g.values()]]])
