@@ -126,3 +126,25 @@ def timed(fn, repeat: int, warmup: int = 2):
         fn()
         out.append(time.perf_counter() - t)
     return out
+
+
+
+def timed_together(fns: dict, repeat: int, block: int = 5, pause: float = 0.1, warmup: int = 3) -> dict:
+    """Seconds per call of several functions, timed in alternating blocks of ``block`` calls
+    (a's block, b's block, a's block, ...) so that a slow spell of a shared machine falls on all of
+    them alike: their ratios are what to quote. A ``pause`` before each block lets the previous
+    library's worker threads stop spinning (OpenMP's do, for a while after each parallel region),
+    so that one library's idle pool does not slow the next one down."""
+    out = {name: [] for name in fns}
+    for name, fn in fns.items():
+        time.sleep(pause)
+        for _ in range(warmup):
+            fn()
+    while min(len(v) for v in out.values()) < repeat:
+        for name, fn in fns.items():
+            time.sleep(pause)
+            for _ in range(min(block, repeat - len(out[name]))):
+                t = time.perf_counter()
+                fn()
+                out[name].append(time.perf_counter() - t)
+    return out

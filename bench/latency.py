@@ -29,7 +29,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed  # first: before numpy loads (runtime/blas_threads.py)
+from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed, timed_together  # first: before numpy loads (runtime/blas_threads.py)
 
 import cv2
 import numpy as np
@@ -95,7 +95,6 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
         "array": percentiles(timed(lambda: resize_for_model(load_image(nf()), spec), repeat)),
     }
     x = resize_for_model(frames[0], spec)[None]
-    ort_t = timed(lambda: rec.embedder.run(x), repeat)
     torch.set_num_threads(threads)
     net = DescriptorNet().train(False)
     tx = torch.from_numpy(x)
@@ -104,11 +103,16 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
         with torch.no_grad():
             net(tx)
 
-    torch_t = timed(eager, repeat)
-    out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
-                      "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2)}
+    # in alternating blocks, so that a slow spell of the machine does not fall on one of them only
+    runs = {"onnxruntime": lambda: rec.embedder.run(x), "torch_eager": eager}
     if rec_int8 is not None:
-        int8_t = timed(lambda: rec_int8.embedder.run(x), repeat)
+        runs["onnxruntime_int8"] = lambda: rec_int8.embedder.run(x)
+    times = timed_together(runs, repeat)
+    ort_t, torch_t = times["onnxruntime"], times["torch_eager"]
+    out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
+                      "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2), "timed": "in alternating blocks"}
+    if rec_int8 is not None:
+        int8_t = times["onnxruntime_int8"]
         out["network"]["onnxruntime_int8"] = percentiles(int8_t)
         out["network"]["int8_speedup_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(int8_t)), 2)
         out["network"]["int8_speedup_vs_fp32_p50"] = round(float(np.median(ort_t) / np.median(int8_t)), 2)
