@@ -2,7 +2,7 @@
 ceiling against which a network time (and a speed-up target) can be judged."""
 from __future__ import annotations
 
-import time
+from _common import timed  # first: before numpy loads (runtime/blas_threads.py)
 
 import numpy as np
 
@@ -43,11 +43,4 @@ def matmul_gflops(n: int = 1024, repeat: int = 7, backend: str = "numpy") -> flo
         import torch
 
         a, b = torch.from_numpy(a), torch.from_numpy(b)
-    product = (lambda: a @ b)
-    product()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        product()
-        times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / float(np.median(times)) / 1e9
+    return 2 * n ** 3 / float(np.median(timed(lambda: a @ b, repeat, warmup=1))) / 1e9
