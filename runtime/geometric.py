@@ -83,6 +83,14 @@ def hull_area(points: np.ndarray) -> float:
 
 
 def fundamental_inliers(src: np.ndarray, dst: np.ndarray) -> int:
+    """Fundamental-matrix inliers among the correspondences, each reference point counted once:
+    many query points matched to one reference point (a ratio test runs from the query side only,
+    and a repeated texture in clutter lands many times on a few reference keypoints) fit any
+    fundamental matrix whose epipole sits on it, which is no evidence of a 3-D scene."""
+    _, first = np.unique(np.asarray(dst), axis=0, return_index=True)
+    if len(first) < len(dst):
+        first.sort()
+        src, dst = src[first], dst[first]
     if len(src) < MIN_MATCHES:
         return 0
     try:

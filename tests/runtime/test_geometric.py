@@ -135,3 +135,15 @@ def test_bundle_with_xfeat_verification_survives_updates(tmp_path, tiny_site, ti
     assert len(again.index.features) == again.index.live_count == 4 * (13 - 2 + 1)  # blue_rhythm had 2 images
     assert sorted(set(again.index.rotations)) == [0, 1, 2, 3]
     assert Recognizer.open(out, verify=False).verifier is None
+
+
+def test_fundamental_counts_each_reference_point_once():
+    """Query points that all land on a few reference points fit a fundamental matrix whose epipole
+    sits there; they are no 3-D evidence."""
+    from runtime.geometric import fundamental_inliers
+
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 640, (120, 2)).astype(np.float32)
+    few = rng.uniform(0, 640, (12, 2)).astype(np.float32)
+    dst = few[rng.integers(0, len(few), len(src))]
+    assert fundamental_inliers(src, dst) < 12
