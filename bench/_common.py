@@ -128,7 +128,6 @@ def timed(fn, repeat: int, warmup: int = 2):
     return out
 
 
-
 def timed_together(fns: dict, repeat: int, block: int = 5, pause: float = 0.1, warmup: int = 3) -> dict:
     """Seconds per call of several functions, timed in alternating blocks of ``block`` calls
     (a's block, b's block, a's block, ...) so that a slow spell of a shared machine falls on all of

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-from _common import emit, percentiles, site_manifest  # first: before numpy loads (runtime/blas_threads.py)
+from _common import emit, percentiles, site_manifest, timed  # first: before numpy loads (runtime/blas_threads.py)
 
 from hard_sets import evaluate, sitelens
+from latency import cycle
 
 from runtime.image_io import load_image
 
@@ -39,13 +39,8 @@ def recognize_times(bundle: Path, manifest: Path, limit: int) -> dict:
 
     rec = Recognizer.open(bundle)
     images = [load_image(q.path) for q in load_queries(manifest)[:limit]]
-    rec.recognize(images[0])
-    times = []
-    for img in images:
-        t = time.perf_counter()
-        rec.recognize(img)
-        times.append(time.perf_counter() - t)
-    return percentiles(times)
+    nxt = cycle(images)
+    return percentiles(timed(lambda: rec.recognize(nxt()), len(images), warmup=1))
 
 
 def main():
