@@ -55,19 +55,23 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 
 
 def _verifier(verify: str | None):
-    """(Verifier, local.onnx bytes or None) for a feature name, or (None, None) when off."""
+    """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off."""
     if not verify or verify == "none":
-        return None, None
-    from runtime.verifier import Verifier, VerifyParams, make_extractor
+        return None, {}
+    from runtime.verifier import Verifier, VerifyParams, make_extractor, make_matcher
 
     params = VerifyParams.for_feature(verify)
-    local_onnx = None
+    models = {}
     if verify == "xfeat":
+        from .glue_export import export_lighterglue
         from .local_features import export_xfeat
 
-        log.info("sitelens: exporting XFeat local features to ONNX")
-        local_onnx, params.local_fingerprint = export_xfeat()
-    return Verifier(params, make_extractor(params, local_onnx)), local_onnx
+        log.info("sitelens: exporting XFeat local features and the LighterGlue matcher to ONNX")
+        models[bf.LOCAL_MODEL], params.local_fingerprint = export_xfeat()
+        if params.glue_candidates:
+            models[bf.GLUE_MODEL], params.glue_fingerprint = export_lighterglue()
+    matcher = make_matcher(params, models.get(bf.GLUE_MODEL))
+    return Verifier(params, make_extractor(params, models.get(bf.LOCAL_MODEL)), matcher), models
 
 
 def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, views: int = 200,
@@ -136,7 +140,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
                                                                    views, view_labels,
                                                                    RETAIN if retain is None else retain)
-    verifier, local_onnx = _verifier(verify)
+    verifier, verify_models = _verifier(verify)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
     rotations = (0,) if upright else ALL_ROTATIONS
@@ -170,9 +174,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
         codes=codes_info, verification=verifier.params.to_dict() if verifier is not None else None,
     )
-    members = {bf.MODEL: onnx_bytes, **index.to_members()[0]}
-    if local_onnx is not None:
-        members[bf.LOCAL_MODEL] = local_onnx
+    members = {bf.MODEL: onnx_bytes, **index.to_members()[0], **verify_models}
     if calibrate:
         from .calibration import calibrate as calibrate_rules
 

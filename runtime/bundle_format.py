@@ -12,6 +12,8 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/m
 - ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
 - ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
                       (XFeat) and the references' keypoints and descriptors
+- ``glue.onnx``       optional learned matcher (LighterGlue) that verification calls on the
+                      candidates mutual nearest neighbours could not settle
 
 Writes are atomic and crash-safe: the zip is written to a temporary file in the same folder,
 fsynced, renamed over the target and the folder fsynced; a writer killed half-way leaves the
@@ -55,6 +57,7 @@ VERIFY_KPTS = "verify_kpts.npy"      # optional: local feature keypoints of refe
 VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
 VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
 LOCAL_MODEL = "local.onnx"   # optional: learned local features (XFeat) for verification
+GLUE_MODEL = "glue.onnx"     # optional: learned matcher (LighterGlue) for XFeat features
 REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
 MAX_MEMBER_BYTES = 4 << 30   # refuse to inflate anything larger (zip bombs, crafted sizes)
 MAX_TOTAL_BYTES = 8 << 30
@@ -344,6 +347,8 @@ def check_consistency(contents: BundleContents) -> None:
                               f"but {feature} stores {dtype} ({width},)")
         if feature == "xfeat" and LOCAL_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
+        if feature == "xfeat" and (m.verification or {}).get("glue_candidates") and GLUE_MODEL not in contents.members:
+            raise BundleError(f"{src}: verification with the learned matcher needs the {GLUE_MODEL} member")
 
 
 def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[Path, signing.SignatureInfo]:

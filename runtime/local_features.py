@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import BundleError, SitelensError
+from .errors import SitelensError
 
 XFEAT_MAX_KEYPOINTS = 1024
 LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
@@ -74,24 +74,9 @@ class XFeatFeatures:
 
     def __init__(self, onnx_bytes: bytes, fingerprint: str | None, work_side: int = 640,
                  max_keypoints: int = XFEAT_MAX_KEYPOINTS, threads: int | None = None, source: str = "local.onnx"):
-        from .providers import import_onnxruntime
+        from .providers import helper_session
 
-        ort = import_onnxruntime()
-        opts = ort.SessionOptions()
-        # no busy-waiting between runs: on a 2-core device the spinning pool starves numpy/OpenCV work
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own types for malformed models
-            raise BundleError(f"{source}: ONNX Runtime cannot load the local feature model ({exc})") from None
-        found = self.session.get_modelmeta().custom_metadata_map.get(LOCAL_FINGERPRINT_KEY)
-        if fingerprint is not None and found != fingerprint:
-            raise BundleError(f"{source}: local feature model fingerprint mismatch (manifest {fingerprint!r}, "
-                              f"model {found!r}); re-export the bundle")
-        self.fingerprint = found
+        self.session, self.fingerprint = helper_session(onnx_bytes, source, LOCAL_FINGERPRINT_KEY, fingerprint, threads)
         self.work_side, self.max_keypoints = work_side, max_keypoints
 
     def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None):

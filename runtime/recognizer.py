@@ -33,7 +33,7 @@ from .index import ReferenceIndex
 from .manifest import Manifest
 from .metrics import score_margin
 from .thresholds import Thresholds
-from .verifier import Verifier, VerifyParams, make_extractor
+from .verifier import Verifier, VerifyParams, make_extractor, make_matcher
 
 log = logging.getLogger("sitelens")
 
@@ -134,7 +134,8 @@ class Recognizer:
             features = FeatureStore.from_members(contents)
             params = VerifyParams.from_dict(self.manifest.verification)
             extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads)
-            self._feature_maker = Verifier(params, extractor)  # describes added references, even with verify=False
+            matcher = make_matcher(params, contents.members.get(bf.GLUE_MODEL), str(self.path), threads)
+            self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:
                 self.verifier = self._feature_maker
         self.index = ReferenceIndex.from_members(

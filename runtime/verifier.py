@@ -8,11 +8,15 @@ by global similarity to the query: its best row (usually the right reference at 
 matched first for every candidate; the next ones (other turns, other references), at most
 ``rows_per_candidate``, only when that verified nothing. An upright painting costs one matching per
 candidate, a turned book up to four. When none of the shortlist's first candidates verified, a
-second look matches the next ones too (``_second_look``).
+second look matches the next ones too (``_second_look``). When still nothing verified, the learned
+matcher (LighterGlue, ``runtime/glue.py``) re-matches the one or two candidates whose mutual nearest
+neighbours already fit a fundamental matrix better than chance (``_glue``): it finds the
+correspondences a change of viewpoint or daylight hides from descriptor distances alone (3-D
+evidence), and its cost (about 60 ms a pair) is paid only on those frames.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -38,6 +42,10 @@ class VerifyParams:
     fundamental: bool = True        # 3-D fallback model for the best candidates
     fundamental_candidates: int = 3
     local_fingerprint: str | None = None  # of local.onnx (xfeat)
+    glue_candidates: int = 2        # unverified candidates the learned matcher re-matches (xfeat; 0 = off)
+    glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
+                                     # fundamental-matrix inliers (random matches give about 20)
+    glue_fingerprint: str | None = None   # of glue.onnx
 
     def __post_init__(self):
         if self.feature not in FEATURES:
@@ -47,7 +55,8 @@ class VerifyParams:
     def for_feature(cls, feature: str) -> "VerifyParams":
         if feature == "xfeat":
             return cls(feature="xfeat")
-        return cls(feature=feature, work_side=480, ref_keypoints=800, turned_keypoints=400, query_keypoints=800)
+        return cls(feature=feature, work_side=480, ref_keypoints=800, turned_keypoints=400, query_keypoints=800,
+                   glue_candidates=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,7 +64,8 @@ class VerifyParams:
     @classmethod
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
-        d = {"second_look": 0, **d}  # bundles calibrated before the second look keep their path
+        # bundles calibrated before the second look or the learned matcher keep their path
+        d = {"second_look": 0, "glue_candidates": 0, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -79,11 +89,23 @@ def make_extractor(params: VerifyParams, local_onnx: bytes | None = None, source
     return OpenCVFeatures(params.feature, params.work_side, params.query_keypoints)
 
 
+def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: str = "bundle",
+                 threads: int | None = None):
+    """The learned matcher a bundle's verification uses, or None (mutual nearest neighbours only)."""
+    if params.feature != "xfeat" or not params.glue_candidates:
+        return None
+    if glue_onnx is None:
+        raise SitelensError(f"{source}: verification with the learned matcher needs glue.onnx")
+    from .glue import LearnedMatcher
+
+    return LearnedMatcher(glue_onnx, params.glue_fingerprint, threads=threads, source=f"{source}:glue.onnx")
+
+
 class Verifier:
     """Verification of candidates for one bundle. Thread-safe (no mutable state)."""
 
-    def __init__(self, params: VerifyParams, extractor):
-        self.params, self.extractor = params, extractor
+    def __init__(self, params: VerifyParams, extractor, matcher=None):
+        self.params, self.extractor, self.matcher = params, extractor, matcher
 
     def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
         """What the bundle stores for one reference row: the features of the reference turned by
@@ -142,6 +164,7 @@ class Verifier:
         first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
+        best: dict[str, tuple] = {}  # the reference row behind each candidate's evidence
         if len(q[0]) == 0:
             return out
         feats = features_of(first)
@@ -154,16 +177,17 @@ class Verifier:
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if (j == 0) == (phase == 0)]
             self._match_rows(q, [row_feats for _, row_feats in todo], cache)
-            for inst, (row, *_) in todo:
-                ev, p = cache[("m", row)]
+            for inst, row_feats in todo:
+                ev, p = cache[("m", row_feats[0])]
                 if ev.better_than(out[inst]):
-                    out[inst], pts[inst] = ev, p
+                    out[inst], pts[inst], best[inst] = ev, p, row_feats
             if done():
                 break
         if second and not done():
-            self._second_look(q, second, features_of(second), out, pts, cache)
+            self._second_look(q, second, features_of(second), out, pts, best, cache)
         if self.params.fundamental:
             self._fundamental(out, pts, verified)
+            self._glue(q, out, best, verified, cache)
         return out
 
     def _match_rows(self, q, rows, cache: dict) -> None:
@@ -178,7 +202,7 @@ class Verifier:
             cache[("p", row)] = pairs
         return [cache[("p", f[0])] for f in rows]
 
-    def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, cache: dict) -> None:
+    def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, best: dict, cache: dict) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in one
         batch (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
@@ -190,6 +214,7 @@ class Verifier:
         for inst in ranked[: self.params.second_look_geometry]:
             self._match_rows(q, [rows[inst]], cache)
             out[inst], pts[inst] = cache[("m", rows[inst][0])]
+            best[inst] = rows[inst]
         for inst in ranked[self.params.second_look_geometry:]:
             out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst][1])
 
@@ -204,3 +229,25 @@ class Verifier:
             ev = out[inst]
             out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage,
                                  ev.query_coverage)
+
+    def _glue(self, q, out: dict[str, Evidence], best: dict, verified, cache: dict) -> None:
+        """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
+        inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
+        verified already. Its correspondences count as 3-D evidence only (the larger of the two
+        fundamental-matrix counts); the homography evidence stays that of mutual nearest neighbours:
+        LighterGlue also lines up the repeated windows of look-alike buildings, and counted as
+        homography support that raised the calibrated bar (smvs_landmarks: 14.5 -> 21) more than
+        it verified real photos."""
+        if self.matcher is None or not self.params.glue_candidates:
+            return
+        if verified is not None and any(verified(e) for e in out.values()):
+            return
+        gate = self.params.glue_from_fundamental
+        ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),
+                        key=lambda i: (-out[i].fundamental, -out[i].matches))
+        for inst in ranked[: self.params.glue_candidates]:
+            row, _, kp, desc = best[inst]
+            if ("g", row) not in cache:
+                qi, ri = self.matcher.match(q[0], q[1], kp.astype(np.float32), desc)
+                cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri].astype(np.float32))
+            out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache[("g", row)]))

@@ -39,6 +39,21 @@ def poster(seed: int, h: int = 400, w: int = 300) -> np.ndarray:
     return img
 
 
+def planar_scene(seed: int = 0):
+    """A flat object seen at an angle, smaller inside the frame, on a wall (a synthetic planar scene)."""
+    from training.simulator import random_wall
+    from training.simulator.geometry import perspective
+
+    rng = np.random.default_rng(seed)
+    art = poster(seed)
+    view = perspective(rng, art, 0.12)
+    wall = random_wall(rng, 360, 480)
+    y, x = 40, 120
+    h, w = min(view.shape[0], 360 - y), min(view.shape[1], 480 - x)
+    wall[y:y + h, x:x + w] = view[:h, :w]
+    return wall, art
+
+
 def make_site(root: Path, n: int = 6, refs: int = 2, seed: int = 3) -> Path:
     from sdk.demo_site import TITLES, paint
 

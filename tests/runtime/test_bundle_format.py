@@ -126,6 +126,13 @@ def test_members_must_agree_with_each_other(tmp_path):
                             bf.VERIFY_OFFSETS: bf.npy_bytes(np.array([0, 2, 5], np.int64))})
     with pytest.raises(BundleError, match="verification keypoints do not fit"):
         bf.read_bundle(bf.write_bundle(tmp_path / "e.sitelens", manifest, kpts))
+    learned = manifest.copy()
+    learned.verification = {"feature": "xfeat", "glue_candidates": 2}
+    no_glue = dict(members, **{bf.VERIFY_KPTS: bf.npy_bytes(np.zeros((0, 2), np.float16)),
+                               bf.VERIFY_DESC: bf.npy_bytes(np.zeros((0, 64), np.int8)),
+                               bf.VERIFY_OFFSETS: bf.npy_bytes(np.zeros(4, np.int64)), bf.LOCAL_MODEL: b"onnx"})
+    with pytest.raises(BundleError, match="needs the glue.onnx member"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "f.sitelens", learned, no_glue))
 
 
 def test_unlisted_and_duplicate_members_rejected(tmp_path):

@@ -9,8 +9,7 @@ from runtime.geometric import Evidence, sane_homography
 from runtime.image_io import load_image
 from runtime.recognizer import Recognizer
 from runtime.verifier import Verifier, VerifyParams, make_extractor
-from tests.conftest import poster
-from training.simulator.geometry import perspective
+from tests.conftest import planar_scene, poster
 
 
 def _verifier(feature: str) -> Verifier:
@@ -24,20 +23,6 @@ def _verifier(feature: str) -> Verifier:
 def _evidence(verifier: Verifier, query, refs: dict) -> dict[str, Evidence]:
     feats = {name: [(k, 0, *verifier.reference_features(img))] for k, (name, img) in enumerate(refs.items())}
     return verifier.evidence(query, list(refs), lambda names: {n: feats[n] for n in names})
-
-
-def planar_scene(seed: int = 0):
-    """A flat object seen at an angle, smaller inside the frame, on a wall (a synthetic planar scene)."""
-    from training.simulator import random_wall
-
-    rng = np.random.default_rng(seed)
-    art = poster(seed)
-    view = perspective(rng, art, 0.12)
-    wall = random_wall(rng, 360, 480)
-    y, x = 40, 120
-    h, w = min(view.shape[0], 360 - y), min(view.shape[1], 480 - x)
-    wall[y:y + h, x:x + w] = view[:h, :w]
-    return wall, art
 
 
 @pytest.mark.parametrize("feature", ["xfeat", "orb", "sift"])

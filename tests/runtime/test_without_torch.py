@@ -21,6 +21,10 @@ def test_runtime_recognizes_with_torch_unimportable(tiny_bundle, tiny_site):
         from runtime.site import load_queries
         rec = runtime.Recognizer.open({str(tiny_bundle)!r})
         r = rec.recognize({str(tiny_site / 'portrait_of_a_lady' / 'a.jpg')!r})
+        import numpy as np
+        kp = np.random.default_rng(0).uniform(0, 300, (40, 2)).astype(np.float32)
+        desc = np.random.default_rng(1).integers(-127, 128, (40, 64)).astype(np.int8)
+        rec.verifier.matcher.match(kp, desc, kp, desc)  # the learned matcher runs on ONNX Runtime alone
         import sdk, sdk.cli
         print(json.dumps({{"best": r.best, "torch": any(m.startswith('torch') for m in sys.modules)}}))
     """)
