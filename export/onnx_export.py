@@ -27,27 +27,38 @@ def parity_shapes(spec: InputSpec) -> list[tuple[int, int, int]]:
     return [(1, s, s), (2, s + 32, int(s * 1.5) + 7)]
 
 
-def export_onnx(net: torch.nn.Module, spec: InputSpec, metadata: dict | None = None,
-                check: bool = True, tolerance: float = PARITY_TOLERANCE) -> bytes:
-    """Serialize ``net`` (uint8 NHWC in, descriptor out; dynamic batch and H/W)."""
-    import onnx
-
-    net = net.train(False)  # inference mode, or BN/dropout would differ from ORT
-    example = torch.randint(0, 256, (1, spec.size, spec.size, 3), dtype=torch.uint8)
+def to_onnx(module: torch.nn.Module, args: tuple, inputs: list[str], outputs: list[str], dynamic_axes: dict,
+            meta: dict[str, str]) -> bytes:
+    """``module`` traced to ONNX (TorchScript exporter, ``OPSET``, constants folded) with ``meta`` in
+    its metadata properties."""
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch", 1: "height", 2: "width"},
-                                        OUTPUT_NAME: {0: "batch"}},
+        torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=dynamic_axes,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    model = onnx.load_from_string(buf.getvalue())
-    meta = {FINGERPRINT_KEY: net.fingerprint(), "sitelens.input": "uint8 NHWC RGB"}
-    meta.update({f"sitelens.{k}": str(v) for k, v in (metadata or {}).items()})
+    return with_metadata(buf.getvalue(), meta)
+
+
+def with_metadata(onnx_bytes: bytes, meta: dict[str, str]) -> bytes:
+    """The model with ``meta`` added to its metadata properties (fingerprints, descriptions)."""
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
-    data = model.SerializeToString()
+    return model.SerializeToString()
+
+
+def export_onnx(net: torch.nn.Module, spec: InputSpec, metadata: dict | None = None,
+                check: bool = True, tolerance: float = PARITY_TOLERANCE) -> bytes:
+    """Serialize ``net`` (uint8 NHWC in, descriptor out; dynamic batch and H/W)."""
+    net = net.train(False)  # inference mode, or BN/dropout would differ from ORT
+    example = torch.randint(0, 256, (1, spec.size, spec.size, 3), dtype=torch.uint8)
+    meta = {FINGERPRINT_KEY: net.fingerprint(), "sitelens.input": "uint8 NHWC RGB"}
+    meta.update({f"sitelens.{k}": str(v) for k, v in (metadata or {}).items()})
+    data = to_onnx(net, (example,), [INPUT_NAME], [OUTPUT_NAME],
+                   {INPUT_NAME: {0: "batch", 1: "height", 2: "width"}, OUTPUT_NAME: {0: "batch"}}, meta)
     if check:
         check_parity(net, data, spec, tolerance)
     return data

@@ -4,7 +4,7 @@
 Mutual nearest neighbours compare two descriptors alone; LightGlue lets every keypoint look at
 the others in both images (self and cross attention) before it decides, and finds more correct
 correspondences where a view changes the object's appearance (a building from another corner,
-another season, another hour). It costs about 60 ms per pair of 1024 x 512 keypoints on two
+another season, another hour). It costs 60-80 ms per pair of 1024 x 512 keypoints on two
 cores, so verification calls it only for the few candidates that mutual nearest neighbours
 found promising but could not verify (``runtime/verifier.py``).
 

@@ -12,7 +12,7 @@ second look matches the next ones too (``_second_look``). When still nothing ver
 matcher (LighterGlue, ``runtime/glue.py``) re-matches the one or two candidates whose mutual nearest
 neighbours already fit a fundamental matrix better than chance (``_glue``): it finds the
 correspondences a change of viewpoint or daylight hides from descriptor distances alone (3-D
-evidence), and its cost (about 60 ms a pair) is paid only on those frames.
+evidence), and its cost (60-80 ms a pair on 2 cores) is paid only on those frames.
 """
 from __future__ import annotations
 
