@@ -132,25 +132,23 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
     return out
 
 
-def second_look_share(rec, frames) -> float:
-    """Share of frames whose first candidates verified nothing, so that the second look ran."""
-    first = rec.verifier.params.candidates
-    return round(float(np.mean([len(rec.recognize(f).verification or {}) > first for f in frames])), 3)
-
-
-def matcher_share(rec, frames) -> float | None:
-    """Share of frames on which the learned matcher (LighterGlue) ran; None when the bundle has none."""
-    matcher = rec.verifier.matcher if rec.verifier else None
-    if matcher is None:
-        return None
-    ran, match = set(), matcher.match
+def path_shares(rec, frames) -> dict:
+    """One recognize() per frame: the share of frames whose first candidates verified nothing, so
+    that the second look ran, and the share on which the learned matcher (LighterGlue) ran (None
+    when the bundle has none)."""
+    first, matcher = rec.verifier.params.candidates, rec.verifier.matcher
+    looked, ran = [], set()
+    match = matcher.match if matcher is not None else None
     try:
         for i, f in enumerate(frames):
-            matcher.match = lambda *a, i=i: ran.add(i) or match(*a)
-            rec.recognize(f)
+            if matcher is not None:
+                matcher.match = lambda *a, i=i: ran.add(i) or match(*a)
+            looked.append(len(rec.recognize(f).verification or {}) > first)
     finally:
-        matcher.match = match
-    return round(len(ran) / max(1, len(frames)), 3)
+        if matcher is not None:
+            matcher.match = match
+    return {"second_look_share": round(float(np.mean(looked)), 3),
+            "learned_matcher_share": round(len(ran) / len(frames), 3) if matcher is not None else None}
 
 
 def unknown_section(bundle: Path, set_name: str, n: int, repeat: int, threads: int) -> dict | None:
@@ -170,14 +168,12 @@ def unknown_section(bundle: Path, set_name: str, n: int, repeat: int, threads: i
         rec.remove(inst)
     frames = frames_of(open_set, n, unknown=True)
     nf = cycle(frames)
-    out = {"frames": len(frames), "instances_removed": len(removed),
-           "second_look_share": second_look_share(rec, frames),
+    out = {"frames": len(frames), "instances_removed": len(removed), **path_shares(rec, frames),
            "with_second_look": percentiles(timed(lambda: rec.recognize(nf()), repeat))}
     second_look, rec.verifier.params.second_look = rec.verifier.params.second_look, 0
     out["without_second_look"] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
     rec.verifier.params.second_look = second_look
     out["second_look_cost_x_p50"] = round(out["with_second_look"]["p50_ms"] / out["without_second_look"]["p50_ms"], 2)
-    out["learned_matcher_share"] = matcher_share(rec, frames)
     if out["learned_matcher_share"]:
         glue, rec.verifier.params.glue_candidates = rec.verifier.params.glue_candidates, 0
         out["without_learned_matcher"] = percentiles(timed(lambda: rec.recognize(nf()), repeat))
@@ -296,8 +292,7 @@ def main():
         result["site"] = {"set": args.set, "references": len(site.references),
                           "index_rows": rec.index.live_count, "model": "fine-tuned" if args.model else "off the shelf"}
         result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
-        result["frame"]["end_to_end"]["with_verification"]["second_look_share"] = second_look_share(rec, frames)
-        result["frame"]["end_to_end"]["with_verification"]["learned_matcher_share"] = matcher_share(rec, frames)
+        result["frame"]["end_to_end"]["with_verification"].update(path_shares(rec, frames))
         result["unknown_frames"] = unknown_section(bundle, args.set, args.frames, args.repeat, args.threads)
         refs = [load_image(r.path) for r in site.references]
         sift = SiftAll(refs[:100])

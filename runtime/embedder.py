@@ -13,7 +13,7 @@ import numpy as np
 from .errors import BundleError
 from .image_io import ImageLike, load_image
 from .preprocess import InputSpec, resize_for_model
-from .providers import choose_providers, import_onnxruntime
+from .providers import choose_providers, import_onnxruntime, session_options
 
 log = logging.getLogger("sitelens")
 
@@ -27,12 +27,7 @@ class Embedder:
                  threads: int | None = None, source: str = "model.onnx", provider_options: dict | None = None):
         ort = import_onnxruntime()
         self.spec = spec
-        opts = ort.SessionOptions()
-        # no busy-waiting between runs: on a 2-core device the spinning pool starves numpy/OpenCV work
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
+        opts = session_options(threads)
         wanted = choose_providers(providers)
         with_options = [(p, provider_options[p]) if provider_options and p in provider_options else p for p in wanted]
         try:

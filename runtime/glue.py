@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .local_features import dequantize
+from .local_features import as_float
 
 GLUE_FINGERPRINT_KEY = "sitelens.glue_fingerprint"
 INPUTS = ("kpts0", "kpts1", "desc0", "desc1")
@@ -52,13 +52,9 @@ class LearnedMatcher:
         if len(q_kp) == 0 or len(r_kp) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         feed = dict(zip(INPUTS, (normalized(q_kp)[None], normalized(r_kp)[None],
-                                 _float(q_desc)[None], _float(r_desc)[None])))
+                                 as_float(q_desc)[None], as_float(r_desc)[None])))
         scores = self.session.run(None, feed)[0][0]
         fwd, back = scores.argmax(axis=1), scores.argmax(axis=0)
         rows = np.arange(len(fwd))
         ok = (back[fwd] == rows) & (scores[rows, fwd] > np.log(self.min_confidence))
         return rows[ok], fwd[ok].astype(np.int64)
-
-
-def _float(desc: np.ndarray) -> np.ndarray:
-    return dequantize(desc) if desc.dtype == np.int8 else np.ascontiguousarray(desc, np.float32)

@@ -94,3 +94,8 @@ def quantize(desc: np.ndarray) -> np.ndarray:
 
 def dequantize(desc: np.ndarray) -> np.ndarray:
     return desc.astype(np.float32) / QUANT_SCALE
+
+
+def as_float(desc: np.ndarray) -> np.ndarray:
+    """Stored descriptors as float32: XFeat's int8 dequantized, others cast."""
+    return dequantize(desc) if desc.dtype == np.int8 else desc.astype(np.float32, copy=False)

@@ -12,13 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .local_features import dequantize
+from .local_features import as_float
 
 BLOCK_ROWS = 2048  # reference keypoints per product: a 2048 x 1024 float32 block stays in cache for its reductions
-
-
-def _as_float(desc: np.ndarray) -> np.ndarray:
-    return dequantize(desc) if desc.dtype == np.int8 else desc.astype(np.float32, copy=False)
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +25,7 @@ def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0
     """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``."""
     if len(q_desc) == 0 or len(r_desc) == 0:
         return _empty()
-    q, r = _as_float(q_desc), _as_float(r_desc)
+    q, r = as_float(q_desc), as_float(r_desc)
     sim = q @ r.T
     fwd = sim.argmax(axis=1)
     back = (r @ q.T).argmax(axis=1)  # a second product beats a strided argmax over axis 0
@@ -52,14 +48,14 @@ def mutual_nearest_many(q_desc: np.ndarray, r_descs: list[np.ndarray],
     todo = [s for s, r in enumerate(r_descs) if len(r)]
     if len(q_desc) == 0 or not todo:
         return out
-    qt = _as_float(q_desc).T
+    qt = as_float(q_desc).T
     while todo:
         block = [todo.pop(0)]
         rows = len(r_descs[block[0]])
         while todo and rows + len(r_descs[todo[0]]) <= BLOCK_ROWS:
             rows += len(r_descs[todo[0]])
             block.append(todo.pop(0))
-        sim = np.concatenate([_as_float(r_descs[s]) for s in block]) @ qt  # (reference kps, query kps)
+        sim = np.concatenate([as_float(r_descs[s]) for s in block]) @ qt  # (reference kps, query kps)
         back = sim.argmax(axis=1)                        # each reference keypoint's best query keypoint
         best = sim[np.arange(len(sim)), back]
         lo = 0

@@ -46,21 +46,27 @@ def choose_providers(requested: list[str] | None = None) -> list[str]:
     return [p for p in PREFERENCE if p in available] or ["CPUExecutionProvider"]
 
 
-def helper_session(onnx_bytes: bytes, source: str, fingerprint_key: str, fingerprint: str | None,
-                   threads: int | None = None):
-    """(CPU session, fingerprint found) for one of a bundle's helper models (local features, matcher):
-    no busy-waiting between runs (on a 2-core device the spinning pool starves numpy/OpenCV work),
-    and the model's fingerprint must be the one the manifest names (None: not checked)."""
-    from .errors import BundleError
-
-    ort = import_onnxruntime()
-    opts = ort.SessionOptions()
+def session_options(threads: int | None = None):
+    """ONNX Runtime session options for sitelens's models: no busy-waiting between runs (on a
+    2-core device the spinning pool starves numpy/OpenCV work), quiet logs, ``threads`` if given."""
+    opts = import_onnxruntime().SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = int(threads)
+    return opts
+
+
+def helper_session(onnx_bytes: bytes, source: str, fingerprint_key: str, fingerprint: str | None,
+                   threads: int | None = None):
+    """(CPU session, fingerprint found) for one of a bundle's helper models (local features, matcher);
+    the model's fingerprint must be the one the manifest names (None: not checked)."""
+    from .errors import BundleError
+
+    ort = import_onnxruntime()
     try:
-        session = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(onnx_bytes, sess_options=session_options(threads),
+                                       providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own types for malformed models
         raise BundleError(f"{source}: ONNX Runtime cannot load the model ({exc})") from None
     found = session.get_modelmeta().custom_metadata_map.get(fingerprint_key)

@@ -248,6 +248,7 @@ class Verifier:
         for inst in ranked[: self.params.glue_candidates]:
             row, _, kp, desc = best[inst]
             if ("g", row) not in cache:
-                qi, ri = self.matcher.match(q[0], q[1], kp.astype(np.float32), desc)
-                cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri].astype(np.float32))
+                kp = kp.astype(np.float32)
+                qi, ri = self.matcher.match(q[0], q[1], kp, desc)
+                cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri])
             out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache[("g", row)]))
