@@ -16,7 +16,7 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import friendly, match_option, open_recognizer, trust_option
+from .cli_common import friendly, match_option, open_recognizer, trust_option, verify_option
 
 
 @click.group()
@@ -205,12 +205,13 @@ def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, 
               help="Folder for the generated site, queries and bundle.")
 @click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs (0 = off the shelf only).")
 @click.option("--size", type=int, default=224, show_default=True)
+@verify_option
 @friendly
-def demo(out, epochs, size):
+def demo(out, epochs, size, verify):
     """Generate the embedded demo site, bundle it, fine-tune, and recognize visitor photos."""
     from sdk.demo import run_demo
 
-    run_demo(Path(out), epochs=epochs, size=size)
+    run_demo(Path(out), epochs=epochs, size=size, verify=verify)
 
 
 if __name__ == "__main__":  # pragma: no cover

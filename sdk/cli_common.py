@@ -47,6 +47,11 @@ key_option = click.option(
     "--key", "key", type=click.Path(exists=True, dir_okay=False),
     help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")
 
+verify_option = click.option(
+    "--verify", type=click.Choice(["xfeat", "orb", "sift", "none"]), default="xfeat", show_default=True,
+    help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
+         "or none (global descriptor only).")
+
 # Build options shared by `bundle` and `export` (keyword names = build_bundle's where they match).
 BUILD_OPTIONS = (
     click.option("--size", type=int, help="Shorter side fed to the network (default 224 or the run's)."),
@@ -62,9 +67,7 @@ BUILD_OPTIONS = (
                  help="Model precision; checked against FP32, falls back if worse."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
-    click.option("--verify", type=click.Choice(["xfeat", "orb", "sift", "none"]), default="xfeat", show_default=True,
-                 help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
-                      "or none (global descriptor only)."),
+    verify_option,
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

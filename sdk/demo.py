@@ -26,7 +26,8 @@ def _summary(result: dict) -> dict:
     return {k: result[k] for k in keys}
 
 
-def run_demo(out: Path, epochs: int = 3, size: int = 224) -> dict:
+def run_demo(out: Path, epochs: int = 3, size: int = 224, verify: str = "xfeat") -> dict:
+    """``verify``: the local features that verify the shortlist (as `sitelens bundle --verify`)."""
     from export.bundler import build_bundle
     from runtime.evaluate import evaluate
     from runtime.recognizer import Recognizer
@@ -38,7 +39,8 @@ def run_demo(out: Path, epochs: int = 3, size: int = 224) -> dict:
     site, queries = make_demo_site(out)
     qs = load_queries(queries)
     click.echo("2/4 bundling the site with the off-the-shelf model")
-    before = evaluate(Recognizer.open(build_bundle(site, out / "off_the_shelf.sitelens", size=size)), qs, progress=False)
+    off = build_bundle(site, out / "off_the_shelf.sitelens", size=size, verify=verify)
+    before = evaluate(Recognizer.open(off), qs, progress=False)
     report = {"off_the_shelf": _summary(before)}
     final, bundle = before, out / "off_the_shelf.sitelens"
     if epochs > 0:
@@ -46,7 +48,7 @@ def run_demo(out: Path, epochs: int = 3, size: int = 224) -> dict:
 
         click.echo(f"3/4 fine-tuning on the site's references for {epochs} epochs (visitor photos are never seen)")
         run = train(site, out / "run", TrainConfig(epochs=epochs, size=size, patience=epochs), resume=False)
-        bundle = build_bundle(site, out / "demo.sitelens", run)
+        bundle = build_bundle(site, out / "demo.sitelens", run, verify=verify)
         final = evaluate(Recognizer.open(bundle), qs, progress=False)
         report["fine_tuned"] = _summary(final)
     click.echo(f"4/4 recognizing visitor photos with {bundle}")

@@ -1,5 +1,6 @@
 from click.testing import CliRunner
 
+from runtime.recognizer import Recognizer
 from sdk.cli import main
 from sdk.demo_site import TITLES, make_demo_site
 
@@ -12,7 +13,11 @@ def test_demo_site_layout(tmp_path):
 
 
 def test_demo_command_off_the_shelf(tmp_path):
-    r = CliRunner().invoke(main, ["-q", "demo", "--out", str(tmp_path / "d"), "--epochs", "0", "--size", "96"],
-                           catch_exceptions=False)
+    # ORB verification: the same path as the default, calibrated, without XFeat's and LighterGlue's cost
+    # (bundles with them are built and calibrated in tests/export and tests/training)
+    r = CliRunner().invoke(main, ["-q", "demo", "--out", str(tmp_path / "d"), "--epochs", "0", "--size", "96",
+                                  "--verify", "orb"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "off_the_shelf" in r.output and "mP@1" in r.output and (tmp_path / "d" / "off_the_shelf.sitelens").exists()
+    bundle = tmp_path / "d" / "off_the_shelf.sitelens"
+    assert "off_the_shelf" in r.output and "mP@1" in r.output and bundle.exists()
+    assert Recognizer.open(bundle).manifest.verification["feature"] == "orb"
