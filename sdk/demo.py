@@ -42,7 +42,7 @@ def run_demo(out: Path, epochs: int = 3, size: int = 224, verify: str = "xfeat")
     off = build_bundle(site, out / "off_the_shelf.sitelens", size=size, verify=verify)
     before = evaluate(Recognizer.open(off), qs, progress=False)
     report = {"off_the_shelf": _summary(before)}
-    final, bundle = before, out / "off_the_shelf.sitelens"
+    final, bundle = before, off
     if epochs > 0:
         from training.trainer import TrainConfig, train
 
