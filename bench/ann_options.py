@@ -20,7 +20,7 @@ import argparse
 import time
 
 import numpy as np
-from _ann import ground_truth, recall_at_1, synthetic_descriptors
+from _ann import CALIBRATED_INTRINSIC, ground_truth, recall_at_1, synthetic_descriptors
 from _common import emit, percentiles
 
 from runtime.index import build_hnsw
@@ -70,9 +70,11 @@ def main():
     ap.add_argument("--short", type=int, nargs="*", default=[256, 512])
     ap.add_argument("--smaller", type=int, nargs="*", default=[512, 256],
                     help="also build graphs on generated descriptors of these dimensions")
+    ap.add_argument("--intrinsic", type=int, default=CALIBRATED_INTRINSIC,
+                    help="the generator's intrinsic dimension (default: matched to real descriptors, bench/intrinsic_dim.py)")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
-    base, queries = synthetic_descriptors(args.refs, args.queries, args.dim, seed=args.refs)
+    base, queries = synthetic_descriptors(args.refs, args.queries, args.dim, intrinsic=args.intrinsic, seed=args.refs)
     truth = ground_truth(queries, base)
     rows = _hnsw_rows("hnsw", base, queries, truth, args.M)
     rng = np.random.default_rng(0)
@@ -94,9 +96,9 @@ def main():
                 rows.append({"method": "pca_hnsw", "dim": d, "variance_kept": round(kept, 3), "M": 16, "ef": ef,
                              "short": short, "build_s": build_s, **row})
     for d in args.smaller:
-        small, small_queries = synthetic_descriptors(args.refs, args.queries, d, seed=args.refs)
+        small, small_queries = synthetic_descriptors(args.refs, args.queries, d, intrinsic=args.intrinsic, seed=args.refs)
         rows += _hnsw_rows("hnsw_smaller", small, small_queries, ground_truth(small_queries, small), args.M)
-    emit({"refs": args.refs, "dim": args.dim, "rows": rows}, args, args.out)
+    emit({"refs": args.refs, "dim": args.dim, "intrinsic": args.intrinsic, "rows": rows}, args, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@
 - growth: recognize() with verification as the site grows to 1k and 10k reference rows (rows added
   by jittering the real ones: the shortlist and the local features per candidate stay realistic).
 - matching: the index alone at 1k / 10k / 100k synthetic descriptors: HNSW with the ef chosen as at
-  export (recall@1 >= 0.99 against exact search) vs exact search.
+  export (recall@1 >= 0.99 against exact search) vs exact search. The descriptors' intrinsic
+  dimension is matched to the dev sets' real descriptors (``bench/intrinsic_dim.py``); a stress
+  generator about 3x harder (``--stress``) is measured beside it.
 
 The site's bundle is exported off the shelf (ImageNet weights), or from a training run with
 ``--model RUN`` (``sitelens train`` then ``sitelens export``: what a site ships by default; a
@@ -33,7 +35,7 @@ from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed, timed_togethe
 
 import cv2
 import numpy as np
-from _ann import ground_truth, synthetic_descriptors
+from _ann import CALIBRATED_INTRINSIC, STRESS_INTRINSIC, ground_truth, synthetic_descriptors
 from _roofline import forward_gflop, matmul_gflops
 
 from runtime.image_io import load_image
@@ -235,20 +237,22 @@ def growth_section(rec, frames, sizes, repeat: int) -> dict:
     return out
 
 
-def matching_section(sizes, dim: int, repeat: int) -> list[dict]:
+def matching_section(sizes, dim: int, repeat: int, intrinsics=(CALIBRATED_INTRINSIC,)) -> list[dict]:
     from export.index_tuning import tune_index
     from runtime.index import ReferenceIndex
     from runtime.index_params import IndexParams
 
     rows = []
-    for n in sizes:
-        base, queries = synthetic_descriptors(n, max(repeat, 200), dim, seed=n)
+    for intrinsic, n in [(i, n) for i in intrinsics for n in sizes]:
+        base, queries = synthetic_descriptors(n, max(repeat, 200), dim, intrinsic=intrinsic, seed=n)
         labels = [f"i{i}" for i in range(n)]
         index = ReferenceIndex(base, labels, params=IndexParams())
         params, hnsw, report = tune_index(base, queries[:200], IndexParams(), hnsw=index.hnsw)
         index.replace_graph(hnsw, params)
         truth = ground_truth(queries, base)
-        row = {"refs": n, "dim": dim, "ef": params.ef, "M": params.M}
+        row = {"refs": n, "dim": dim, "intrinsic": intrinsic,
+               "generator": "matched to real descriptors" if intrinsic == CALIBRATED_INTRINSIC else "stress",
+               "ef": params.ef, "M": params.M}
         for mode in ("hnsw", "exact"):
             nq = cycle(list(queries))
             row[mode] = percentiles(timed(lambda: index.search(nq(), 10, mode), repeat))
@@ -269,6 +273,8 @@ def main():
     ap.add_argument("--growth", type=int, nargs="*", default=[1000, 10000])
     ap.add_argument("--refs", type=int, nargs="*", default=[1000, 10000, 100000])
     ap.add_argument("--dim", type=int, default=1280, help="synthetic descriptor dimension for the matching section")
+    ap.add_argument("--stress", type=int, nargs="*", default=[100000],
+                    help="sizes also measured on the stress generator (intrinsic dimension %d)" % STRESS_INTRINSIC)
     ap.add_argument("--no-int8", dest="int8", action="store_false",
                     help="skip the INT8 bundle (its export calibrates the quantization: a few minutes)")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
@@ -303,6 +309,7 @@ def main():
                               "sitelens_cheaper_x_p50": round(float(np.median(sift_t) * 1000 / ours), 1)}
         result["growth"] = {"with_verification": growth_section(rec, frames, args.growth, args.repeat)}
     result["matching"] = matching_section(args.refs, args.dim, args.repeat)
+    result["matching"] += matching_section(args.stress, args.dim, args.repeat, (STRESS_INTRINSIC,))
     emit(result, args, args.out)
 
 

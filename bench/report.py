@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from _ann import CALIBRATED_INTRINSIC
 from _common import RESULTS, ROOT
 
 OUT = ROOT / "BENCHMARKS.md"
@@ -42,6 +43,12 @@ def _origin(r: dict) -> str:
     commit = (p.get("commit") or "?")[:10] + (" (uncommitted changes)" if p.get("dirty") else "")
     return (f"_From `{p['command']}` at commit {commit} on {p['date'][:10]}; {m.get('cores')} cores, "
             f"{m.get('cpu', '?')} ({', '.join(m.get('cpu_flags', [])) or 'no SIMD flags listed'})._")
+
+
+def _generator(intrinsic: int | None) -> str:
+    """The synthetic generator a matching row used (rows written before it was recorded used 24)."""
+    intrinsic = 24 if intrinsic is None else intrinsic
+    return f"{'matched to real' if intrinsic == CALIBRATED_INTRINSIC else 'stress'} ({intrinsic})"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -150,11 +157,14 @@ def latency(r: dict) -> list[str]:
     g = r["growth"]["with_verification"]
     out += _table(["index rows", *g.keys()], [["recognize() with verification, p50 ms", *[_ms(v) for v in g.values()]],
                                              ["p95 ms", *[_ms(v, "p95_ms") for v in g.values()]]])
-    out += ["", "Matching alone, synthetic descriptors (curved low-dimensional manifold, not trivially separable), "
-            "HNSW with ef chosen as at export:", ""]
-    out += _table(["references", "dim", "M / ef", "HNSW p50 ms", "HNSW recall@1 vs exact", "exact p50 ms"],
-                  [[m["refs"], m["dim"], f"{m['M']} / {m['ef']}", _ms(m["hnsw"]), _f(m["hnsw"]["recall@1_vs_exact"]),
-                    _ms(m["exact"])] for m in r["matching"]])
+    out += ["", "Matching alone, synthetic descriptors (curved low-dimensional manifold, not trivially separable; "
+            "queries from the same distribution, not near a reference), HNSW with ef chosen as at export. The generator "
+            "is set by its intrinsic dimension: matched to the dev sets' real descriptors (`bench/intrinsic_dim.py`), "
+            "or the stress setting (about 3x their TwoNN dimension):", ""]
+    out += _table(["references", "dim", "generator (intrinsic)", "M / ef", "HNSW p50 ms", "HNSW recall@1 vs exact",
+                   "exact p50 ms"],
+                  [[m["refs"], m["dim"], _generator(m.get("intrinsic")), f"{m['M']} / {m['ef']}", _ms(m["hnsw"]),
+                    _f(m["hnsw"]["recall@1_vs_exact"]), _ms(m["exact"])] for m in r["matching"]])
     return out + [""]
 
 
@@ -240,7 +250,8 @@ def regions(r: dict) -> list[str]:
 
 def ann_options(r: dict) -> list[str]:
     out = ["## Searching 100k references: graph degree and reduced dimensions (`bench/ann_options.py`)", "",
-           f"{r['refs']} synthetic {r['dim']}-d descriptors (as in `latency.py`); recall@1 against exact search in "
+           f"{r['refs']} synthetic {r['dim']}-d descriptors (as in `latency.py`; generator: "
+           f"{_generator(r.get('intrinsic'))}); recall@1 against exact search in "
            "full dimension, p50 ms per query on one thread. `pca_hnsw`: the graph is built on a PCA projection, "
            "its shortlist re-ranked by exact cosine." + (
                " `hnsw_smaller`: the same generator with fewer dimensions (a smaller descriptor, same intrinsic "
@@ -252,9 +263,29 @@ def ann_options(r: dict) -> list[str]:
                         rows) + [""]
 
 
+def intrinsic_dim(r: dict) -> list[str]:
+    out = ["## How hard is search on real descriptors? Intrinsic dimension (`bench/intrinsic_dim.py`)", "",
+           "TwoNN intrinsic dimension (Facco et al. 2017) of the first reference photo of every work of each dev set, "
+           "described by each network among the kept bundles, per set and all sets pooled; then the synthetic "
+           "generator's (median of " + str(r["seeds"]) + " draws of the same number of rows). The matching "
+           "benchmarks use the smallest generator setting at least as high as every real measurement: "
+           f"**{r['smallest_matching']}** (in use: {r['calibrated_intrinsic_in_use']}; stress rows: "
+           f"{r['stress_intrinsic']}).", "", _origin(r), ""]
+    names = list(r["real"][0]["sets"])
+    rows = [[x["bundle"], "fine-tuned" if x["fine_tuned"] else "off the shelf",
+             *[f"{x['sets'][n]['twonn']} ({x['sets'][n]['rows']})" for n in names],
+             f"{x['pooled']['twonn']} ({x['pooled']['rows']})"] for x in r["real"]]
+    out += _table(["network", "", *[f"{n} (rows)" for n in names], "pooled (rows)"], rows)
+    sizes = list(r["generator"][0]["twonn_at_rows"])
+    out += ["", "The generator at the same numbers of rows:", ""]
+    out += _table(["generator intrinsic", *[f"{n} rows" for n in sizes]],
+                  [[g["intrinsic"], *[_f(g["twonn_at_rows"][n], 1) for n in sizes]] for g in r["generator"]])
+    return out + [""]
+
+
 RENDERERS = {"hard_sets.py": hard_sets, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
-             "ann_options.py": ann_options}
+             "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)
 
 
