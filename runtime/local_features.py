@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .area_resize import area_resize
 from .errors import SitelensError
 
 XFEAT_MAX_KEYPOINTS = 1024
@@ -34,7 +35,9 @@ def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
     tw = max(multiple, int(round(w * f / multiple)) * multiple)
     if (th, tw) == (h, w):
         return img
-    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA if th * tw < h * w else cv2.INTER_LINEAR)
+    if th * tw < h * w:
+        return area_resize(img, (th, tw))
+    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
 
 
 def gray(img: np.ndarray) -> np.ndarray:
