@@ -249,7 +249,8 @@ def regions(r: dict) -> list[str]:
 
 
 def ann_options(r: dict) -> list[str]:
-    out = ["## Searching 100k references: graph degree and reduced dimensions (`bench/ann_options.py`)", "",
+    out = ["## Searching 100k references: graph degree and reduced dimensions (`bench/ann_options.py`; "
+           f"{_generator(r.get('intrinsic'))} generator)", "",
            f"{r['refs']} synthetic {r['dim']}-d descriptors (as in `latency.py`; generator: "
            f"{_generator(r.get('intrinsic'))}); recall@1 against exact search in "
            "full dimension, p50 ms per query on one thread. `pca_hnsw`: the graph is built on a PCA projection, "
