@@ -23,14 +23,10 @@ import numpy as np
 from _ann import CALIBRATED_INTRINSIC, ground_truth, recall_at_1, synthetic_descriptors
 from _common import emit, percentiles
 
-from runtime.index import build_hnsw
+from runtime.index import build_hnsw, l2_normalize
 from runtime.index_params import IndexParams
 
 EF_GRID = (64, 128, 256, 384, 512)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _graph(vectors: np.ndarray, m: int):
@@ -84,13 +80,13 @@ def main():
     for d in args.pca:
         proj = vt[:d].T.astype(np.float32)
         kept = float((spectrum[:d] ** 2).sum() / (spectrum ** 2).sum())
-        index, build_s = _graph(_unit((base - mean) @ proj), 16)
+        index, build_s = _graph(l2_normalize((base - mean) @ proj), 16)
         for short in args.short:
             for ef in [e for e in EF_GRID if e >= short] or [short]:
                 index.set_ef(ef)
 
                 def search(q):
-                    ids = index.knn_query(_unit(((q - mean) @ proj)[None]), k=short, num_threads=1)[0][0]
+                    ids = index.knn_query(l2_normalize(((q - mean) @ proj)[None]), k=short, num_threads=1)[0][0]
                     return ids[np.argmax(base[ids] @ q)]
                 row = _measure(search, queries, truth)
                 rows.append({"method": "pca_hnsw", "dim": d, "variance_kept": round(kept, 3), "M": 16, "ef": ef,

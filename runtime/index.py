@@ -33,7 +33,8 @@ MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
 BINARY_SHORTLIST = 100  # Hamming candidates re-ranked with float descriptors in "binary" mode
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32; all-zero rows stay zero): cosine = inner product."""
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -58,7 +59,7 @@ class ReferenceIndex:
         """``rotations``: quarter turns (0-3) of the reference image each row describes (rows of
         turned copies let turned queries find their reference); ``images``: which reference image
         each row comes from (rows of one image's turned copies share it; default one image per row)."""
-        descriptors = _l2(descriptors)
+        descriptors = l2_normalize(descriptors)
         if len(descriptors) != len(instances):
             raise SitelensError(f"{len(descriptors)} descriptors but {len(instances)} labels")
         if features is not None and len(features) != len(instances):
@@ -111,7 +112,7 @@ class ReferenceIndex:
         ``exclude``: instances to leave out (calibration: "a painting not in the site")."""
         if mode not in MATCH_MODES:
             raise SitelensError(f"unknown match mode {mode!r}; choose from {MATCH_MODES}")
-        queries = _l2(np.atleast_2d(queries))
+        queries = l2_normalize(np.atleast_2d(queries))
         exclude = frozenset(exclude or ())
         with self.lock.read():
             live = self.live_count
@@ -174,7 +175,7 @@ class ReferenceIndex:
     def similarities(self, queries: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of queries to every live reference row (deleted = -inf)."""
         with self.lock.read():
-            sims = _l2(np.atleast_2d(queries)) @ self.descriptors.T
+            sims = l2_normalize(np.atleast_2d(queries)) @ self.descriptors.T
             sims[:, self.deleted] = -np.inf
             return sims
 
@@ -212,7 +213,7 @@ class ReferenceIndex:
         """Append rows for ``instance``; ``features`` (one (keypoints, descriptors) per row) is
         required when the index carries local features, so rows and keypoints stay aligned.
         ``images``: which of the added images each row describes (0, 1, ...; default one per row)."""
-        descriptors = _l2(np.atleast_2d(descriptors))
+        descriptors = l2_normalize(np.atleast_2d(descriptors))
         if descriptors.shape[1] != self.dim:
             raise SitelensError(f"descriptor dim {descriptors.shape[1]} != index dim {self.dim}")
         if (self.features is not None) != (features is not None) or (
