@@ -128,3 +128,17 @@ def test_reduced_jpeg_decode_keeps_the_descriptor(tiny_bundle):
     a, b = rec.embed(full), rec.embed(reduced)
     assert float(a @ b) > 0.995  # the same descriptor within tolerance
     assert rec.decode_need[0] >= rec.spec.size
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),
+    lambda rng: rng.integers(0, 256, (37, 106, 3), dtype=np.uint8)[:, ::2],        # not contiguous
+    lambda rng: rng.integers(0, 65536, (37, 53, 3), dtype=np.uint16),
+    lambda rng: np.concatenate([rng.integers(0, 256, (37, 53, 3)), np.full((37, 53, 1), 255)], 2).astype(np.uint8),
+])
+def test_bgr_frames_become_rgb(make):
+    """What a capture or a decoder hands over in BGR order comes out as the same pixels in RGB."""
+    img = make(np.random.default_rng(0))
+    rgb = to_rgb_uint8(img, bgr=True)
+    want = to_rgb_uint8(img)[:, :, ::-1]
+    assert rgb.flags.c_contiguous and rgb.dtype == np.uint8 and np.array_equal(rgb, want)
