@@ -57,8 +57,8 @@ def sensor_noise(rng: np.random.Generator, img: np.ndarray, max_sigma: float) ->
 
 def jpeg(rng: np.random.Generator, img: np.ndarray, min_quality: int) -> np.ndarray:
     q = int(rng.integers(min_quality, 96))
-    ok, enc = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-    return cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1].copy() if ok else img
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else img
 
 
 def occlude(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
