@@ -250,9 +250,7 @@ def matching_section(sizes, dim: int, repeat: int, intrinsics=(CALIBRATED_INTRIN
         params, hnsw, report = tune_index(base, queries[:200], IndexParams(), hnsw=index.hnsw)
         index.replace_graph(hnsw, params)
         truth = ground_truth(queries, base)
-        row = {"refs": n, "dim": dim, "intrinsic": intrinsic,
-               "generator": "matched to real descriptors" if intrinsic == CALIBRATED_INTRINSIC else "stress",
-               "ef": params.ef, "M": params.M}
+        row = {"refs": n, "dim": dim, "intrinsic": intrinsic, "ef": params.ef, "M": params.M}
         for mode in ("hnsw", "exact"):
             nq = cycle(list(queries))
             row[mode] = percentiles(timed(lambda: index.search(nq(), 10, mode), repeat))

@@ -5,7 +5,8 @@ split is sized by output pixels: a 224 x 398 network input is one stripe), so a 
 frame costs ~3.6 ms on one core while the others wait. Output rows whose area boundaries fall on
 a whole input row split the image into independent bands: band k maps input rows
 [k * h / th, ...) to output rows [k, ...) at the same factor, so each band is resized by its own
-``cv2.resize`` call (OpenCV releases the GIL) and the bands are written into one output array.
+``cv2.resize`` call (OpenCV releases the GIL; the caller takes the first band, a shared pool the
+others) and the bands are written into one output array.
 Only such exact cuts are used (16:9 frames to a 224-row input have one at the middle row); without
 one, or for small images, it is one ``cv2.resize`` call.
 
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 MIN_SPLIT_PIXELS = 100_000  # input pixels below which one call is cheaper than handing out bands
+MAX_BANDS = 4  # bands per image, at most one per core
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -49,7 +51,8 @@ def _shared_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=min(4, _workers()), thread_name_prefix="sitelens-resize")
+            _pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_BANDS, _workers()) - 1),
+                                       thread_name_prefix="sitelens-resize")
         return _pool
 
 
@@ -69,9 +72,9 @@ def area_resize(img: np.ndarray, size: tuple[int, int], parts: int | None = None
     """``cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)`` for ``size = (th, tw)`` smaller than
     ``img``, split into row bands resized in parallel where the cuts are exact (same output)."""
     th, tw = size
-    h = img.shape[0]
-    parts = min(4, _workers()) if parts is None else parts
-    cuts = exact_cuts(h, th, parts) if parts > 1 and img.shape[0] * img.shape[1] >= MIN_SPLIT_PIXELS else []
+    h, w = img.shape[:2]
+    parts = min(MAX_BANDS, _workers()) if parts is None else parts
+    cuts = exact_cuts(h, th, parts) if parts > 1 and h * w >= MIN_SPLIT_PIXELS else []
     if not cuts:
         return cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     out = np.empty((th, tw) + img.shape[2:], dtype=img.dtype)
@@ -82,5 +85,8 @@ def area_resize(img: np.ndarray, size: tuple[int, int], parts: int | None = None
         src = img[r0 * h // th:r1 * h // th]
         cv2.resize(src, (tw, r1 - r0), dst=out[r0:r1], interpolation=cv2.INTER_AREA)
 
-    list(_shared_pool().map(band, range(len(bounds) - 1)))
+    others = [_shared_pool().submit(band, i) for i in range(1, len(bounds) - 1)]
+    band(0)  # the calling thread takes the first band instead of waiting
+    for f in others:
+        f.result()
     return out

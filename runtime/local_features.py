@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .area_resize import area_resize
 from .errors import SitelensError
+from .preprocess import resize_to
 
 XFEAT_MAX_KEYPOINTS = 1024
 LOCAL_FINGERPRINT_KEY = "sitelens.local_fingerprint"
@@ -35,9 +35,7 @@ def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
     tw = max(multiple, int(round(w * f / multiple)) * multiple)
     if (th, tw) == (h, w):
         return img
-    if th * tw < h * w:
-        return area_resize(img, (th, tw))
-    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return resize_to(img, (th, tw))
 
 
 def gray(img: np.ndarray) -> np.ndarray:

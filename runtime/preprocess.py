@@ -43,12 +43,19 @@ class InputSpec:
         return max(16, round(height * factor)), max(16, round(width * factor))
 
 
+def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` at ``size`` = (h, w): area averaging down (INTER_AREA, on several cores where the cut
+    is exact: ``runtime.area_resize``), bilinear up."""
+    th, tw = size
+    if th * tw < img.shape[0] * img.shape[1]:
+        return area_resize(img, (th, tw))
+    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+
+
 def resize_for_model(img: np.ndarray, spec: InputSpec, scale: float = 1.0) -> np.ndarray:
-    """Resize an RGB uint8 image for the network (INTER_AREA down, INTER_LINEAR up)."""
+    """Resize an RGB uint8 image for the network (``resize_to``: area down, bilinear up)."""
     h, w = img.shape[:2]
     th, tw = spec.target_shape(h, w, scale)
     if (th, tw) == (h, w):
         return np.ascontiguousarray(img)
-    if th * tw < h * w:
-        return area_resize(img, (th, tw))  # INTER_AREA, on several cores where the cut is exact
-    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return resize_to(img, (th, tw))
