@@ -134,7 +134,10 @@ class Recognizer:
             features = FeatureStore.from_members(contents)
             params = VerifyParams.from_dict(self.manifest.verification)
             extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads)
-            matcher = make_matcher(params, contents.members.get(bf.GLUE_MODEL), str(self.path), threads)
+            # the learned matcher only matches; without verification it is not loaded (added references
+            # are still described with the extractor, so that the index keeps their features)
+            matcher = make_matcher(params, contents.members.get(bf.GLUE_MODEL), str(self.path), threads) \
+                if verify else None
             self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:
                 self.verifier = self._feature_maker
@@ -172,7 +175,8 @@ class Recognizer:
 
         ``trusted_keys``: public key files (``site.pub``) or ``signing.TrustedKey`` objects; when
         given, unsigned bundles, bundles signed by another key and tampered bundles are refused.
-        ``verify=False`` skips geometric verification even if the bundle carries features."""
+        ``verify=False`` skips geometric verification even if the bundle carries features (its learned
+        matcher is then not loaded; its local-feature model is, to describe references added later)."""
         return cls(bf.read_bundle(path, trusted_keys=trusted_keys), providers=providers, match=match,
                    threads=threads, verify=verify)
 

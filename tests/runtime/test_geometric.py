@@ -119,7 +119,10 @@ def test_bundle_with_xfeat_verification_survives_updates(tmp_path, tiny_site, ti
     assert again.index.features.offsets[-1] == len(again.index.features.kps)
     assert len(again.index.features) == again.index.live_count == 4 * (13 - 2 + 1)  # blue_rhythm had 2 images
     assert sorted(set(again.index.rotations)) == [0, 1, 2, 3]
-    assert Recognizer.open(out, verify=False).verifier is None
+    plain = Recognizer.open(out, verify=False)
+    assert plain.verifier is None and plain._feature_maker.matcher is None  # the learned matcher is not loaded
+    plain.add("third", [tiny_site / "blue_rhythm" / "a.jpg"])              # added rows still get features
+    assert len(plain.index.features) == plain.index.live_count
 
 
 def test_fundamental_counts_each_reference_point_once():
