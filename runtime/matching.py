@@ -5,7 +5,8 @@
 - ``mutual_nearest_many``: the same for one query against several references at once (a few
   matrix products over blocks of references, the per-reference maxima by slices), as verification
   of a shortlist needs it.
-- ``ratio_test``: ORB/SIFT, Lowe's ratio test on the two nearest neighbours (OpenCV's matcher).
+- ``ratio_test``: ORB/SIFT, Lowe's ratio test on the two nearest neighbours (OpenCV's matcher),
+  one correspondence per reference keypoint.
 """
 from __future__ import annotations
 
@@ -78,5 +79,14 @@ def ratio_test(q_desc: np.ndarray, r_desc: np.ndarray, binary: bool, ratio: floa
     else:
         matcher = cv2.BFMatcher(cv2.NORM_L2)
         pairs = matcher.knnMatch(q_desc.astype(np.float32), r_desc.astype(np.float32), k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    return (np.array([m.queryIdx for m in good], np.int64), np.array([m.trainIdx for m in good], np.int64))
+    good = sorted((p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance),
+                  key=lambda m: m.distance)
+    # several query keypoints that pass the test against the same reference keypoint (SIFT puts
+    # keypoints of two orientations at one place; repeated texture) are one piece of evidence: a
+    # homography through them counts that point once, the best match, as the fundamental matrix does
+    taken, unique = set(), []
+    for m in good:
+        if m.trainIdx not in taken:
+            taken.add(m.trainIdx)
+            unique.append(m)
+    return (np.array([m.queryIdx for m in unique], np.int64), np.array([m.trainIdx for m in unique], np.int64))

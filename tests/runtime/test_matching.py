@@ -1,9 +1,10 @@
 """Tentative correspondences: the batched mutual-nearest matcher gives exactly what matching each
-reference on its own gives (empty references, ties and the cosine floor included)."""
+reference on its own gives (empty references, ties and the cosine floor included); the ratio test
+keeps one correspondence per reference keypoint."""
 import numpy as np
 
 from runtime.local_features import quantize
-from runtime.matching import mutual_nearest, mutual_nearest_many
+from runtime.matching import mutual_nearest, mutual_nearest_many, ratio_test
 
 
 def _unit(rng, n, dim=64):
@@ -54,3 +55,15 @@ def test_blocks_of_references_do_not_change_the_correspondences(monkeypatch):
         got = matching.mutual_nearest_many(q, refs, 0.78)
         assert all(np.array_equal(g[0], e[0]) and np.array_equal(g[1], e[1]) for g, e in zip(got, expected))
     assert sum(len(e[0]) for e in expected) >= 200
+
+
+def test_ratio_test_counts_each_reference_keypoint_once():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(50, 128)).astype(np.float32) * 10
+    query = ref[[3, 3, 3, 7, 9]] + rng.normal(size=(5, 128)).astype(np.float32) * np.float32([[0.5], [0.1], [0.3], [0.1], [0.1]])
+    qi, ri = ratio_test(query, ref, binary=False)
+    assert sorted(ri.tolist()) == [3, 7, 9]      # three query points passed against reference 3: one kept
+    assert qi[ri.tolist().index(3)] == 1         # the closest of them
+    binary = rng.integers(0, 256, size=(40, 32), dtype=np.uint8)
+    qi, ri = ratio_test(binary[[5, 5, 6]], binary, binary=True)
+    assert sorted(ri.tolist()) == [5, 6] and len(qi) == 2
