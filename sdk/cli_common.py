@@ -64,7 +64,8 @@ BUILD_OPTIONS = (
                                         "against exact search on the site's simulated views)."),
     click.option("--M", "m", type=int, help="HNSW graph degree (default 16; raised when ef alone cannot reach the recall)."),
     click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-                 help="Model precision; checked against FP32, falls back if worse. int8: fastest on CPUs; fp16: for GPUs (slower than fp32 on CPUs)."),
+                 help="Model precision; checked against FP32, falls back if worse. int8: fastest on CPUs; "
+                      "fp16: for GPUs (slower than fp32 on CPUs)."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
     verify_option,

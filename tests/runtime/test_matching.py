@@ -60,7 +60,8 @@ def test_blocks_of_references_do_not_change_the_correspondences(monkeypatch):
 def test_ratio_test_counts_each_reference_keypoint_once():
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(50, 128)).astype(np.float32) * 10
-    query = ref[[3, 3, 3, 7, 9]] + rng.normal(size=(5, 128)).astype(np.float32) * np.float32([[0.5], [0.1], [0.3], [0.1], [0.1]])
+    noise = np.float32([[0.5], [0.1], [0.3], [0.1], [0.1]])  # the second of the three on reference 3 is closest
+    query = ref[[3, 3, 3, 7, 9]] + rng.normal(size=(5, 128)).astype(np.float32) * noise
     qi, ri = ratio_test(query, ref, binary=False)
     assert sorted(ri.tolist()) == [3, 7, 9]      # three query points passed against reference 3: one kept
     assert qi[ri.tolist().index(3)] == 1         # the closest of them
