@@ -2,7 +2,8 @@
 
 - frame: a 1280x720 frame (a real photo of the set, resized) given as an RGB array and as JPEG
   bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
-  FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios), and end to end (image in,
+  FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios; the same ONNX model through
+  OpenVINO too when it is installed, ``bench/_other_runtime.py``), and end to end (image in,
   decision out) with the global descriptor only (FP32 and INT8 bundles) and with verification on.
   The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
   precision gate is recorded next to its times.
@@ -36,6 +37,8 @@ from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed, timed_togethe
 import cv2
 import numpy as np
 from _ann import CALIBRATED_INTRINSIC, STRESS_INTRINSIC, ground_truth, synthetic_descriptors
+from _other_runtime import openvino_for
+from _other_runtime import summary as other_summary
 from _roofline import forward_gflop, matmul_gflops
 
 from runtime.image_io import load_image
@@ -81,7 +84,9 @@ def arithmetic(net, tx, ort_t, torch_t) -> dict:
             "gflops_for_5x_over_eager": round(need, 1), "share_of_matmul_rate_for_5x": round(need / peak, 2)}
 
 
-def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict:
+def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None, models: dict | None = None) -> dict:
+    """``models``: the bundles' ONNX bytes ({"fp32": ..., "int8": ...}), also timed through OpenVINO
+    when it is installed."""
     import torch
 
     from training.network import DescriptorNet
@@ -109,7 +114,9 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
     runs = {"onnxruntime": lambda: rec.embedder.run(x), "torch_eager": eager}
     if rec_int8 is not None:
         runs["onnxruntime_int8"] = lambda: rec_int8.embedder.run(x)
-    times = timed_together(runs, repeat)
+    refs = {"fp32": rec.embedder.run(x), **({"int8": rec_int8.embedder.run(x)} if rec_int8 is not None else {})}
+    other, other_facts = openvino_for({k: v for k, v in (models or {}).items() if k in refs}, x, threads, refs)
+    times = timed_together({**runs, **other}, repeat)
     ort_t, torch_t = times["onnxruntime"], times["torch_eager"]
     out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
                       "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2), "timed": "in alternating blocks"}
@@ -119,6 +126,8 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None) -> dict
         out["network"]["int8_speedup_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(int8_t)), 2)
         out["network"]["int8_speedup_vs_fp32_p50"] = round(float(np.median(ort_t) / np.median(int8_t)), 2)
         out["network"]["int8_gate"] = rec_int8.manifest.model.details.get("precision_report")
+    if other:
+        out["network"]["other_runtime"] = other_summary(times, other, other_facts)
     out["network"]["arithmetic"] = arithmetic(net, tx, ort_t, torch_t)
     verifier = rec.verifier
     rec.verifier = None
@@ -278,6 +287,7 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     from export.bundler import build_bundle
+    from runtime.bundle_format import read_bundle
     from runtime.recognizer import Recognizer
     from runtime.site import load_site
 
@@ -289,13 +299,15 @@ def main():
         bundle = build_bundle(manifest, Path(tmp) / "b.sitelens", args.model, size=args.size, progress=False)
         rec = Recognizer.open(bundle, threads=args.threads)
         rec_int8 = None
+        models = {"fp32": read_bundle(bundle).members["model.onnx"]}
         if args.int8:
             int8 = build_bundle(manifest, Path(tmp) / "int8.sitelens", args.model, size=args.size, progress=False,
                                 precision="int8", retain=0.0, verify=None, calibrate=False)
             rec_int8 = Recognizer.open(int8, threads=args.threads)
+            models["int8"] = read_bundle(int8).members["model.onnx"]
         result["site"] = {"set": args.set, "references": len(site.references),
                           "index_rows": rec.index.live_count, "model": "fine-tuned" if args.model else "off the shelf"}
-        result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8)
+        result["frame"] = frame_section(rec, frames, args.repeat, args.threads, rec_int8, models)
         result["frame"]["end_to_end"]["with_verification"].update(path_shares(rec, frames))
         result["unknown_frames"] = unknown_section(bundle, args.set, args.frames, args.repeat, args.threads)
         refs = [load_image(r.path) for r in site.references]

@@ -154,6 +154,19 @@ def latency(r: dict) -> list[str]:
                 f"{_f(a['matmul_gflops']['numpy'], 0)} GFLOP/s (numpy) / {_f(a['matmul_gflops']['torch'], 0)} (torch). "
                 f"5x over eager would need {_f(a['gflops_for_5x_over_eager'], 0)} GFLOP/s, "
                 f"{_f(a['share_of_matmul_rate_for_5x'], 2)}x the matrix product's rate.", ""]
+    o = net.get("other_runtime")
+    if o:
+        cos, ratio = o["cosine_to_onnxruntime"], o["time_over_onnxruntime_p50"]
+        line = (f"The same ONNX model through {o['runtime']}, same run: float32 {_ms(o['openvino_fp32'])} ms p50 "
+                f"({ratio['openvino_fp32']}x ONNX Runtime's time)")
+        if "openvino_bf16" in o:
+            line += (f"; bfloat16, which this CPU computes and ONNX Runtime's CPU provider does not, "
+                     f"{_ms(o['openvino_bf16'])} ms ({ratio['openvino_bf16']}x; descriptors' cosine to float32 "
+                     f"{_f(cos['openvino_bf16'], 4)})")
+        if "openvino_int8_fp32" in o:
+            line += (f"; the INT8 model {_ms(o['openvino_int8_fp32'])} ms ({ratio['openvino_int8_fp32']}x ONNX "
+                     "Runtime's INT8 time)")
+        out += [line + ".", ""]
     g = r["growth"]["with_verification"]
     out += _table(["index rows", *g.keys()], [["recognize() with verification, p50 ms", *[_ms(v) for v in g.values()]],
                                              ["p95 ms", *[_ms(v, "p95_ms") for v in g.values()]]])
