@@ -29,7 +29,8 @@ def openvino_runs(onnx_bytes: bytes, x: np.ndarray, threads: int, reference: np.
     if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         precisions.append("bf16")
     runs = {}
-    facts = {"runtime": f"OpenVINO {ov.__version__} CPU plugin", "cosine_to_onnxruntime": {}}
+    facts = {"runtime": f"OpenVINO {ov.__version__.split('-')[0]} CPU plugin", "build": ov.__version__,
+             "cosine_to_onnxruntime": {}}
     for precision in precisions:
         compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
                                                      "INFERENCE_PRECISION_HINT": precision})
@@ -54,6 +55,7 @@ def openvino_for(models: dict, x: np.ndarray, threads: int, references: dict) ->
             return {}, {}
         runs.update(more)
         facts.setdefault("runtime", more_facts["runtime"])
+        facts.setdefault("build", more_facts["build"])
         facts.setdefault("cosine_to_onnxruntime", {}).update(more_facts["cosine_to_onnxruntime"])
     return runs, facts
 

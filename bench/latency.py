@@ -84,6 +84,18 @@ def arithmetic(net, tx, ort_t, torch_t) -> dict:
             "gflops_for_5x_over_eager": round(need, 1), "share_of_matmul_rate_for_5x": round(need / peak, 2)}
 
 
+def cpu_provider_runs(models: dict, rec, threads: int, x) -> dict:
+    """The bundles' models on ONNX Runtime's CPU provider (``onnxruntime_cpu_provider[_int8]``), to
+    time beside the provider the recognizer chose (OpenVINO, CUDA)."""
+    from runtime.embedder import Embedder
+
+    runs = {}
+    for kind, onnx_bytes in models.items():
+        emb = Embedder(onnx_bytes, rec.spec, providers=["CPUExecutionProvider"], threads=threads)
+        runs["onnxruntime_cpu_provider" + ("" if kind == "fp32" else f"_{kind}")] = (lambda e=emb: e.run(x))
+    return runs
+
+
 def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None, models: dict | None = None) -> dict:
     """``models``: the bundles' ONNX bytes ({"fp32": ..., "int8": ...}), also timed through OpenVINO
     when it is installed."""
@@ -114,9 +126,10 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None, models:
     runs = {"onnxruntime": lambda: rec.embedder.run(x), "torch_eager": eager}
     if rec_int8 is not None:
         runs["onnxruntime_int8"] = lambda: rec_int8.embedder.run(x)
+    cpu = cpu_provider_runs(models or {}, rec, threads, x) if rec.providers[0] != "CPUExecutionProvider" else {}
     refs = {"fp32": rec.embedder.run(x), **({"int8": rec_int8.embedder.run(x)} if rec_int8 is not None else {})}
     other, other_facts = openvino_for({k: v for k, v in (models or {}).items() if k in refs}, x, threads, refs)
-    times = timed_together({**runs, **other}, repeat)
+    times = timed_together({**runs, **cpu, **other}, repeat)
     ort_t, torch_t = times["onnxruntime"], times["torch_eager"]
     out["network"] = {"onnxruntime": percentiles(ort_t), "torch_eager": percentiles(torch_t),
                       "speedup_p50": round(float(np.median(torch_t) / np.median(ort_t)), 2), "timed": "in alternating blocks"}
@@ -126,6 +139,9 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None, models:
         out["network"]["int8_speedup_vs_torch_p50"] = round(float(np.median(torch_t) / np.median(int8_t)), 2)
         out["network"]["int8_speedup_vs_fp32_p50"] = round(float(np.median(ort_t) / np.median(int8_t)), 2)
         out["network"]["int8_gate"] = rec_int8.manifest.model.details.get("precision_report")
+    out["network"]["providers"] = rec.providers
+    for name in cpu:  # the same models on ONNX Runtime's CPU provider when another one was chosen
+        out["network"][name] = percentiles(times[name])
     if other:
         out["network"]["other_runtime"] = other_summary(times, other, other_facts)
     out["network"]["arithmetic"] = arithmetic(net, tx, ort_t, torch_t)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -106,7 +107,10 @@ def latency(r: dict) -> list[str]:
     f = r["frame"]
     dp, e2e, net = f["decode_preprocess"], f["end_to_end"], f["network"]
     model = r["site"].get("model", "off the shelf")
-    out = [f"## The device path (`bench/latency.py`, {model} network)", "",
+    provider = (net.get("providers") or ["CPUExecutionProvider"])[0]
+    ort = "ONNX Runtime" if provider == "CPUExecutionProvider" else f"ONNX Runtime ({provider})"
+    flavour = "" if provider == "CPUExecutionProvider" else f", {provider}"
+    out = [f"## The device path (`bench/latency.py`, {model} network{flavour})", "",
            f"A {f['frame']} frame (real photos of {r['site']['set']}, {r['site']['references']} references, "
            f"{model} descriptor network, "
            f"{r['site']['index_rows']} index rows with quarter turns), network input {f['input'][0]}x{f['input'][1]}; "
@@ -117,9 +121,11 @@ def latency(r: dict) -> list[str]:
     timings = [("decode + preprocess, JPEG, full decode", dp["jpeg_full_decode"]),
                ("decode + preprocess, JPEG, reduced-scale decode", dp["jpeg_reduced_decode"]),
                ("preprocess, RGB array", dp["array"]),
-               ("network, ONNX Runtime", net["onnxruntime"]),
-               *([(f"network, ONNX Runtime INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
+               (f"network, {ort}", net["onnxruntime"]),
+               *([(f"network, {ort} INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
                    "simulated views, the gate asks 0.99)", int8)] if int8 else []),
+               *[(f"network, ONNX Runtime CPU provider{' INT8' if name.endswith('int8') else ''} (same run)", net[name])
+                 for name in ("onnxruntime_cpu_provider", "onnxruntime_cpu_provider_int8") if name in net],
                ("network, PyTorch eager (same network)", net["torch_eager"]),
                ("end to end, global descriptor only, array", g_only["array"]),
                ("end to end, global descriptor only, JPEG", g_only["jpeg"]),
@@ -140,10 +146,15 @@ def latency(r: dict) -> list[str]:
     rows.append([f"SIFT + RANSAC against all {r['sift_all']['references']} references", _f(r["sift_all"]["p50_ms"], 1),
                  _f(r["sift_all"]["p95_ms"], 1)])
     out += _table(["stage", "p50 ms", "p95 ms"], rows)
-    faster = f"ONNX Runtime is **{net['speedup_p50']}x** faster than PyTorch eager at p50"
+    faster = f"{ort} is **{net['speedup_p50']}x** faster than PyTorch eager at p50"
     if int8:
         faster += (f" (INT8: **{net['int8_speedup_vs_torch_p50']}x** faster than PyTorch eager FP32, "
-                   f"{net['int8_speedup_vs_fp32_p50']}x faster than ONNX Runtime FP32)")
+                   f"{net['int8_speedup_vs_fp32_p50']}x faster than {ort} FP32)")
+    if "onnxruntime_cpu_provider" in net:
+        faster += (f"; it takes {net['onnxruntime']['p50_ms'] / net['onnxruntime_cpu_provider']['p50_ms']:.2f}x "
+                   "the CPU provider's time")
+        if int8 and "onnxruntime_cpu_provider_int8" in net:
+            faster += f" (INT8: {int8['p50_ms'] / net['onnxruntime_cpu_provider_int8']['p50_ms']:.2f}x)"
     out += ["", f"{faster}; recognize() with verification is **{r['sift_all']['sitelens_cheaper_x_p50']}x** cheaper "
             "than SIFT against every reference.", ""]
     a = net.get("arithmetic")
@@ -157,7 +168,8 @@ def latency(r: dict) -> list[str]:
     o = net.get("other_runtime")
     if o:
         cos, ratio = o["cosine_to_onnxruntime"], o["time_over_onnxruntime_p50"]
-        line = (f"The same ONNX model through {o['runtime']}, same run: float32 {_ms(o['openvino_fp32'])} ms p50 "
+        runtime = re.sub(r"-\S*", "", o["runtime"])  # the version without its build suffix
+        line = (f"The same ONNX model through {runtime}, same run: float32 {_ms(o['openvino_fp32'])} ms p50 "
                 f"({ratio['openvino_fp32']}x ONNX Runtime's time)")
         if "openvino_bf16" in o:
             line += (f"; bfloat16, which this CPU computes and ONNX Runtime's CPU provider does not, "

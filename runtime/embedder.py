@@ -13,7 +13,7 @@ import numpy as np
 from .errors import BundleError
 from .image_io import ImageLike, load_image
 from .preprocess import InputSpec, resize_for_model
-from .providers import choose_providers, import_onnxruntime, session_options
+from .providers import choose_providers, import_onnxruntime, provider_defaults, session_options
 
 log = logging.getLogger("sitelens")
 
@@ -29,16 +29,18 @@ class Embedder:
         self.spec = spec
         opts = session_options(threads)
         wanted = choose_providers(providers)
-        with_options = [(p, provider_options[p]) if provider_options and p in provider_options else p for p in wanted]
+        given = {**provider_defaults(threads), **(provider_options or {})}
+        with_options = [(p, given[p]) if p in given else p for p in wanted]
         try:
-            self.session = ort.InferenceSession(model, sess_options=opts, providers=with_options)
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            if wanted != ["CPUExecutionProvider"] and not providers:
+            try:
+                self.session = ort.InferenceSession(model, sess_options=opts, providers=with_options)
+            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+                if wanted == ["CPUExecutionProvider"] or providers:
+                    raise
                 log.warning("sitelens: %s with %s failed (%s); falling back to CPU", source, wanted, exc)
-                self.session = ort.InferenceSession(model, sess_options=opts,
-                                                    providers=["CPUExecutionProvider"])
-            else:
-                raise BundleError(f"{source}: ONNX Runtime cannot load the model ({exc})") from None
+                self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a model no provider can load
+            raise BundleError(f"{source}: ONNX Runtime cannot load the model ({exc})") from None
         self.providers = self.session.get_providers()
         log.info("sitelens: ONNX Runtime %s using %s (pid %d)", ort.__version__,
                  ", ".join(self.providers), os.getpid())

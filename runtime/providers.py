@@ -1,4 +1,15 @@
-"""Choosing ONNX Runtime execution providers: TensorRT > CUDA > CPU, whatever is installed."""
+"""Choosing ONNX Runtime execution providers: TensorRT > CUDA > OpenVINO > CPU, whatever is installed.
+
+Three flavours of ONNX Runtime install the same ``onnxruntime`` module: ``onnxruntime`` (CPU),
+``onnxruntime-gpu`` (CUDA, TensorRT) and ``onnxruntime-openvino`` (OpenVINO's CPU plugin beside
+ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's INT8 model
+faster than ONNX Runtime's CPU provider, with the same descriptors (BENCHMARKS.md, "The device
+path"); it is asked for float32 arithmetic (``precision`` FP32), so that a bundle's calibrated
+thresholds hold as they were measured.
+
+The OpenVINO plugin for ONNX Runtime's newer plugin interface (``onnxruntime-ep-openvino``) offers
+its devices on Intel hardware only (it checks the CPU's vendor id), so sitelens uses the
+``onnxruntime-openvino`` build, which runs on any x86-64 CPU with AVX2."""
 from __future__ import annotations
 
 import logging
@@ -8,13 +19,14 @@ from .errors import DependencyError
 
 log = logging.getLogger("sitelens")
 
-PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
+FLAVOURS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
 
 
 def import_onnxruntime():
     """Import onnxruntime, with a clear error when it is missing or doubly installed."""
     flavours = []
-    for dist in ("onnxruntime", "onnxruntime-gpu"):
+    for dist in FLAVOURS:
         try:
             metadata.version(dist)
             flavours.append(dist)
@@ -22,14 +34,15 @@ def import_onnxruntime():
             pass
     if len(flavours) > 1:
         raise DependencyError(
-            "both onnxruntime and onnxruntime-gpu are installed; they overwrite each other. "
-            "Uninstall both and install exactly one: pip install 'sitelens[cpu]' or 'sitelens[gpu]'"
+            f"{' and '.join(flavours)} are all installed; they overwrite each other's onnxruntime module. "
+            f"Uninstall them ({' '.join(flavours)}) and install exactly one: pip install 'sitelens[cpu]', "
+            "'sitelens[gpu]' or 'sitelens[openvino]'"
         )
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise DependencyError(
-            f"onnxruntime is not importable ({exc}); install 'sitelens[cpu]' or 'sitelens[gpu]'"
+            f"onnxruntime is not importable ({exc}); install 'sitelens[cpu]', 'sitelens[gpu]' or 'sitelens[openvino]'"
         ) from None
     return ort
 
@@ -44,6 +57,15 @@ def choose_providers(requested: list[str] | None = None) -> list[str]:
             raise DependencyError(f"requested providers {missing} are not available (have {available})")
         return list(requested)
     return [p for p in PREFERENCE if p in available] or ["CPUExecutionProvider"]
+
+
+def provider_defaults(threads: int | None = None) -> dict[str, dict]:
+    """Options sitelens gives a provider unless the caller gives its own: OpenVINO on the CPU in
+    float32 arithmetic, with ``threads`` threads (its own pool, not ONNX Runtime's)."""
+    openvino = {"device_type": "CPU", "precision": "FP32"}
+    if threads:
+        openvino["num_of_threads"] = str(int(threads))
+    return {"OpenVINOExecutionProvider": openvino}
 
 
 def session_options(threads: int | None = None):

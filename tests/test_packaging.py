@@ -1,4 +1,4 @@
-"""Extras must never install onnxruntime and onnxruntime-gpu together."""
+"""Extras must never install two flavours of onnxruntime together (they share one module)."""
 import tomllib
 from pathlib import Path
 
@@ -12,12 +12,14 @@ def _names(reqs):
 def test_onnxruntime_flavours_are_exclusive():
     project = PYPROJECT["project"]
     base = _names(project["dependencies"])
-    assert not base & {"onnxruntime", "onnxruntime-gpu"}
+    flavours = {"onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"}
+    assert not base & flavours
     extras = {k: _names(v) for k, v in project["optional-dependencies"].items()}
     assert "onnxruntime" in extras["cpu"] and "onnxruntime-gpu" in extras["gpu"]
+    assert "onnxruntime-openvino" in extras["openvino"]
     for name, reqs in extras.items():
-        assert not {"onnxruntime", "onnxruntime-gpu"} <= reqs, name
-    assert not extras["train"] & {"onnxruntime", "onnxruntime-gpu"}
+        assert len(reqs & flavours) <= 1, name
+    assert not extras["train"] & flavours
     assert "torch" not in base
 
 
