@@ -1,6 +1,9 @@
 """The same ONNX model through a second runtime (OpenVINO's CPU plugin, when installed: ``pip install
 'sitelens[bench]'``): whether ONNX Runtime leaves speed on the table on this machine, measured
-instead of argued. OpenVINO is not a sitelens dependency; the device runs ONNX Runtime.
+instead of argued. The ``openvino`` package is not a sitelens dependency; a device that wants
+OpenVINO's speed installs the ``onnxruntime-openvino`` flavour of ONNX Runtime ('sitelens[openvino]',
+``runtime/providers.py``), which carries its own OpenVINO libraries: in such an environment
+``bench/latency.py`` times ONNX Runtime's OpenVINO and CPU providers against each other instead.
 
 OpenVINO computes in bfloat16 by default where the CPU has it; its float32 time is the fair
 comparison with ONNX Runtime's CPU provider (which has no bfloat16 convolutions on x86), and the

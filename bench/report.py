@@ -109,7 +109,8 @@ def latency(r: dict) -> list[str]:
     model = r["site"].get("model", "off the shelf")
     provider = (net.get("providers") or ["CPUExecutionProvider"])[0]
     ort = "ONNX Runtime" if provider == "CPUExecutionProvider" else f"ONNX Runtime ({provider})"
-    flavour = "" if provider == "CPUExecutionProvider" else f", {provider}"
+    version = (((r.get("provenance") or {}).get("machine") or {}).get("versions") or {}).get("onnxruntime")
+    flavour = "" if provider == "CPUExecutionProvider" else f", {provider}, ONNX Runtime {version}"
     out = [f"## The device path (`bench/latency.py`, {model} network{flavour})", "",
            f"A {f['frame']} frame (real photos of {r['site']['set']}, {r['site']['references']} references, "
            f"{model} descriptor network, "

@@ -2,10 +2,12 @@
 
 Three flavours of ONNX Runtime install the same ``onnxruntime`` module: ``onnxruntime`` (CPU),
 ``onnxruntime-gpu`` (CUDA, TensorRT) and ``onnxruntime-openvino`` (OpenVINO's CPU plugin beside
-ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's INT8 model
-faster than ONNX Runtime's CPU provider, with the same descriptors (BENCHMARKS.md, "The device
-path"); it is asked for float32 arithmetic (``precision`` FP32), so that a bundle's calibrated
-thresholds hold as they were measured.
+ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's network in
+less time than ONNX Runtime's CPU provider, with the same descriptors and decisions (2-core AMD
+EPYC, one run of ``bench/latency.py``: 0.86x the CPU provider's time in float32, 0.84x in INT8;
+``recognize()`` with verification unchanged, its local features run on the CPU provider). It is
+asked for float32 arithmetic (``precision`` FP32, not the bfloat16 OpenVINO would pick on CPUs
+that have it), so that a bundle's calibrated thresholds hold as they were measured.
 
 The OpenVINO plugin for ONNX Runtime's newer plugin interface (``onnxruntime-ep-openvino``) offers
 its devices on Intel hardware only (it checks the CPU's vendor id), so sitelens uses the
