@@ -3,7 +3,8 @@
 - frame: a 1280x720 frame (a real photo of the set, resized) given as an RGB array and as JPEG
   bytes: decode + preprocess (full vs reduced-scale JPEG decode), the network alone (ONNX Runtime
   FP32 and INT8 vs PyTorch eager, same network, same run, and the ratios; the same ONNX model through
-  OpenVINO too when it is installed, ``bench/_other_runtime.py``), and end to end (image in,
+  OpenVINO too when it is installed, ``bench/_other_runtime.py``; when the recognizer runs on another
+  provider than ONNX Runtime's CPU one, the CPU provider beside it), and end to end (image in,
   decision out) with the global descriptor only (FP32 and INT8 bundles) and with verification on.
   The INT8 bundle is the same site exported with ``--precision int8``; whether it passed the
   precision gate is recorded next to its times.

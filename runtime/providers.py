@@ -11,7 +11,7 @@ that have it), so that a bundle's calibrated thresholds hold as they were measur
 
 The OpenVINO plugin for ONNX Runtime's newer plugin interface (``onnxruntime-ep-openvino``) offers
 its devices on Intel hardware only (it checks the CPU's vendor id), so sitelens uses the
-``onnxruntime-openvino`` build, which runs on any x86-64 CPU with AVX2."""
+``onnxruntime-openvino`` build, whose OpenVINO provider also runs on AMD CPUs (measured above)."""
 from __future__ import annotations
 
 import logging
@@ -36,7 +36,7 @@ def import_onnxruntime():
             pass
     if len(flavours) > 1:
         raise DependencyError(
-            f"{' and '.join(flavours)} are all installed; they overwrite each other's onnxruntime module. "
+            f"{' and '.join(flavours)} are installed together; they overwrite each other's onnxruntime module. "
             f"Uninstall them ({' '.join(flavours)}) and install exactly one: pip install 'sitelens[cpu]', "
             "'sitelens[gpu]' or 'sitelens[openvino]'"
         )
