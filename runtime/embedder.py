@@ -10,10 +10,9 @@ import os
 
 import numpy as np
 
-from .errors import BundleError
 from .image_io import ImageLike, load_image
 from .preprocess import InputSpec, resize_for_model
-from .providers import choose_providers, import_onnxruntime, provider_defaults, session_options
+from .providers import choose_providers, import_onnxruntime, open_session
 
 log = logging.getLogger("sitelens")
 
@@ -27,20 +26,9 @@ class Embedder:
                  threads: int | None = None, source: str = "model.onnx", provider_options: dict | None = None):
         ort = import_onnxruntime()
         self.spec = spec
-        opts = session_options(threads)
         wanted = choose_providers(providers)
-        given = {**provider_defaults(threads), **(provider_options or {})}
-        with_options = [(p, given[p]) if p in given else p for p in wanted]
-        try:
-            try:
-                self.session = ort.InferenceSession(model, sess_options=opts, providers=with_options)
-            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-                if wanted == ["CPUExecutionProvider"] or providers:
-                    raise
-                log.warning("sitelens: %s with %s failed (%s); falling back to CPU", source, wanted, exc)
-                self.session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - a model no provider can load
-            raise BundleError(f"{source}: ONNX Runtime cannot load the model ({exc})") from None
+        # a provider the caller asked for by name fails loudly; one chosen for it falls back to the CPU
+        self.session = open_session(model, source, wanted, provider_options, threads, fallback=not providers)
         self.providers = self.session.get_providers()
         log.info("sitelens: ONNX Runtime %s using %s (pid %d)", ort.__version__,
                  ", ".join(self.providers), os.getpid())

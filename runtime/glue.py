@@ -39,10 +39,11 @@ class LearnedMatcher:
     """LighterGlue correspondences between a query's and a reference's XFeat features."""
 
     def __init__(self, onnx_bytes: bytes, fingerprint: str | None, threads: int | None = None,
-                 source: str = "glue.onnx", min_confidence: float = MIN_CONFIDENCE):
+                 source: str = "glue.onnx", min_confidence: float = MIN_CONFIDENCE, providers: list[str] | None = None):
         from .providers import helper_session
 
-        self.session, self.fingerprint = helper_session(onnx_bytes, source, GLUE_FINGERPRINT_KEY, fingerprint, threads)
+        self.session, self.fingerprint = helper_session(onnx_bytes, source, GLUE_FINGERPRINT_KEY, fingerprint, threads,
+                                                        providers)
         self.min_confidence = float(min_confidence)
 
     def match(self, q_kp: np.ndarray, q_desc: np.ndarray, r_kp: np.ndarray,

@@ -74,10 +74,12 @@ class XFeatFeatures:
     dim = 64
 
     def __init__(self, onnx_bytes: bytes, fingerprint: str | None, work_side: int = 640,
-                 max_keypoints: int = XFEAT_MAX_KEYPOINTS, threads: int | None = None, source: str = "local.onnx"):
+                 max_keypoints: int = XFEAT_MAX_KEYPOINTS, threads: int | None = None, source: str = "local.onnx",
+                 providers: list[str] | None = None):
         from .providers import helper_session
 
-        self.session, self.fingerprint = helper_session(onnx_bytes, source, LOCAL_FINGERPRINT_KEY, fingerprint, threads)
+        self.session, self.fingerprint = helper_session(onnx_bytes, source, LOCAL_FINGERPRINT_KEY, fingerprint, threads,
+                                                        providers)
         self.work_side, self.max_keypoints = work_side, max_keypoints
 
     def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None):

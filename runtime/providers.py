@@ -4,8 +4,11 @@ Three flavours of ONNX Runtime install the same ``onnxruntime`` module: ``onnxru
 ``onnxruntime-gpu`` (CUDA, TensorRT) and ``onnxruntime-openvino`` (OpenVINO's CPU plugin beside
 ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's network in
 less time than ONNX Runtime's CPU provider, with the same descriptors and decisions (2-core AMD
-EPYC, one run of ``bench/latency.py``: 0.86x the CPU provider's time in float32, 0.84x in INT8;
-``recognize()`` with verification unchanged, its local features run on the CPU provider). It is
+EPYC, one run of ``bench/latency.py`` at 7a79171: 0.86x the CPU provider's time in float32, 0.84x
+in INT8). The bundle's helper models (XFeat, LighterGlue) run on it too: the same keypoints and
+matches, 0.91-0.94x the time each; ``recognize()`` with verification 0.88-0.93x, calls of the two
+providers interleaved frame by frame on smvs_books and smvs_landmarks, decisions and scores equal
+on every frame. It is
 asked for float32 arithmetic (``precision`` FP32, not the bfloat16 OpenVINO would pick on CPUs
 that have it), so that a bundle's calibrated thresholds hold as they were measured.
 
@@ -86,18 +89,40 @@ def session_options(threads: int | None = None):
     return opts
 
 
-def helper_session(onnx_bytes: bytes, source: str, fingerprint_key: str, fingerprint: str | None,
-                   threads: int | None = None):
-    """(CPU session, fingerprint found) for one of a bundle's helper models (local features, matcher);
-    the model's fingerprint must be the one the manifest names (None: not checked)."""
+def open_session(model: bytes | str, source: str, wanted: list[str], options: dict | None = None,
+                 threads: int | None = None, fallback: bool = True):
+    """An ONNX Runtime session on the ``wanted`` providers (with ``options`` per provider over
+    ``provider_defaults``); if they cannot load the model and ``fallback``, the CPU provider alone
+    (with a warning). A model nothing loads is a BundleError naming ``source``."""
     from .errors import BundleError
 
     ort = import_onnxruntime()
+    opts = session_options(threads)
+    given = {**provider_defaults(threads), **(options or {})}
+    with_options = [(p, given[p]) if p in given else p for p in wanted]
     try:
-        session = ort.InferenceSession(onnx_bytes, sess_options=session_options(threads),
-                                       providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own types for malformed models
+        try:
+            return ort.InferenceSession(model, sess_options=opts, providers=with_options)
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            if wanted == ["CPUExecutionProvider"] or not fallback:
+                raise
+            log.warning("sitelens: %s with %s failed (%s); falling back to CPU", source, wanted, exc)
+            return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a model no provider can load
         raise BundleError(f"{source}: ONNX Runtime cannot load the model ({exc})") from None
+
+
+def helper_session(onnx_bytes: bytes, source: str, fingerprint_key: str, fingerprint: str | None,
+                   threads: int | None = None, providers: list[str] | None = None):
+    """(session, fingerprint found) for one of a bundle's helper models (local features, matcher),
+    on the CPU: OpenVINO's provider where installed (the same keypoints and matches, a little
+    sooner), else ONNX Runtime's; ``providers`` (the recognizer's request) narrows that choice. The
+    model's fingerprint must be the one the manifest names (None: not checked)."""
+    from .errors import BundleError
+
+    wanted = [p for p in choose_providers(providers) if p in ("OpenVINOExecutionProvider", "CPUExecutionProvider")]
+    session = open_session(onnx_bytes, source, wanted or ["CPUExecutionProvider"], threads=threads,
+                           fallback=not providers)
     found = session.get_modelmeta().custom_metadata_map.get(fingerprint_key)
     if fingerprint is not None and found != fingerprint:
         raise BundleError(f"{source}: model fingerprint mismatch (manifest {fingerprint!r}, model {found!r}); "

@@ -133,10 +133,10 @@ class Recognizer:
         if self.manifest.verification:
             features = FeatureStore.from_members(contents)
             params = VerifyParams.from_dict(self.manifest.verification)
-            extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads)
+            extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads, providers)
             # the learned matcher only matches; without verification it is not loaded (added references
             # are still described with the extractor, so that the index keeps their features)
-            matcher = make_matcher(params, contents.members.get(bf.GLUE_MODEL), str(self.path), threads) \
+            matcher = make_matcher(params, contents.members.get(bf.GLUE_MODEL), str(self.path), threads, providers) \
                 if verify else None
             self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:

@@ -80,17 +80,17 @@ def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_extractor(params: VerifyParams, local_onnx: bytes | None = None, source: str = "bundle",
-                   threads: int | None = None):
+                   threads: int | None = None, providers: list[str] | None = None):
     if params.feature == "xfeat":
         if local_onnx is None:
             raise SitelensError(f"{source}: verification with xfeat needs local.onnx")
         return XFeatFeatures(local_onnx, params.local_fingerprint, params.work_side, params.query_keypoints,
-                             threads=threads, source=f"{source}:local.onnx")
+                             threads=threads, source=f"{source}:local.onnx", providers=providers)
     return OpenCVFeatures(params.feature, params.work_side, params.query_keypoints)
 
 
 def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: str = "bundle",
-                 threads: int | None = None):
+                 threads: int | None = None, providers: list[str] | None = None):
     """The learned matcher a bundle's verification uses, or None (mutual nearest neighbours only)."""
     if params.feature != "xfeat" or not params.glue_candidates:
         return None
@@ -98,7 +98,8 @@ def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: s
         raise SitelensError(f"{source}: verification with the learned matcher needs glue.onnx")
     from .glue import LearnedMatcher
 
-    return LearnedMatcher(glue_onnx, params.glue_fingerprint, threads=threads, source=f"{source}:glue.onnx")
+    return LearnedMatcher(glue_onnx, params.glue_fingerprint, threads=threads, source=f"{source}:glue.onnx",
+                          providers=providers)
 
 
 class Verifier:

@@ -129,3 +129,38 @@ def test_openvino_session_runs_from_several_threads():
     for t in threads:
         t.join()
     assert not errors, errors[:3]
+
+
+@needs_openvino
+def test_helper_models_run_on_openvino_with_the_same_outputs():
+    model = _conv_model()
+    session, _ = providers.helper_session(model, "local.onnx", "sitelens.local_fingerprint", None, threads=2)
+    cpu = providers.open_session(model, "local.onnx", ["CPUExecutionProvider"], threads=2)
+    assert session.get_providers()[0] == OPENVINO
+    for img in _images(3, seed=4):
+        feed = {"image": img[None]}
+        np.testing.assert_allclose(session.run(None, feed)[0], cpu.run(None, feed)[0], atol=2e-5)
+
+
+def test_a_model_no_provider_loads_names_its_source():
+    from runtime.errors import BundleError
+
+    with pytest.raises(BundleError, match="glue.onnx: ONNX Runtime cannot load the model"):
+        providers.helper_session(b"not a model", "glue.onnx", "k", None)
+
+
+@needs_openvino
+def test_a_recognizer_asked_for_the_cpu_provider_keeps_its_helpers_there(tmp_path):
+    from runtime.recognizer import Recognizer
+    from tests.toy_bundle import make_toy_bundle, toy_image
+
+    path = make_toy_bundle(tmp_path / "s.sitelens", n_instances=4, verify="orb")
+    ov, cpu = Recognizer.open(path), Recognizer.open(path, providers=["CPUExecutionProvider"])
+    assert ov.providers[0] == OPENVINO and cpu.providers == ["CPUExecutionProvider"]
+    assert ov.recognize(toy_image(0)).instance == cpu.recognize(toy_image(0)).instance == "work_0000"
+
+
+@needs_openvino
+def test_helper_sessions_follow_a_requested_cpu_provider():
+    session, _ = providers.helper_session(_conv_model(), "local.onnx", "k", None, providers=["CPUExecutionProvider"])
+    assert session.get_providers() == ["CPUExecutionProvider"]
