@@ -4,8 +4,8 @@ Three flavours of ONNX Runtime install the same ``onnxruntime`` module: ``onnxru
 ``onnxruntime-gpu`` (CUDA, TensorRT) and ``onnxruntime-openvino`` (OpenVINO's CPU plugin beside
 ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's network in
 less time than ONNX Runtime's CPU provider, with the same descriptors and decisions (2-core AMD
-EPYC, one run of ``bench/latency.py`` at 7a79171: 0.86x the CPU provider's time in float32, 0.84x
-in INT8). The bundle's helper models (XFeat, LighterGlue) run on it too: the same keypoints and
+EPYC, ``bench/latency.py``, the two providers interleaved: 0.86x / 0.90x the CPU provider's time
+in float32 and 0.84x / 0.78x in INT8 in runs at 7a79171 / 78f9591). The bundle's helper models (XFeat, LighterGlue) run on it too: the same keypoints and
 matches, 0.91-0.94x the time each; ``recognize()`` with verification 0.88-0.93x, calls of the two
 providers interleaved frame by frame on smvs_books and smvs_landmarks, decisions and scores equal
 on every frame. It is
