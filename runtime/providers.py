@@ -5,12 +5,12 @@ Three flavours of ONNX Runtime install the same ``onnxruntime`` module: ``onnxru
 ONNX Runtime's own CPU provider). On an x86 CPU the OpenVINO provider runs sitelens's network in
 less time than ONNX Runtime's CPU provider, with the same descriptors and decisions (2-core AMD
 EPYC, ``bench/latency.py``, the two providers interleaved: 0.86x / 0.90x the CPU provider's time
-in float32 and 0.84x / 0.78x in INT8 in runs at 7a79171 / 78f9591). The bundle's helper models (XFeat, LighterGlue) run on it too: the same keypoints and
-matches, 0.91-0.94x the time each; ``recognize()`` with verification 0.88-0.93x, calls of the two
-providers interleaved frame by frame on smvs_books and smvs_landmarks, decisions and scores equal
-on every frame. It is
-asked for float32 arithmetic (``precision`` FP32, not the bfloat16 OpenVINO would pick on CPUs
-that have it), so that a bundle's calibrated thresholds hold as they were measured.
+in float32 and 0.84x / 0.78x in INT8 in runs at 7a79171 / 78f9591). The bundle's helper models
+(XFeat, LighterGlue) run on it too: the same keypoints and matches, 0.91-0.94x the time each;
+``recognize()`` with verification 0.88-0.93x (calls of the two providers interleaved frame by
+frame on smvs_books and smvs_landmarks; decisions and scores equal on every frame). It is asked
+for float32 arithmetic (``precision`` FP32, not the bfloat16 OpenVINO would pick on CPUs that
+have it), so that a bundle's calibrated thresholds hold as they were measured.
 
 The OpenVINO plugin for ONNX Runtime's newer plugin interface (``onnxruntime-ep-openvino``) offers
 its devices on Intel hardware only (it checks the CPU's vendor id), so sitelens uses the
@@ -26,6 +26,10 @@ log = logging.getLogger("sitelens")
 
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider")
 FLAVOURS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+# short names (the CLI's --provider) -> the providers to request, best first
+NAMED = {"cpu": ["CPUExecutionProvider"], "openvino": ["OpenVINOExecutionProvider", "CPUExecutionProvider"],
+         "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+         "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
 def import_onnxruntime():

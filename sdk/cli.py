@@ -16,7 +16,7 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import friendly, match_option, open_recognizer, trust_option, verify_option
+from .cli_common import friendly, match_option, open_recognizer, provider_option, trust_option, verify_option
 
 
 @click.group()
@@ -39,10 +39,11 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @match_option
 @trust_option
+@provider_option
 @friendly
-def recognize(bundle, images, k, as_json, match, trust):
+def recognize(bundle, images, k, as_json, match, trust, provider):
     """Recognize IMAGES with BUNDLE."""
-    rec = open_recognizer(bundle, match, trust)
+    rec = open_recognizer(bundle, match, trust, provider)
     failed = 0
     for img in images:
         try:
@@ -72,13 +73,14 @@ def recognize(bundle, images, k, as_json, match, trust):
 @click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
 @match_option
 @trust_option
+@provider_option
 @friendly
-def eval_(bundle, queries, as_json, report, site, per_query, match, trust):
+def eval_(bundle, queries, as_json, report, site, per_query, match, trust, provider):
     """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
     from runtime.evaluate import evaluate
     from runtime.site import load_queries
 
-    result = evaluate(open_recognizer(bundle, match, trust), load_queries(queries), progress=not as_json)
+    result = evaluate(open_recognizer(bundle, match, trust, provider), load_queries(queries), progress=not as_json)
     if report:
         from sdk.report import write_report
 
@@ -183,13 +185,14 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
 @click.option("--stats", is_flag=True, help="Print a final JSON line with frames, fps and drops.")
 @match_option
 @trust_option
+@provider_option
 @friendly
-def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust):
+def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust, provider):
     """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
     from runtime.stream import DecisionLayer, RecognitionStream
 
-    stream = RecognitionStream(open_recognizer(bundle, match, trust), source, DecisionLayer(k, n, debounce), realtime=realtime,
-                               max_seconds=max_seconds)
+    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider), source, DecisionLayer(k, n, debounce),
+                               realtime=realtime, max_seconds=max_seconds)
     try:
         for event in stream:
             click.echo(json.dumps(event.to_dict()))

@@ -29,10 +29,11 @@ def options(*opts):
     return deco
 
 
-def open_recognizer(bundle: str, match: str = "hnsw", trust=()):
+def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = "auto"):
+    from runtime.providers import NAMED
     from runtime.recognizer import Recognizer
 
-    return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None)
+    return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None, providers=NAMED.get(provider))
 
 
 match_option = click.option(
@@ -43,6 +44,10 @@ trust_option = click.option(
     "--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
     help="Public key (site.pub) the bundle must be signed with; repeat for several keys (rotation). "
          "Unsigned, foreign-signed or tampered bundles are then refused.")
+provider_option = click.option(
+    "--provider", type=click.Choice(["auto", "cpu", "openvino", "cuda", "tensorrt"]), default="auto", show_default=True,
+    help="Where the models run: auto (TensorRT > CUDA > OpenVINO > CPU, whichever is installed) or one of them "
+         "(an error if it is not installed).")
 key_option = click.option(
     "--key", "key", type=click.Path(exists=True, dir_okay=False),
     help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")

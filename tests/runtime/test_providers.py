@@ -28,7 +28,8 @@ def test_two_flavours_are_refused_naming_both(monkeypatch):
 
 
 def test_openvino_gets_cpu_float32_and_the_thread_count():
-    assert providers.provider_defaults(2)[OPENVINO] == {"device_type": "CPU", "precision": "FP32", "num_of_threads": "2"}
+    expected = {"device_type": "CPU", "precision": "FP32", "num_of_threads": "2"}
+    assert providers.provider_defaults(2)[OPENVINO] == expected
     assert "num_of_threads" not in providers.provider_defaults()[OPENVINO]
     assert providers.PREFERENCE.index(OPENVINO) < providers.PREFERENCE.index("CPUExecutionProvider")
 
@@ -155,8 +156,10 @@ def test_a_recognizer_asked_for_the_cpu_provider_keeps_its_helpers_there(tmp_pat
     from tests.toy_bundle import make_toy_bundle, toy_image
 
     path = make_toy_bundle(tmp_path / "s.sitelens", n_instances=4, verify="orb")
-    ov, cpu = Recognizer.open(path), Recognizer.open(path, providers=["CPUExecutionProvider"])
+    ov = Recognizer.open(path, providers=providers.NAMED["openvino"])
+    cpu = Recognizer.open(path, providers=["CPUExecutionProvider"])
     assert ov.providers[0] == OPENVINO and cpu.providers == ["CPUExecutionProvider"]
+    assert Recognizer.open(path).providers[0] == OPENVINO  # chosen without asking
     assert ov.recognize(toy_image(0)).instance == cpu.recognize(toy_image(0)).instance == "work_0000"
 
 

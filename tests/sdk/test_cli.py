@@ -72,3 +72,14 @@ def test_bundle_and_export_take_the_same_build_options():
     # what only one of them has: the model source (a run folder vs a backbone), and --tensorrt
     assert bundle - export == {"model", "backbone", "weights"} | {"site"} - {"site"}
     assert export - bundle == {"run", "tensorrt"}
+
+
+def test_provider_choice(tiny_bundle, tiny_site):
+    import onnxruntime
+
+    r = run("recognize", tiny_bundle, tiny_site / "the_orchard" / "a.jpg", "--json", "--provider", "cpu")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["best"] == "the_orchard"
+    if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
+        r = run("eval", tiny_bundle, tiny_site, "--json", "--provider", "tensorrt")
+        assert r.exit_code == 1 and "TensorrtExecutionProvider" in r.output and "not available" in r.output
