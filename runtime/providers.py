@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from importlib import metadata
 
-from .errors import DependencyError
+from .errors import BundleError, DependencyError
 
 log = logging.getLogger("sitelens")
 
@@ -98,8 +98,6 @@ def open_session(model: bytes | str, source: str, wanted: list[str], options: di
     """An ONNX Runtime session on the ``wanted`` providers (with ``options`` per provider over
     ``provider_defaults``); if they cannot load the model and ``fallback``, the CPU provider alone
     (with a warning). A model nothing loads is a BundleError naming ``source``."""
-    from .errors import BundleError
-
     ort = import_onnxruntime()
     opts = session_options(threads)
     given = {**provider_defaults(threads), **(options or {})}
@@ -122,8 +120,6 @@ def helper_session(onnx_bytes: bytes, source: str, fingerprint_key: str, fingerp
     on the CPU: OpenVINO's provider where installed (the same keypoints and matches, a little
     sooner), else ONNX Runtime's; ``providers`` (the recognizer's request) narrows that choice. The
     model's fingerprint must be the one the manifest names (None: not checked)."""
-    from .errors import BundleError
-
     wanted = [p for p in choose_providers(providers) if p in ("OpenVINOExecutionProvider", "CPUExecutionProvider")]
     session = open_session(onnx_bytes, source, wanted or ["CPUExecutionProvider"], threads=threads,
                            fallback=not providers)
