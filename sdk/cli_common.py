@@ -7,6 +7,7 @@ import functools
 import click
 
 from runtime.errors import SitelensError
+from runtime.providers import NAMED
 
 
 def friendly(fn):
@@ -30,7 +31,6 @@ def options(*opts):
 
 
 def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = "auto"):
-    from runtime.providers import NAMED
     from runtime.recognizer import Recognizer
 
     return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None, providers=NAMED.get(provider))
@@ -45,7 +45,7 @@ trust_option = click.option(
     help="Public key (site.pub) the bundle must be signed with; repeat for several keys (rotation). "
          "Unsigned, foreign-signed or tampered bundles are then refused.")
 provider_option = click.option(
-    "--provider", type=click.Choice(["auto", "cpu", "openvino", "cuda", "tensorrt"]), default="auto", show_default=True,
+    "--provider", type=click.Choice(["auto", *NAMED]), default="auto", show_default=True,
     help="Where the models run: auto (TensorRT > CUDA > OpenVINO > CPU, whichever is installed) or one of them "
          "(an error if it is not installed).")
 key_option = click.option(
