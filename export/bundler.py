@@ -104,7 +104,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
-                 retain: float | None = None, sign=None, upright: bool = False, survey=None) -> Path:
+                 retain: float | None = None, sign=None, upright: bool = False, survey=None,
+                 int8_weights: int = 8) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
     ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
@@ -115,7 +116,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     ``survey``: a manifest/folder of real photos (``__unknown__`` = not in the site) used in calibration.
     ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
-    ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back)."""
+    ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
+    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``)."""
     if verify not in (None, "none") and per_instance_mean:
         raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
                             "or --verify none)")
@@ -139,7 +141,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         refs, labels, views, view_labels = _agreement_images(site)
         onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
                                                                    views, view_labels,
-                                                                   RETAIN if retain is None else retain)
+                                                                   RETAIN if retain is None else retain,
+                                                                   int8_weights)
     verifier, verify_models = _verifier(verify)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)

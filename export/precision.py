@@ -18,12 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from runtime.embedder import Embedder
+from runtime.int8_products import WEIGHT_BITS_KEY
 from runtime.errors import SitelensError
 from runtime.preprocess import InputSpec
 from training.data import to_square
 
+from .onnx_export import with_metadata
+
 log = logging.getLogger("sitelens")
 PRECISIONS = ("fp32", "fp16", "int8")
+WEIGHT_BITS = (8, 7)  # INT8 weights: full range, or 7 bits for x86 CPUs without VNNI
 RETAIN = 0.99  # share of FP32's mP@1 (site's simulated views) a reduced precision must keep
 
 
@@ -79,13 +83,17 @@ def int8_nodes(model) -> list[str]:
             or (n.op_type in FUSED_ACTIVATIONS and produced_by.get(n.input[0]) in layers)]
 
 
-def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray]) -> bytes:
+def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray], weight_bits: int = 8) -> bytes:
     """Static QDQ quantization; ``calibration``: preprocessed uint8 HxWx3 images.
 
-    Per-channel int8 weights with ``reduce_range`` (7 bits): x86 CPUs without VNNI multiply u8 x s8
-    with 16-bit saturation, which on this backbone costs more than the lost bit (descriptor cosine
-    to FP32 0.95 -> 0.97 measured on mcv_museum); ARM and VNNI CPUs are unaffected. MinMax ranges
-    per tensor for activations; see ``int8_nodes`` for what stays in float.
+    Per-channel int8 weights, ``weight_bits`` 8 (full range) or 7 (``reduce_range``). x86 CPUs
+    without VNNI multiply u8 x s8 with 16-bit saturation (``runtime/int8_products.py``): there 7-bit
+    weights are better (descriptor cosine to FP32 on mcv_museum 0.95 -> 0.97, measured on such a
+    CPU); on CPUs with VNNI or AMX, ARM CPUs and GPUs the products are exact and the eighth bit
+    counts (fine-tuned smvs_books on an AMX Xeon: cosine 0.896 -> 0.958, mP@1 on simulated views
+    kept 0.987 -> 0.993 on ONNX Runtime's CPU provider, 0.987 -> 0.997 on OpenVINO's; same speed).
+    The bit count goes into the model's metadata, so that the runtime can warn where 8-bit weights
+    saturate. MinMax ranges per tensor for activations; see ``int8_nodes`` for what stays in float.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -107,12 +115,15 @@ def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray]) -> bytes:
         except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation only
             log.warning("sitelens: quantization pre-processing skipped (%s)", exc)
             pre = src
+        if weight_bits not in WEIGHT_BITS:
+            raise SitelensError(f"INT8 weights take 8 or 7 bits, got {weight_bits!r}")
         nodes = int8_nodes(onnx.load(pre))
-        quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+        quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=weight_bits == 7,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         op_types_to_quantize=list(QUANT_OPS + FUSED_ACTIVATIONS), nodes_to_quantize=nodes,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        return _copy_metadata(onnx_bytes, Path(dst).read_bytes())
+        return with_metadata(_copy_metadata(onnx_bytes, Path(dst).read_bytes()), {WEIGHT_BITS_KEY: str(weight_bits)})
 
 
 def agreement(ref_fp32: np.ndarray, ref_low: np.ndarray, view_fp32: np.ndarray, view_low: np.ndarray,
@@ -130,8 +141,11 @@ def agreement(ref_fp32: np.ndarray, ref_low: np.ndarray, view_fp32: np.ndarray, 
 
 
 def reduce_precision(onnx_fp32: bytes, precision: str, spec: InputSpec, refs: list[np.ndarray], labels: np.ndarray,
-                     views: list[np.ndarray], view_labels: np.ndarray, retain: float = RETAIN):
-    """Returns (onnx bytes, precision actually shipped, report). ``refs``/``views``: RGB images."""
+                     views: list[np.ndarray], view_labels: np.ndarray, retain: float = RETAIN,
+                     int8_weight_bits: int = 8):
+    """Returns (onnx bytes, precision actually shipped, report). ``refs``/``views``: RGB images.
+    The INT8 candidate is measured on this machine's CPU: exported on an x86 CPU without VNNI,
+    8-bit weights saturate here (``to_int8``) and may fall back where the device would keep them."""
     if precision not in PRECISIONS:
         raise SitelensError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
@@ -144,7 +158,8 @@ def reduce_precision(onnx_fp32: bytes, precision: str, spec: InputSpec, refs: li
         if candidate == "int8":
             # one shape for all: histogram calibrators stack activations across samples
             calib = [to_square(i, spec.size) for i in (refs + views)[:256]]
-            data = to_int8(onnx_fp32, calib)
+            data = to_int8(onnx_fp32, calib, int8_weight_bits)
+            report["int8_weight_bits"] = int8_weight_bits
         else:
             data = to_fp16(onnx_fp32)
         low = Embedder(data, spec, providers=["CPUExecutionProvider"])

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from . import int8_products
 from .image_io import ImageLike, load_image
 from .preprocess import InputSpec, resize_for_model
 from .providers import choose_providers, import_onnxruntime, open_session
@@ -34,6 +35,9 @@ class Embedder:
                  ", ".join(self.providers), os.getpid())
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        saturating = int8_products.warning(self.metadata, self.providers)
+        if saturating:
+            log.warning(saturating)
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     @property

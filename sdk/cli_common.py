@@ -71,6 +71,9 @@ BUILD_OPTIONS = (
     click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
                  help="Model precision; checked against FP32, falls back if worse. int8: fastest on CPUs; "
                       "fp16: for GPUs (slower than fp32 on CPUs)."),
+    click.option("--int8-weights", type=click.Choice(["8", "7"]), default="8", show_default=True,
+                 help="Bits of INT8 weights: 8 for CPUs with VNNI or AMX, ARM and GPUs; 7 for x86 CPUs "
+                      "without VNNI, whose int8 products saturate (the runtime warns there)."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
     verify_option,
@@ -99,5 +102,5 @@ def build_kwargs(opts: dict) -> dict:
         "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or 16, ef=o["ef"] or 64),
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
-        "survey": o["survey"],
+        "survey": o["survey"], "int8_weights": int(o["int8_weights"]),
     }

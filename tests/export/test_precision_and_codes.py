@@ -96,6 +96,39 @@ def test_int8_keeps_first_conv_float_and_quantizes_activations(tiny_net, tmp_pat
     assert len(int8) < 0.4 * len(fp32)
 
 
+def _conv_weight_range(model) -> tuple[int, int]:
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights = [inits[n.input[0]] for n in model.graph.node
+               if n.op_type == "DequantizeLinear" and inits.get(n.input[0], np.zeros(0)).dtype == np.int8]
+    assert weights
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+def test_int8_weight_bits(tiny_net, tmp_path):
+    """8-bit weights use the full int8 range, 7-bit ones (x86 CPUs without VNNI) half of it; the
+    model's metadata says which, for the runtime's warning (runtime/int8_products.py)."""
+    import onnx
+
+    from export.onnx_export import export_onnx
+    from runtime.image_io import load_image
+    from runtime.int8_products import WEIGHT_BITS_KEY
+    from runtime.preprocess import InputSpec
+    from training.data import to_square
+
+    fp32 = export_onnx(tiny_net, InputSpec(size=64))
+    site = make_site(tmp_path / "s", n=3, refs=1)
+    imgs = [to_square(load_image(p), 64) for p in sorted(site.rglob("*.jpg"))]
+    for bits, (lo, hi) in ((8, (-128, 127)), (7, (-64, 64))):
+        model = onnx.load_from_string(to_int8(fp32, imgs, bits))
+        low, high = _conv_weight_range(model)
+        assert lo <= low and high <= hi and max(-low, high) > hi // 2  # the range is used, not exceeded
+        assert {p.key: p.value for p in model.metadata_props}[WEIGHT_BITS_KEY] == str(bits)
+    with pytest.raises(SitelensError, match="8 or 7 bits"):
+        to_int8(fp32, imgs, 4)
+
+
 def test_int8_keeps_the_whitening_head_in_float(tmp_path):
     import onnx
 
@@ -132,7 +165,7 @@ def test_int8_export_reports_and_never_ships_worse(tmp_path, tiny_net):
                        precision="int8", hash_bits=64)
     m = json.loads(zipfile.ZipFile(out).read(bf.MANIFEST))
     report = m["model"]["precision_report"]
-    assert report["requested"] == "int8" and "int8" in report["candidates"]
+    assert report["requested"] == "int8" and "int8" in report["candidates"] and report["int8_weight_bits"] == 8
     shipped = m["model"]["precision"]
     assert shipped == report["shipped"]
     int8 = report["candidates"]["int8"]
