@@ -118,12 +118,13 @@ def latency(r: dict) -> list[str]:
            "p50 / p95 in ms over repeated calls.", "", _origin(r), ""]
     int8 = net.get("onnxruntime_int8")
     kept = ((net.get("int8_gate") or {}).get("candidates") or {}).get("int8", {}).get("retained")
+    bits = (net.get("int8_gate") or {}).get("int8_weight_bits", 7)  # results before 310090d: 7-bit weights
     g_only, verified = e2e["global_only"], e2e["with_verification"]
     timings = [("decode + preprocess, JPEG, full decode", dp["jpeg_full_decode"]),
                ("decode + preprocess, JPEG, reduced-scale decode", dp["jpeg_reduced_decode"]),
                ("preprocess, RGB array", dp["array"]),
                (f"network, {ort}", net["onnxruntime"]),
-               *([(f"network, {ort} INT8 (`--precision int8`; keeps {_f(kept)} of FP32's mP@1 on "
+               *([(f"network, {ort} INT8 (`--precision int8`, {bits}-bit weights; keeps {_f(kept)} of FP32's mP@1 on "
                    "simulated views, the gate asks 0.99)", int8)] if int8 else []),
                *[(f"network, ONNX Runtime CPU provider{' INT8' if name.endswith('int8') else ''} (same run)", net[name])
                  for name in ("onnxruntime_cpu_provider", "onnxruntime_cpu_provider_int8") if name in net],
@@ -247,7 +248,11 @@ def stream(r: dict) -> list[str]:
 
 def export_report(r: dict) -> list[str]:
     out = ["## Edge export: precision x match mode (`bench/export_report.py`)", "", _origin(r), ""]
-    rows = [[p["set"], p["requested"], p["shipped"], p["match"], p["bundle_mb"], _ms(p["embed_latency"]), _f(p["mP@1"]),
+    def shipped(p):  # INT8 with its weights' bits (7 in results before 310090d, which did not record them)
+        bits = (p.get("agreement") or {}).get("int8_weight_bits", 7)
+        return f"int8 ({bits}-bit weights)" if p["shipped"] == "int8" else p["shipped"]
+
+    rows = [[p["set"], p["requested"], shipped(p), p["match"], p["bundle_mb"], _ms(p["embed_latency"]), _f(p["mP@1"]),
              _f((p.get("agreement") or {}).get("candidates", {}).get(p["shipped"], {}).get("retained"))]
             for p in r.get("precision", [])]
     out += _table(["set", "requested", "shipped", "match", "bundle MB", "network p50 ms", "mP@1", "share of FP32 mP@1"], rows)
