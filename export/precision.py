@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.embedder import Embedder
-from runtime.int8_products import WEIGHT_BITS_KEY
 from runtime.errors import SitelensError
+from runtime.int8_products import WEIGHT_BITS_KEY
 from runtime.preprocess import InputSpec
 from training.data import to_square
 
@@ -90,10 +90,11 @@ def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray], weight_bits: int =
 
     Per-channel int8 weights, ``weight_bits`` 8 (full range) or 7 (``reduce_range``). x86 CPUs
     without VNNI multiply u8 x s8 with 16-bit saturation (``runtime/int8_products.py``): there 7-bit
-    weights are better (descriptor cosine to FP32 on mcv_museum 0.95 -> 0.97, measured on such a
-    CPU); on CPUs with VNNI or AMX, ARM CPUs and GPUs the products are exact and the eighth bit
-    counts (fine-tuned smvs_books on an AMX Xeon: cosine 0.896 -> 0.958, mP@1 on simulated views
-    kept 0.987 -> 0.993 on ONNX Runtime's CPU provider, 0.987 -> 0.997 on OpenVINO's; same speed).
+    weights are the safe choice (the only one until 310090d, after descriptor cosine to FP32 on
+    mcv_museum 0.95 -> 0.97 in a measurement whose CPU was not recorded); on CPUs with VNNI or
+    AMX, ARM CPUs and GPUs the products are exact and the eighth bit counts (fine-tuned smvs_books
+    on an AMX Xeon: cosine 0.896 -> 0.958, mP@1 on simulated views kept 0.987 -> 0.993 on ONNX
+    Runtime's CPU provider, 0.987 -> 0.997 on OpenVINO's; same speed).
     The bit count goes into the model's metadata, so that the runtime can warn where 8-bit weights
     saturate. MinMax ranges per tensor for activations; see ``int8_nodes`` for what stays in float.
     """
