@@ -103,6 +103,12 @@ def verifiers(r: dict) -> list[str]:
     return out + [""]
 
 
+def _int8_bits(precision_report: dict | None) -> int:
+    """Bits of the INT8 weights in an export's precision report (7 in results before 310090d,
+    which did not record them)."""
+    return (precision_report or {}).get("int8_weight_bits", 7)
+
+
 def latency(r: dict) -> list[str]:
     f = r["frame"]
     dp, e2e, net = f["decode_preprocess"], f["end_to_end"], f["network"]
@@ -118,7 +124,7 @@ def latency(r: dict) -> list[str]:
            "p50 / p95 in ms over repeated calls.", "", _origin(r), ""]
     int8 = net.get("onnxruntime_int8")
     kept = ((net.get("int8_gate") or {}).get("candidates") or {}).get("int8", {}).get("retained")
-    bits = (net.get("int8_gate") or {}).get("int8_weight_bits", 7)  # results before 310090d: 7-bit weights
+    bits = _int8_bits(net.get("int8_gate"))
     g_only, verified = e2e["global_only"], e2e["with_verification"]
     timings = [("decode + preprocess, JPEG, full decode", dp["jpeg_full_decode"]),
                ("decode + preprocess, JPEG, reduced-scale decode", dp["jpeg_reduced_decode"]),
@@ -248,9 +254,8 @@ def stream(r: dict) -> list[str]:
 
 def export_report(r: dict) -> list[str]:
     out = ["## Edge export: precision x match mode (`bench/export_report.py`)", "", _origin(r), ""]
-    def shipped(p):  # INT8 with its weights' bits (7 in results before 310090d, which did not record them)
-        bits = (p.get("agreement") or {}).get("int8_weight_bits", 7)
-        return f"int8 ({bits}-bit weights)" if p["shipped"] == "int8" else p["shipped"]
+    def shipped(p):
+        return f"int8 ({_int8_bits(p.get('agreement'))}-bit weights)" if p["shipped"] == "int8" else p["shipped"]
 
     rows = [[p["set"], p["requested"], shipped(p), p["match"], p["bundle_mb"], _ms(p["embed_latency"]), _f(p["mP@1"]),
              _f((p.get("agreement") or {}).get("candidates", {}).get(p["shipped"], {}).get("retained"))]

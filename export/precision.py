@@ -23,23 +23,22 @@ from runtime.int8_products import WEIGHT_BITS_KEY
 from runtime.preprocess import InputSpec
 from training.data import to_square
 
-from .onnx_export import with_metadata
-
 log = logging.getLogger("sitelens")
 PRECISIONS = ("fp32", "fp16", "int8")
 WEIGHT_BITS = (8, 7)  # INT8 weights: full range, or 7 bits for x86 CPUs without VNNI
 RETAIN = 0.99  # share of FP32's mP@1 (site's simulated views) a reduced precision must keep
 
 
-def _copy_metadata(src: bytes, dst: bytes) -> bytes:
+def _copy_metadata(src: bytes, dst: bytes, extra: dict[str, str] | None = None) -> bytes:
+    """``dst`` with ``src``'s metadata properties that it lacks, and ``extra`` ones, added."""
     import onnx
 
     a, b = onnx.load_from_string(src), onnx.load_from_string(dst)
     have = {p.key for p in b.metadata_props}
-    for p in a.metadata_props:
-        if p.key not in have:
-            e = b.metadata_props.add()
-            e.key, e.value = p.key, p.value
+    props = [(p.key, p.value) for p in a.metadata_props if p.key not in have] + list((extra or {}).items())
+    for key, value in props:
+        e = b.metadata_props.add()
+        e.key, e.value = key, value
     return b.SerializeToString()
 
 
@@ -126,7 +125,7 @@ def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray], weight_bits: int =
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         op_types_to_quantize=list(QUANT_OPS + FUSED_ACTIVATIONS), nodes_to_quantize=nodes,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        return with_metadata(_copy_metadata(onnx_bytes, Path(dst).read_bytes()), {WEIGHT_BITS_KEY: str(weight_bits)})
+        return _copy_metadata(onnx_bytes, Path(dst).read_bytes(), {WEIGHT_BITS_KEY: str(weight_bits)})
 
 
 def agreement(ref_fp32: np.ndarray, ref_low: np.ndarray, view_fp32: np.ndarray, view_low: np.ndarray,
