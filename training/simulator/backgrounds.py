@@ -4,6 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .lettering import draw_text
+
 
 def random_wall(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A plain painted wall: a soft colour with a lighting gradient and fine texture."""
@@ -27,8 +29,7 @@ def wall_label(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         text = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz  ")) for _ in range(int(rng.integers(8, 18))))
         y = int(y0 + (i + 1) * ch / 8)
         if y < y0 + ch - 4:
-            cv2.putText(wall, text, (x0 + 6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale + 0.2, (40, 40, 40),
-                        max(1, int(scale)), cv2.LINE_AA)
+            draw_text(wall, text, (x0 + 6, y), 13 * scale + 4, (40, 40, 40), max(1, int(scale)))
     return wall
 
 
