@@ -6,6 +6,14 @@
 - 3-D objects (buildings, sculptures): a fundamental matrix as the fallback model, used when the
   homography explains too few matches. Epipolar constraints are weaker (a point-to-line test),
   so its inlier count is calibrated with its own, higher threshold.
+
+Both estimators get every USAC parameter spelled out (``usac_params``), the random generator's
+seed included, instead of OpenCV's method presets: the same correspondences give the same inliers
+whatever OpenCV release is installed (a calibrated bundle's thresholds assume them), and a release
+that changes a preset's defaults cannot change a verdict. The values are those of the presets the
+thresholds were calibrated with (``USAC_MAGSAC`` for the homography, ``USAC_ACCURATE`` for the
+fundamental matrix); ``tests/runtime/test_geometric.py`` pins their output on fixed
+correspondences, so a release whose USAC internals differ fails there first.
 """
 from __future__ import annotations
 
@@ -17,6 +25,9 @@ import numpy as np
 MIN_MATCHES = 8
 H_THRESHOLD_PX = 6.0   # at the 480-640 px working scale
 F_THRESHOLD_PX = 3.0
+CONFIDENCE = 0.999
+MAX_ITERATIONS = 1000
+SEED = 0               # USAC's random generator state: the same sample sequence on every call
 MAX_SCALE = 100.0      # area scale between query and reference (close-ups of a detail are large)
 FULL_COVERAGE = 0.15   # inliers spread over this share of the reference count fully (see Evidence.support)
 
@@ -63,17 +74,47 @@ def sane_homography(h: np.ndarray | None) -> bool:
     return abs(h[2, 0]) < 5e-3 and abs(h[2, 1]) < 5e-3
 
 
-def homography_inliers(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
-    """Boolean inlier mask of a sane RANSAC homography src -> dst, or None."""
+def usac_params(model: str) -> "cv2.UsacParams":
+    """Every USAC parameter of the ``model`` estimator ("homography" or "fundamental"), explicit.
+
+    Homography: MAGSAC++ scoring with sigma-consensus local optimisation (75-point samples, 15
+    iterations); fundamental matrix: MSAC scoring with graph-cut local optimisation (20-point
+    samples, 25 iterations). Both: uniform sampling, a least-squares polish of the final model (3
+    iterations), one thread, seed ``SEED``, at most ``MAX_ITERATIONS`` hypotheses for
+    ``CONFIDENCE``."""
+    p = cv2.UsacParams()
+    homography = model == "homography"
+    if not homography and model != "fundamental":
+        raise ValueError(f"unknown model {model!r}")
+    p.threshold = H_THRESHOLD_PX if homography else F_THRESHOLD_PX
+    p.confidence, p.maxIterations = CONFIDENCE, MAX_ITERATIONS
+    p.sampler = cv2.SAMPLING_UNIFORM
+    p.score = cv2.SCORE_METHOD_MAGSAC if homography else cv2.SCORE_METHOD_MSAC
+    p.loMethod = cv2.LOCAL_OPTIM_SIGMA if homography else cv2.LOCAL_OPTIM_GC
+    p.loSampleSize, p.loIterations = (75, 15) if homography else (20, 25)
+    p.final_polisher, p.final_polisher_iterations = cv2.LSQ_POLISHER, 3
+    p.neighborsSearch = cv2.NEIGH_GRID   # graph-cut neighbourhoods, as the preset builds them
+    p.isParallel, p.randomGeneratorState = False, SEED
+    return p
+
+
+def fit_homography(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A sane RANSAC homography src -> dst and its boolean inlier mask, or None."""
     if len(src) < MIN_MATCHES:
         return None
     try:
-        h, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, H_THRESHOLD_PX, maxIters=1000, confidence=0.999)
+        h, mask = cv2.findHomography(src, dst, usac_params("homography"))
     except cv2.error:
         return None
     if mask is None or not sane_homography(h):
         return None
-    return mask.ravel().astype(bool)
+    return h, mask.ravel().astype(bool)
+
+
+def homography_inliers(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Boolean inlier mask of a sane RANSAC homography src -> dst, or None."""
+    fit = fit_homography(src, dst)
+    return None if fit is None else fit[1]
 
 
 def hull_area(points: np.ndarray) -> float:
@@ -94,7 +135,7 @@ def fundamental_inliers(src: np.ndarray, dst: np.ndarray) -> int:
     if len(src) < MIN_MATCHES:
         return 0
     try:
-        _, mask = cv2.findFundamentalMat(src, dst, cv2.USAC_ACCURATE, F_THRESHOLD_PX, 0.999, 1000)
+        _, mask = cv2.findFundamentalMat(src, dst, usac_params("fundamental"))
     except cv2.error:  # degenerate configurations (e.g. all points on a line)
         return 0
     return int(mask.sum()) if mask is not None else 0
