@@ -65,12 +65,9 @@ def machine() -> dict:
         info.update(cpu=model, cpu_flags=[f for f in CPU_FLAGS if f in flags])
     except OSError:
         info["cpu"] = platform.processor()
-    versions = {}
-    for mod in ("numpy", "onnxruntime", "hnswlib", "cv2", "torch"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            versions[mod] = getattr(m, "__version__", "?")
-    info["versions"] = versions
+    from runtime.versions import installed
+
+    info["versions"] = installed(build=True)
     info["env"] = {BLAS_ENV: os.environ.get(BLAS_ENV)}
     return info
 

@@ -14,6 +14,7 @@ from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
 from runtime.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
+from runtime.versions import installed as installed_versions
 
 from .onnx_export import OPSET, export_onnx
 from .references import ALL_ROTATIONS, MULTI_SCALES, describe_references
@@ -169,6 +170,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                    training={k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config})
     manifest = Manifest(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        built_with=installed_versions(build=True),
         site=SiteInfo(site.name, len(set(instances)), len(instances)),
         model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
         index=IndexInfo(index.params, len(instances), tuning),

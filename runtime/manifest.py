@@ -124,6 +124,7 @@ class Manifest:
     codes: dict | None = None
     verification: dict | None = None
     created: str | None = None
+    built_with: dict[str, str] | None = None  # package -> version that built it (runtime/versions.py)
     members: dict[str, MemberInfo] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     sitelens_version: str = __version__
@@ -138,6 +139,8 @@ class Manifest:
             "thresholds": self.thresholds.to_dict() if self.thresholds is not None else None,
             "codes": self.codes, "verification": self.verification,
         }
+        if self.built_with is not None:
+            d["built_with"] = dict(sorted(self.built_with.items()))
         d.update({k: v for k, v in self.extra.items() if k not in d})
         d["members"] = {name: info.to_dict() for name, info in sorted(self.members.items())}
         return d
@@ -225,15 +228,20 @@ class Manifest:
             thresholds = Thresholds.from_dict(thresholds_raw) if thresholds_raw is not None else None
         except (TypeError, ValueError) as exc:
             c.fail("thresholds", str(exc))
+        built_with = c.get(raw, "built_with", dict, "", required=False)
+        if built_with is not None and not all(isinstance(k, str) and isinstance(v, str) and len(k) < 100 and len(v) < 100
+                                              for k, v in built_with.items()):
+            c.fail("built_with", "expected an object of package names and version strings")
         known = {"format", "schema_version", "sitelens_version", "created", "site", "model", "index", "references",
-                 "instances", "thresholds", "codes", "verification", "members"}
+                 "instances", "thresholds", "codes", "verification", "members", "built_with"}
         return cls(
             site=SiteInfo(c.get(site, "name", str, "site"), c.positive_int(site, "num_instances", "site", lo=0),
                           c.positive_int(site, "num_references", "site", lo=0)),
             model=model_info, index=index_info, references=references, instances=instances,
             thresholds=thresholds, codes=c.get(raw, "codes", dict, "", required=False),
             verification=c.get(raw, "verification", dict, "", required=False),
-            created=c.get(raw, "created", str, "", required=False), members=members, schema_version=schema,
+            created=c.get(raw, "created", str, "", required=False), built_with=built_with, members=members,
+            schema_version=schema,
             sitelens_version=c.get(raw, "sitelens_version", str, "", required=False, default="?"),
             extra={k: v for k, v in raw.items() if k not in known},
         )

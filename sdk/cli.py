@@ -125,6 +125,7 @@ def inspect(bundle, as_json, trust):
     model, index, th = m.model, m.index, m.thresholds
     lines = [
         ("bundle", f"{bundle} (schema {m.schema_version}, sitelens {m.sitelens_version}, created {m.created})"),
+        ("built with", ", ".join(f"{k} {v}" for k, v in m.built_with.items()) if m.built_with else "not recorded"),
         ("signature", signature),
         ("site", f"{m.site.name}: {m.site.num_instances} instances, {m.site.num_references} references"),
         ("model", f"{model.details.get('backbone')} gem p={model.details.get('gem_p')} dim={model.descriptor_dim} "

@@ -82,6 +82,7 @@ def test_newer_schema_and_garbage(tmp_path):
     (lambda m: m["thresholds"]["modes"].update(hnsw={"score": "high"}), "thresholds: score must be a finite number"),
     (lambda m: m.update(instances=["a"]), "instances: expected dict"),
     (lambda m: m["members"]["refs.npy"].update(sha256="xyz"), "members.refs.npy.sha256: not a sha256"),
+    (lambda m: m.update(built_with={"numpy": 2}), "built_with: expected an object of package names"),
 ])
 def test_manifest_validator_names_the_field(tmp_path, change, message):
     manifest, members = small_bundle_parts()

