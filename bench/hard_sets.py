@@ -27,7 +27,8 @@ from _common import RESULTS, ROOT, emit, site_manifest  # first: before numpy lo
 import numpy as np
 from latency import SiftAll
 
-KEYS = ("queries", "known", "unknown", "mP@1", "mAP", "recall@5", "accuracy", "true_accept_rate", "false_accept_rate")
+KEYS = ("queries", "known", "unknown", "mP@1", "mAP", "recall@5", "accuracy", "true_accept_rate", "wrong_accept_rate",
+        "false_accept_rate", "GAP")
 
 
 def sitelens(*args) -> tuple[str, float]:

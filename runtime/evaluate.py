@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import average_precision, recall_at_k
+from .metrics import average_precision, global_average_precision, recall_at_k
 from .recognizer import Recognizer
 from .site import Query
 
@@ -16,7 +16,11 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
 
     ``mP@1``, ``mAP`` and ``recall@k`` ignore thresholds (pure retrieval); ``accuracy``
     counts a known query right when accepted with the right id and an unknown one when
-    rejected. ``results`` lists every query for reports.
+    rejected. ``true_accept_rate``: known queries accepted as the right work;
+    ``wrong_accept_rate``: known queries accepted as *another* work (the audio-guide tells the
+    wrong story); ``false_accept_rate``: unknown queries accepted as anything. ``GAP``: global
+    average precision of every answer ranked by its confidence (``metrics.global_average_precision``).
+    ``results`` lists every query for reports.
     """
     results = []
     index = recognizer.index
@@ -26,7 +30,7 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
         row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
                "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,
                "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]],
-               "decided_by": rec.decided_by,
+               "decided_by": rec.decided_by, "confidence": rec.confidence,
                "support": [round(c.evidence.support, 1) if c.evidence else None for c in rec.candidates[:5]]}
         if not q.is_unknown:
             scores, relevant = image_scores(index, desc, q.instances)
@@ -67,7 +71,12 @@ def summarize(results: list[dict], recognizer: Recognizer | None = None) -> dict
         **{f"recall@{k}": mean(known, f"recall@{k}") for k in RECALL_KS},
         "accuracy": mean(results, "right"),
         "true_accept_rate": round(float(np.mean([r["accepted"] and r["correct"] for r in known])), 4) if known else None,
+        "wrong_accept_rate": round(float(np.mean([r["accepted"] and not r["correct"] for r in known])), 4)
+        if known else None,
         "false_accept_rate": round(float(np.mean([r["accepted"] for r in unknown])), 4) if unknown else None,
+        "GAP": round(global_average_precision([r.get("confidence", 0.0) for r in results],
+                                              [bool(r["truth"]) and r["correct"] for r in results], len(known)), 4)
+        if known else None,
     }
     if recognizer is not None:
         out["bundle"] = str(recognizer.path)

@@ -51,3 +51,18 @@ def rates(positive_outcomes, negative_outcomes) -> tuple[float, float]:
     0 rejected. TAR counts only right answers among positives; FAR any accept among negatives."""
     p, n = np.asarray(positive_outcomes), np.asarray(negative_outcomes)
     return (float(np.mean(p == 1)) if len(p) else 0.0, float(np.mean(n != 0)) if len(n) else 0.0)
+
+
+def global_average_precision(confidence, correct, known: int) -> float:
+    """GAP (micro average precision over all queries, the Met artwork benchmark's metric): every
+    query's answer ranked by ``confidence``, best first; the precision at each right answer's rank,
+    summed and divided by ``known``, the number of queries that show a known work. Queries of
+    unknown works count only as wrong answers ranked where their confidence puts them, so a
+    recognizer that is sure of its wrong answers scores lower than one that is not."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
+    if known <= 0:
+        return 0.0
+    order = np.argsort(-confidence, kind="stable")
+    hits = correct[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(np.sum(precision * hits) / known)

@@ -62,6 +62,7 @@ class Recognition:
     candidates: list[Candidate]
     decided_by: str | None = None
     verification: dict | None = None  # {instance: evidence dict} when geometric verification ran
+    confidence: float = 0.0  # ranks answers across frames (see ``Recognizer.decide``); not a probability
 
     @property
     def verified(self) -> bool:
@@ -71,6 +72,7 @@ class Recognition:
         return {
             "instance": self.instance, "accepted": self.accepted, "score": round(self.score, 6),
             "margin": round(self.margin, 6), "best": self.best, "decided_by": self.decided_by,
+            "confidence": round(self.confidence, 6),
             "metadata": self.metadata, "verification": self.verification,
             "candidates": [{"instance": c.instance, "score": round(c.score, 6)} for c in self.candidates],
         }
@@ -253,11 +255,14 @@ class Recognizer:
         elif best == hits[0][0] and rule.global_accepts(score, margin, findings.top_evidence()):
             decided_by = "global"
         accepted = decided_by is not None
+        # accepted answers above rejected ones; then the share of the verification bar reached and
+        # the cosine, half each (GAP ranks every answer of an evaluation by it)
+        confidence = float(accepted) + 0.5 * rule.strength((ev or {}).get(best)) + 0.5 * max(score, 0.0)
         scores = {h[0]: h[1] for h in hits}
         cands = [Candidate(i, scores[i], self.metadata.get(i, {}), ev.get(i) if ev else None) for i in order[:k]]
         return Recognition(best if accepted else None, accepted, score, margin, best,
                            self.metadata.get(best, {}) if accepted else {}, cands, decided_by,
-                           {i: e.to_dict() for i, e in ev.items()} if ev else None)
+                           {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence)
 
     # -- incremental updates ---------------------------------------------------------------
     def add(self, instance_id: str, images, metadata: dict | None = None) -> int:
