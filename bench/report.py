@@ -328,7 +328,46 @@ def intrinsic_dim(r: dict) -> list[str]:
     return out + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+BUILD_STAGES = ("network", "local-feature models", "describe", "index", "calibrate/simulated views",
+                "calibrate/look-alikes", "calibrate/simulated views left out", "calibrate/walls and labels",
+                "calibrate/cluttered scenes", "write")
+
+
+def build_cost(r: dict) -> list[str]:
+    out = ["## Building a bundle as the site grows (`bench/build_cost.py`)", "",
+           f"`sitelens bundle` off the shelf with the defaults, on sites of the shared sets' reference images "
+           f"({r['real_references']} real ones; procedural paintings beyond), each stage timed; seconds. KB per "
+           "reference image: the bundle's members that grow with the site (the three models apart). Then the "
+           "incremental rebuild (`bundle --update OLD`) after adding works, and the embedded demo site.", "",
+           _origin(r), ""]
+    rows = []
+    for n, s in r["sites"].items():
+        sec = s["seconds"]
+        rows.append([s["references"], s["works"], _f(sec["total"] / 60, 1), _f(s["seconds_per_reference"], 2),
+                     *[_f(sec.get(k), 0) for k in ("describe", "index", "calibrate")],
+                     *[_f(sec.get(k), 0) for k in BUILD_STAGES if k.startswith("calibrate/")],
+                     _f(s["file_mb"], 1), _f(s["site_bytes_per_reference_image"] / 1e3, 1)])
+    out += _table(["references", "works", "total (min)", "s per reference", "describe", "index", "calibrate",
+                   "simulated views", "look-alikes", "views left out", "walls and labels", "cluttered scenes",
+                   "bundle MB", "KB per reference image"], rows)
+    members = sorted({m for s in r["sites"].values() for m in s["bytes_per_reference_image"]})
+    out += ["", "Bytes per reference image, per member:", ""]
+    out += _table(["references", *members],
+                  [[s["references"], *[s["bytes_per_reference_image"].get(m, "-") for m in members]]
+                   for s in r["sites"].values()])
+    u, d = r.get("update"), r.get("demo_site")
+    if u:
+        out += ["", f"Incremental rebuild of the {u['references']}-reference site after adding {u['added_works']} "
+                    f"works: **{_f(u['seconds']['total'], 1)} s** ("
+                    + ", ".join(f"{k} {_f(v, 1)} s" for k, v in u["seconds"].items() if k != "total") + ")."]
+    if d:
+        out += ["", f"The demo site ({d['works']} works, {d['references']} reference images) built in full: "
+                    f"**{_f(d['seconds']['total'], 0)} s**, of which calibration {_f(d['seconds'].get('calibrate'), 0)} s; "
+                    f"bundle {_f(d['file_mb'], 1)} MB ({_f(d['models_mb'], 1)} MB of models)."]
+    return out + [""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 from pathlib import Path
 
 from runtime import bundle_format as bf
@@ -18,6 +19,7 @@ from runtime.versions import installed as installed_versions
 
 from .onnx_export import OPSET, export_onnx
 from .references import ALL_ROTATIONS, MULTI_SCALES, describe_references
+from .stages import StageClock
 
 log = logging.getLogger("sitelens")
 
@@ -75,6 +77,9 @@ def _verifier(verify: str | None):
     return Verifier(params, make_extractor(params, models.get(bf.LOCAL_MODEL)), matcher), models
 
 
+USER_SET = "set by the user, measured"  # the tuning note of M/ef given by hand (an update keeps them)
+
+
 def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, views: int = 200,
           seed: int = 0) -> dict:
     """Measure (and if ``choose``, pick) HNSW settings on simulated visitor views of the site."""
@@ -96,7 +101,7 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
         return report
     recall = measured_recall(index.hnsw, queries, exact_top1(queries, index.descriptors))
     return {"recall@1": round(recall, 4), "queries": len(queries),
-            "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": "set by the user, measured"}
+            "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": USER_SET}
 
 
 def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = "tf_efficientnet_lite0",
@@ -106,7 +111,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
                  retain: float | None = None, sign=None, upright: bool = False, survey=None,
-                 int8_weights: int = 8) -> Path:
+                 int8_weights: int = 8, clock: StageClock | None = None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
     ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
@@ -118,7 +123,10 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
-    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``)."""
+    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``).
+    ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way)."""
+    clock = clock or StageClock()
+    start = time.perf_counter()
     if verify not in (None, "none") and per_instance_mean:
         raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
                             "or --verify none)")
@@ -134,22 +142,27 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     size = int(size or run_config.get("input", {}).get("size") or 224)
     spec = InputSpec(size=size, max_aspect=max_aspect)
     log.info("sitelens: exporting %s to ONNX", net.backbone_name)
-    onnx_bytes = export_onnx(net, spec)
+    with clock.stage("network"):
+        onnx_bytes = export_onnx(net, spec)
     precision_report = None
     if precision != "fp32":
         from .precision import RETAIN, reduce_precision
 
-        refs, labels, views, view_labels = _agreement_images(site)
-        onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
-                                                                   views, view_labels,
-                                                                   RETAIN if retain is None else retain,
-                                                                   int8_weights)
-    verifier, verify_models = _verifier(verify)
+        with clock.stage("precision"):
+            refs, labels, views, view_labels = _agreement_images(site)
+            onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
+                                                                       views, view_labels,
+                                                                       RETAIN if retain is None else retain,
+                                                                       int8_weights)
+    with clock.stage("local-feature models"):
+        verifier, verify_models = _verifier(verify)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
     rotations = (0,) if upright else ALL_ROTATIONS
-    described = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean, progress=progress,
-                                    keep_blank=keep_blank, rotations=rotations, verifier=verifier)
+    with clock.stage("describe"):
+        described = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
+                                        progress=progress, keep_blank=keep_blank, rotations=rotations,
+                                        verifier=verifier)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     instances = described.instances
     binary, codes_info = None, None
@@ -161,9 +174,11 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         binary = BinaryCodes(*learn_itq(described.descriptors, hash_bits))
         codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
     features = FeatureStore.from_rows(described.features) if described.features is not None else None
-    index = ReferenceIndex(described.descriptors, instances, described.sources, index_params or IndexParams(),
-                           binary=binary, features=features, rotations=described.rotations, images=described.images)
-    tuning = _tune(index, embedder, site, index_params is None)
+    with clock.stage("index"):
+        index = ReferenceIndex(described.descriptors, instances, described.sources, index_params or IndexParams(),
+                               binary=binary, features=features, rotations=described.rotations,
+                               images=described.images, digests=described.digests or None)
+        tuning = _tune(index, embedder, site, index_params is None)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
     details.update(precision_report=precision_report, opset=OPSET, trained=bool(run_config),
@@ -183,12 +198,17 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     if calibrate:
         from .calibration import calibrate as calibrate_rules
 
-        rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
-        manifest.thresholds = calibrate_rules(rec, site, target_far, survey_queries, progress=progress)
-    bf.write_bundle(out, manifest, members, signing_key=sign)
-    try:
-        Recognizer.open(out, providers=["CPUExecutionProvider"])
-    except SitelensError as exc:  # pragma: no cover - would be a bug in the writer
-        out.unlink(missing_ok=True)
-        raise SitelensError(f"{out}: the freshly written bundle failed verification ({exc})") from exc
+        with clock.stage("calibrate"):
+            rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
+            manifest.thresholds = calibrate_rules(rec, site, target_far, survey_queries, progress=progress,
+                                                  clock=clock)
+    with clock.stage("write"):
+        bf.write_bundle(out, manifest, members, signing_key=sign)
+        try:
+            Recognizer.open(out, providers=["CPUExecutionProvider"])
+        except SitelensError as exc:  # pragma: no cover - would be a bug in the writer
+            out.unlink(missing_ok=True)
+            raise SitelensError(f"{out}: the freshly written bundle failed verification ({exc})") from exc
+    clock.seconds["total"] = time.perf_counter() - start
+    log.info("sitelens: built %s in %.0f s (%s)", out, clock.seconds["total"], clock.summary())
     return out

@@ -40,6 +40,8 @@ from runtime.site import Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
 
+from .stages import StageClock
+
 log = logging.getLogger("sitelens")
 
 MIN_SUPPORT = 12
@@ -107,7 +109,8 @@ def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None)
 
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
            max_views: int = 800, backgrounds: int = 300, collages: int = 200, seed: int = 0,
-           progress: bool = True) -> SampleSet:
+           progress: bool = True, clock: StageClock | None = None) -> SampleSet:
+    clock = clock or StageClock()
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
     sim = CameraViewSimulator(seed=seed)
@@ -128,31 +131,37 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
     out = SampleSet()
     dups: dict[str, set] = {}
     caches: dict = {}
-    for k, ref in enumerate(tqdm(refs, desc="calibrate (simulated views)", unit="ref", disable=not progress)):
-        for j, view in views(ref, k):
-            caches[k, j] = {}
-            out.positives.append(Sample(_findings(rec, view, modes, cache=caches[k, j]), ref.instance, "simulated"))
+    with clock.stage("simulated views"):
+        for k, ref in enumerate(tqdm(refs, desc="calibrate (simulated views)", unit="ref", disable=not progress)):
+            for j, view in views(ref, k):
+                caches[k, j] = {}
+                out.positives.append(Sample(_findings(rec, view, modes, cache=caches[k, j]), ref.instance,
+                                            "simulated"))
     if len(rec.instances) > 1:
         right = [s.findings["exact"].hits[0][1] for s in out.positives
                  if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
-        dups = near_duplicates(rec, site, float(np.median(right)) if right else 1.0, progress)
-        for k, ref in enumerate(refs):
-            left_out = {ref.instance} | dups.get(ref.instance, set())
-            for j, view in views(ref, k):
-                out.negatives.append(Sample(_findings(rec, view, modes, left_out, caches.pop((k, j))), None,
-                                            "simulated"))
-    for i in range(backgrounds):
-        label = bool(i % 2)
-        img = wall_label(rng, 360, 480) if label else random_wall(rng, 360, 480)
-        out.negatives.append(Sample(_findings(rec, img, modes), None, "label" if label else "wall"))
+        with clock.stage("look-alikes"):
+            dups = near_duplicates(rec, site, float(np.median(right)) if right else 1.0, progress)
+        with clock.stage("simulated views left out"):
+            for k, ref in enumerate(refs):
+                left_out = {ref.instance} | dups.get(ref.instance, set())
+                for j, view in views(ref, k):
+                    out.negatives.append(Sample(_findings(rec, view, modes, left_out, caches.pop((k, j))), None,
+                                                "simulated"))
+    with clock.stage("walls and labels"):
+        for i in range(backgrounds):
+            label = bool(i % 2)
+            img = wall_label(rng, 360, 480) if label else random_wall(rng, 360, 480)
+            out.negatives.append(Sample(_findings(rec, img, modes), None, "label" if label else "wall"))
     if len(rec.instances) > 2:
         mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
         chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
-        for i in tqdm(range(collages), desc="calibrate (cluttered scenes)", unit="img", disable=not progress):
-            group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
-            img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
-            left_out = set().union(*({r.instance} | dups.get(r.instance, set()) for r in group))
-            out.negatives.append(Sample(_findings(rec, img, modes, left_out), None, "scene"))
+        with clock.stage("cluttered scenes"):
+            for i in tqdm(range(collages), desc="calibrate (cluttered scenes)", unit="img", disable=not progress):
+                group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
+                img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
+                left_out = set().union(*({r.instance} | dups.get(r.instance, set()) for r in group))
+                out.negatives.append(Sample(_findings(rec, img, modes, left_out), None, "scene"))
     for q in tqdm(survey or [], desc="calibrate (survey photos)", unit="img", disable=not progress):
         img = load_image(q.path)
         if q.is_unknown:
@@ -263,13 +272,15 @@ def _rates(rec, rule, pos, neg, mode) -> tuple[float, float]:
 
 
 def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: list[Query] | None = None,
-              progress: bool = True, **kw) -> Thresholds:
+              progress: bool = True, clock: StageClock | None = None, **kw) -> Thresholds:
     """Rules for every match mode the bundle supports."""
+    clock = clock or StageClock()
     modes = ["hnsw", "exact"] + (["binary", "hamming"] if rec.index.binary is not None else [])
-    samples = gather(rec, site, modes, survey, progress=progress, **kw)
+    samples = gather(rec, site, modes, survey, progress=progress, clock=clock, **kw)
     rules, reports = {}, {}
-    for mode in modes:
-        rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far)
+    with clock.stage("rules"):
+        for mode in modes:
+            rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far)
     method = ("evidence from the device's recognition path; simulated views: full site (positives) vs own "
               "instance left out (negatives), walls and labels" + ("; survey photos" if survey else ""))
     return Thresholds(rules, rules["hnsw"], target_far, {"method": method, "modes": reports,

@@ -16,11 +16,10 @@ from tqdm import tqdm
 
 from runtime.embedder import Embedder
 from runtime.errors import ImageError, SiteError
-from runtime.image_io import load_image
+from runtime.image_io import file_digest, is_blank, load_image
 from runtime.site import Reference, Site
 
 log = logging.getLogger("sitelens")
-BLANK_STD = 6.0  # pixel standard deviation under which a reference is "a plain wall"
 MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 ALL_ROTATIONS = (0, 1, 2, 3)
 
@@ -34,6 +33,7 @@ class Described:
     images: list[int]                # reference image of each row (its turned copies share it)
     features: list | None            # (keypoints, descriptors) per row, or None
     used: list[Reference] = field(default_factory=list)   # references that made it into the index
+    digests: list[str] = field(default_factory=list)      # sha256 of each row's image file
 
 
 def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: float = 1.0,
@@ -43,13 +43,15 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
     image) identify nothing and would fire on every plain wall: they are left out with a warning
     unless ``keep_blank``. ``verifier``: also compute each reference's local features."""
     descs, instances, sources, rots, images, feats, bad, blank, used = [], [], [], [], [], [], [], [], []
+    digests = []
     for ref in tqdm(site.references, desc="describe references", unit="img", disable=not progress):
         try:
             img = load_image(ref.path)
+            digest = file_digest(ref.path)
         except ImageError as exc:
             bad.append(str(exc))
             continue
-        if float(img.reshape(-1, 3).std(axis=0).max()) < BLANK_STD:  # per channel: colour alone is no texture
+        if is_blank(img):
             blank.append(str(ref.path))
             if not keep_blank:
                 continue
@@ -61,6 +63,7 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
             sources.append(str(ref.path.name))
             rots.append(int(r))
             images.append(len(used) - 1)
+            digests.append(digest)
             if verifier is not None:
                 feats.append(verifier.reference_features(img, r))
     if blank:
@@ -75,7 +78,7 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
     if not descs:
         raise SiteError(f"{site.name}: no usable reference images")
     out = Described(np.stack(descs).astype(np.float32), instances, sources, rots, images,
-                    feats if verifier is not None else None, used)
+                    feats if verifier is not None else None, used, digests)
     if per_instance_mean:
         out = _per_instance_mean(out)
     return out

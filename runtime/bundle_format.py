@@ -6,8 +6,10 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/m
 - ``signature.json``  optional Ed25519 signature of the manifest bytes (``runtime/signing.py``);
                       the only member the manifest does not list (it signs the manifest)
 - ``model.onnx``      descriptor network, uint8 NHWC RGB in, L2-normalised descriptor out
-- ``index.hnsw``      hnswlib index (inner product) over the reference descriptors
-- ``refs.npy``        reference descriptors (float16) so the index can be rebuilt
+- ``index.graph``     hnswlib index (inner product) over the reference descriptors, without the
+                      vectors (``runtime/hnsw_file.py``; they are put back from refs.npy on open);
+                      ``index.hnsw``, the whole hnswlib file, in bundles of schema 1-2
+- ``refs.npy``        reference descriptors (float16)
 - ``labels.json``     instance id of each reference row (+ source file names)
 - ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
 - ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
@@ -25,6 +27,7 @@ before ONNX Runtime, hnswlib or numpy parse a byte of them.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
@@ -37,6 +40,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import logging
+
 import numpy as np
 
 from . import signing
@@ -47,7 +52,8 @@ from .manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401
 MANIFEST = "manifest.json"
 SIGNATURE = signing.SIGNATURE
 MODEL = "model.onnx"
-INDEX = "index.hnsw"
+INDEX = "index.hnsw"          # schema 1-2: hnswlib's file, vectors included
+GRAPH = "index.graph"         # schema 3: the same without the vectors (refs.npy holds them)
 REFS = "refs.npy"
 LABELS = "labels.json"
 CODES = "codes.npy"          # optional: packed ITQ codes (N x bits/8 uint8)
@@ -58,9 +64,13 @@ VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
 VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
 LOCAL_MODEL = "local.onnx"   # optional: learned local features (XFeat) for verification
 GLUE_MODEL = "glue.onnx"     # optional: learned matcher (LighterGlue) for XFeat features
-REQUIRED_MEMBERS = (MODEL, INDEX, REFS, LABELS)
+REQUIRED_MEMBERS = (MODEL, REFS, LABELS)  # and one of INDEX / GRAPH
 MAX_MEMBER_BYTES = 4 << 30   # refuse to inflate anything larger (zip bombs, crafted sizes)
 MAX_TOTAL_BYTES = 8 << 30
+log = logging.getLogger("sitelens")
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256(data: bytes) -> str:
@@ -186,12 +196,15 @@ def _zip_members(fh, manifest_bytes: bytes, members: dict[str, bytes], signature
 def write_bundle(path: str | Path, manifest: Manifest, members: dict[str, bytes], signing_key=None) -> Path:
     """Write a bundle atomically; the manifest's member checksums are filled in here.
     ``signing_key`` (an Ed25519 private key or a key file path) signs the manifest."""
-    missing = [m for m in REQUIRED_MEMBERS if m not in members]
+    missing = [m for m in REQUIRED_MEMBERS if m not in members] + ([] if {INDEX, GRAPH} & set(members) else [GRAPH])
     if missing:
         raise BundleError(f"{path}: refusing to write a bundle without {missing}")
     reserved = {MANIFEST, SIGNATURE} & set(members)
     if reserved:
         raise BundleError(f"{path}: {sorted(reserved)} cannot be written as ordinary members")
+    unknown = sorted(set(members) - set(MEMBERS))
+    if unknown:
+        raise BundleError(f"{path}: refusing to write members a bundle does not hold: {_listing(unknown)}")
     manifest = manifest.copy()
     manifest.members = {name: MemberInfo(sha256(data), len(data)) for name, data in members.items()}
     manifest_bytes = manifest.to_bytes()
@@ -227,67 +240,138 @@ class BundleContents:
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
                RuntimeError, ValueError, struct.error, KeyError, OverflowError, UnicodeDecodeError, IndexError)
+MEMBERS = (MODEL, INDEX, GRAPH, REFS, LABELS, CODES, ITQ_PROJ, ITQ_MEAN, VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS,
+           LOCAL_MODEL, GLUE_MODEL)   # every name a bundle may hold besides manifest.json and signature.json
+MAX_MEMBERS = 32                  # a bundle holds at most len(MEMBERS) + 2 entries; more is not a bundle
+MAX_MANIFEST_BYTES = 16 << 20     # read before anything is trusted: a manifest of 10k works is ~2-3 MB
+MAX_SIGNATURE_BYTES = 64 << 10
+_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
-def _read_zip(path: Path) -> tuple[dict[str, bytes], bytes]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            names = [i.filename for i in infos]
-            dupes = sorted({n for n in names if names.count(n) > 1})
+def _listing(names, limit: int = 10) -> str:
+    """Names for an error message: escaped (no terminal control characters), at most ``limit``."""
+    names = list(names)
+    shown = ", ".join(ascii(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+class _Zip:
+    """A bundle's zip, read member by member with bounded memory: the central directory is
+    checked first (entry count, names, compression methods), then members are inflated one at a
+    time, never more than the size they are allowed (``read``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.zf = zipfile.ZipFile(path)
+            infos = self.zf.infolist()
+        except zipfile.BadZipFile as exc:
+            raise BundleError(f"{path}: not a sitelens bundle or truncated file ({exc})") from None
+        except _ZIP_ERRORS as exc:
+            raise BundleError(f"{path}: corrupt bundle ({type(exc).__name__}: {exc})") from None
+        try:
+            if len(infos) > MAX_MEMBERS:
+                raise BundleError(f"{path}: not a sitelens bundle ({len(infos)} zip entries; a bundle has at most "
+                                  f"{MAX_MEMBERS})")
+            counts = collections.Counter(i.filename for i in infos)
+            dupes = sorted(n for n, c in counts.items() if c > 1)
             if dupes:
-                raise BundleError(f"{path}: corrupt bundle (duplicate members {dupes})")
-            if MANIFEST not in names:
+                raise BundleError(f"{path}: corrupt bundle (duplicate members {_listing(dupes)})")
+            if MANIFEST not in counts:
                 raise BundleError(f"{path}: not a sitelens bundle (no {MANIFEST})")
-            total = 0
-            for info in infos:
-                if info.file_size > MAX_MEMBER_BYTES:
-                    raise BundleError(f"{path}: member {info.filename} claims {info.file_size} bytes (limit "
-                                      f"{MAX_MEMBER_BYTES}); refusing to inflate it")
-                total += info.file_size
-            if total > MAX_TOTAL_BYTES:
-                raise BundleError(f"{path}: members total {total} bytes (limit {MAX_TOTAL_BYTES})")
-            raw = {name: zf.read(name) for name in names}
-    except BundleError:
-        raise
-    except zipfile.BadZipFile as exc:
-        raise BundleError(f"{path}: not a sitelens bundle or truncated file ({exc})") from None
-    except _ZIP_ERRORS as exc:
-        raise BundleError(f"{path}: corrupt bundle ({type(exc).__name__}: {exc})") from None
-    return raw, raw.pop(MANIFEST)
+            unknown = sorted(set(counts) - {MANIFEST, SIGNATURE, *MEMBERS})
+            if unknown:
+                raise BundleError(f"{path}: not a sitelens bundle (unknown members {_listing(unknown)})")
+            odd = sorted(i.filename for i in infos if i.compress_type not in _COMPRESSIONS)
+            if odd:
+                raise BundleError(f"{path}: members {_listing(odd)} use a compression sitelens does not read "
+                                  "(only stored and deflated)")
+        except BundleError:
+            self.zf.close()
+            raise
+        self.infos = {i.filename: i for i in infos}
+
+    def names(self) -> set[str]:
+        return set(self.infos)
+
+    def read(self, name: str, limit: int, declared: int | None = None) -> bytes:
+        """The bytes of ``name``, refused when its header or its content exceeds ``limit`` bytes or
+        differs from ``declared`` (the size the manifest lists); CRC errors name the member."""
+        info = self.infos[name]
+        if declared is not None and info.file_size != declared:
+            raise BundleError(f"{self.path}: member {name} is corrupt or modified (the zip says {info.file_size} "
+                              f"bytes, the manifest {declared})")
+        if info.file_size > limit:
+            raise BundleError(f"{self.path}: member {name} claims {info.file_size} bytes (limit {limit}); "
+                              "refusing to inflate it")
+        try:
+            with self.zf.open(info) as fh:
+                data = fh.read(limit + 1)
+        except zipfile.BadZipFile as exc:
+            raise BundleError(f"{self.path}: member {name} is corrupt ({exc})") from None
+        except _ZIP_ERRORS as exc:
+            raise BundleError(f"{self.path}: member {name} is corrupt ({type(exc).__name__}: {exc})") from None
+        if len(data) > limit or len(data) != info.file_size:
+            raise BundleError(f"{self.path}: member {name} is corrupt (its content does not match its zip header)")
+        return data
+
+    def close(self) -> None:
+        self.zf.close()
 
 
 def read_bundle(path: str | Path, trusted_keys=None, check: bool = True) -> BundleContents:
     """Open and fully verify a bundle; raise BundleError naming the file and the problem.
 
     ``trusted_keys``: public key files (or ``signing.TrustedKey``); when given, the bundle must be
-    signed by one of them, and the signature is checked before the manifest is even parsed.
-    ``check``: also check the members against each other (row counts, shapes, index structure)."""
+    signed by one of them, and the signature is checked before the manifest is even parsed. An
+    empty list is refused (a device that trusts no key can open nothing signed-only); ``None``
+    checks no signature (a present one is reported, and logged as unchecked).
+    ``check``: also check the members against each other (row counts, shapes, index structure).
+
+    Memory is bounded before anything is trusted: only manifest.json and signature.json are
+    inflated (at most ``MAX_MANIFEST_BYTES`` / ``MAX_SIGNATURE_BYTES``) before the signature check;
+    then only the members the manifest lists, each at most the size it declares."""
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"{path}: no such bundle file")
-    raw, manifest_bytes = _read_zip(path)
-    signature_bytes = raw.pop(SIGNATURE, None)
-    trusted = signing.trusted_keys(trusted_keys) if trusted_keys else {}
-    if trusted:
-        sig = signing.verify_manifest(manifest_bytes, signature_bytes, trusted, str(path))
-    else:
-        sig = signing.describe_signature(signature_bytes, str(path))
-    manifest = Manifest.from_bytes(manifest_bytes, str(path))
-    problems = []
-    for name in REQUIRED_MEMBERS:
-        if name not in manifest.members:
-            problems.append(f"{name} not listed in the manifest")
-    for name, info in manifest.members.items():
-        data = raw.get(name)
-        if data is None:
-            problems.append(f"{name} listed in the manifest but missing")
-        elif len(data) != info.size or sha256(data) != info.sha256:
-            problems.append(f"{name} checksum mismatch (corrupt or modified)")
-    for name in sorted(set(raw) - set(manifest.members)):
-        problems.append(f"{name} present but not listed in the manifest")
-    if problems:
-        raise BundleError(f"{path}: failed verification: " + "; ".join(problems))
+    if trusted_keys is not None and not list(trusted_keys):
+        raise signing.SignatureError(f"{path}: refused: an empty list of trusted keys trusts no bundle (pass "
+                                     "None to open without a signature check, or the site's public key)")
+    zf = _Zip(path)
+    try:
+        manifest_bytes = zf.read(MANIFEST, MAX_MANIFEST_BYTES)
+        signature_bytes = zf.read(SIGNATURE, MAX_SIGNATURE_BYTES) if SIGNATURE in zf.names() else None
+        if trusted_keys is not None:
+            sig = signing.verify_manifest(manifest_bytes, signature_bytes, signing.trusted_keys(trusted_keys),
+                                          str(path))
+        else:
+            sig = signing.describe_signature(signature_bytes, str(path))
+            if sig is not None:
+                log.warning("sitelens: %s is signed by key %s, but no trusted key was given: the signature was not "
+                            "checked", path, sig.key_id)
+        manifest = Manifest.from_bytes(manifest_bytes, str(path))
+        problems = [f"{name} not listed in the manifest" for name in REQUIRED_MEMBERS if name not in manifest.members]
+        if not {INDEX, GRAPH} & set(manifest.members):
+            problems.append(f"neither {GRAPH} nor {INDEX} listed in the manifest")
+        problems += [f"{name} listed in the manifest but missing" for name in manifest.members if name not in zf.names()]
+        problems += [f"{name} present but not listed in the manifest"
+                     for name in sorted(zf.names() - set(manifest.members) - {MANIFEST, SIGNATURE})]
+        total = sum(info.size for info in manifest.members.values())
+        if total > MAX_TOTAL_BYTES:
+            problems.append(f"members total {total} bytes (limit {MAX_TOTAL_BYTES})")
+        if problems:
+            raise BundleError(f"{path}: failed verification: " + "; ".join(problems[:10])
+                              + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
+        raw = {}
+        for name, info in manifest.members.items():
+            data = zf.read(name, min(info.size, MAX_MEMBER_BYTES), declared=info.size)
+            if sha256(data) != info.sha256:
+                problems.append(f"{name} checksum mismatch (corrupt or modified)")
+            raw[name] = data
+        if problems:
+            raise BundleError(f"{path}: failed verification: " + "; ".join(problems))
+    finally:
+        zf.close()
     contents = BundleContents(path, manifest, raw, manifest_bytes, signature_bytes, sig)
     if check:
         check_consistency(contents)
@@ -322,7 +406,16 @@ def check_consistency(contents: BundleContents) -> None:
     if images is not None and (not isinstance(images, list) or len(images) != rows or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in images)):
         raise BundleError(f"{src}: labels.json images must be one image id (integer >= 0) per refs.npy row")
-    check_hnsw_bytes(contents.members[INDEX], dim, rows, src)
+    digests = labels.get("digests")
+    if digests is not None and (not isinstance(digests, list) or len(digests) != rows or not all(
+            isinstance(d, str) and (d == "" or _SHA256.match(d)) for d in digests)):
+        raise BundleError(f"{src}: labels.json digests must be one sha256 (hex, or empty) per refs.npy row")
+    if not np.isfinite(refs).all():
+        raise BundleError(f"{src}: refs.npy holds non-finite values")
+    if INDEX in contents.members:
+        check_hnsw_bytes(contents.members[INDEX], dim, rows, src)
+    else:
+        check_hnsw_bytes(contents.members[GRAPH], dim, rows, src, vectors=False)
     if CODES in contents.members or m.codes:
         codes, proj, mean = contents.array(CODES), contents.array(ITQ_PROJ), contents.array(ITQ_MEAN)
         bits = proj.shape[1] if proj.ndim == 2 else -1
@@ -362,3 +455,16 @@ def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[P
     atomic_write(target, lambda fh: _zip_members(fh, contents.manifest_bytes, members, signature))
     info = signing.describe_signature(signature, str(target))
     return target, info
+
+
+def hnsw_file(contents: BundleContents, refs: np.ndarray) -> bytes:
+    """The hnswlib file of a checked bundle: ``index.hnsw`` as stored (schema 1-2), or
+    ``index.graph`` with the vectors of ``refs`` put back (schema 3)."""
+    from .hnsw_file import check_hnsw_bytes, with_vectors
+
+    if INDEX in contents.members:
+        return contents.members[INDEX]
+    if GRAPH not in contents.members:
+        raise BundleError(f"{contents.path}: neither {GRAPH} nor {INDEX} in the bundle")
+    check_hnsw_bytes(contents.members[GRAPH], refs.shape[1], len(refs), str(contents.path), vectors=False)
+    return with_vectors(contents.members[GRAPH], refs)

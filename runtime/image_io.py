@@ -160,3 +160,27 @@ def load_image(image: ImageLike, need: tuple[int, int] | None = None) -> np.ndar
 
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+BLANK_STD = 6.0  # pixel standard deviation under which a reference is "a plain wall"
+
+
+def is_blank(img: np.ndarray) -> bool:
+    """A reference with almost no texture (a blank or uniform image, whatever its colour: the
+    standard deviation of every channel under ``BLANK_STD``) identifies nothing and would match
+    every plain wall."""
+    return float(img.reshape(-1, img.shape[-1]).std(axis=0).max()) < BLANK_STD
+
+
+def file_digest(path) -> str:
+    """sha256 of an image file's bytes (a rebuild reuses the index rows of unchanged files)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return digest.hexdigest()

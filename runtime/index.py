@@ -22,10 +22,10 @@ import hnswlib
 import numpy as np
 
 from .binary_codes import BinaryCodes
-from .bundle_format import CODES, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, npy_bytes
+from .bundle_format import CODES, GRAPH, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, npy_bytes
 from .errors import BundleError, SitelensError
 from .feature_store import FeatureStore
-from .hnsw_file import check_hnsw_bytes
+from .hnsw_file import check_hnsw_bytes, strip_vectors
 from .index_params import IndexParams
 from .rwlock import RWLock
 
@@ -55,10 +55,13 @@ class ReferenceIndex:
     def __init__(self, descriptors: np.ndarray, instances: list[str], sources: list[str] | None = None,
                  params: IndexParams = IndexParams(), hnsw: hnswlib.Index | None = None,
                  binary: BinaryCodes | None = None, features: FeatureStore | None = None,
-                 rotations: list[int] | None = None, images: list[int] | None = None):
+                 rotations: list[int] | None = None, images: list[int] | None = None,
+                 digests: list[str] | None = None):
         """``rotations``: quarter turns (0-3) of the reference image each row describes (rows of
         turned copies let turned queries find their reference); ``images``: which reference image
-        each row comes from (rows of one image's turned copies share it; default one image per row)."""
+        each row comes from (rows of one image's turned copies share it; default one image per row);
+        ``digests``: sha256 of each row's image file ("" when unknown), which lets a rebuild reuse
+        the rows of unchanged images (``export/update.py``)."""
         descriptors = l2_normalize(descriptors)
         if len(descriptors) != len(instances):
             raise SitelensError(f"{len(descriptors)} descriptors but {len(instances)} labels")
@@ -74,6 +77,9 @@ class ReferenceIndex:
         self.images = [int(i) for i in images] if images is not None else list(range(len(instances)))
         if len(self.images) != len(instances):
             raise SitelensError(f"{len(self.images)} image ids but {len(instances)} labels")
+        self.digests = list(digests) if digests is not None else [""] * len(instances)
+        if len(self.digests) != len(instances):
+            raise SitelensError(f"{len(self.digests)} image digests but {len(instances)} labels")
         self.deleted = np.zeros(len(instances), bool)
         self._rows: dict[str, list[int]] = {}
         for i, inst in enumerate(self.instances):
@@ -209,7 +215,8 @@ class ReferenceIndex:
             self.hnsw, self.params = hnsw, params
 
     def add(self, descriptors: np.ndarray, instance: str, sources: list[str] | None = None,
-            features: list | None = None, rotations: list[int] | None = None, images: list[int] | None = None) -> None:
+            features: list | None = None, rotations: list[int] | None = None, images: list[int] | None = None,
+            digests: list[str] | None = None) -> None:
         """Append rows for ``instance``; ``features`` (one (keypoints, descriptors) per row) is
         required when the index carries local features, so rows and keypoints stay aligned.
         ``images``: which of the added images each row describes (0, 1, ...; default one per row)."""
@@ -232,6 +239,7 @@ class ReferenceIndex:
             first = max(self.images, default=-1) + 1
             local = images if images is not None else range(len(descriptors))
             self.images = self.images + [first + int(i) for i in local]
+            self.digests = self.digests + (list(digests) if digests else [""] * len(descriptors))
             self.deleted = np.concatenate([self.deleted, np.zeros(len(descriptors), bool)])
             self._rows.setdefault(instance, []).extend(range(start, needed))
             if self.binary is not None:
@@ -249,30 +257,37 @@ class ReferenceIndex:
             return len(rows)
 
     # -- persistence (shared lock) -----------------------------------------------------------
+    def compacted(self) -> "ReferenceIndex":
+        """A new index of the live rows only, in order (the graph is rebuilt if rows were removed);
+        a consistent snapshot, safe alongside searches."""
+        with self.lock.read():
+            keep = ~self.deleted
+            pick = lambda values: [x for x, k in zip(values, keep) if k]  # noqa: E731
+            descs = self.descriptors[keep]
+            hnsw = self.hnsw if keep.all() else build_hnsw(descs, self.params)
+            binary = None
+            if self.binary is not None:
+                binary = BinaryCodes(self.binary.proj, self.binary.mean, self.binary.codes[keep])
+            features = self.features.select(np.flatnonzero(keep)) if self.features is not None else None
+            return ReferenceIndex(descs, pick(self.instances), pick(self.sources), self.params, hnsw, binary, features,
+                                  pick(self.rotations), pick(self.images), pick(self.digests))
+
     def to_members(self) -> tuple[dict[str, bytes], list[str]]:
         """A consistent snapshot of every live row as bundle members, plus the live instances.
         Deleted rows are dropped (the graph is rebuilt if any were)."""
-        with self.lock.read():
-            keep = ~self.deleted
-            descs = self.descriptors[keep]
-            instances = [x for x, k in zip(self.instances, keep) if k]
-            sources = [x for x, k in zip(self.sources, keep) if k]
-            rotations = [x for x, k in zip(self.rotations, keep) if k]
-            images = [x for x, k in zip(self.images, keep) if k]
-            hnsw = self.hnsw if keep.all() else build_hnsw(descs, self.params)
-            index_bytes = _hnsw_bytes(hnsw)
-            codes = self.binary.codes[keep] if self.binary is not None else None
-            features = self.features.select(np.flatnonzero(keep)) if self.features is not None else None
-            live = sorted(self._rows)
-        labels = json.dumps({"instances": instances, "sources": sources, "rotations": rotations,
-                             "images": images}).encode("utf-8")
-        members = {INDEX: index_bytes, REFS: npy_bytes(descs.astype(np.float16)), LABELS: labels}
-        if codes is not None:
-            members.update({CODES: npy_bytes(codes), ITQ_PROJ: npy_bytes(self.binary.proj),
-                            ITQ_MEAN: npy_bytes(self.binary.mean)})
-        if features is not None:
-            members.update(features.to_members())
-        return members, live
+        live = self.compacted()
+        labels = {"instances": live.instances, "sources": live.sources, "rotations": live.rotations,
+                  "images": live.images}
+        if any(live.digests):
+            labels["digests"] = live.digests
+        members = {GRAPH: strip_vectors(_hnsw_bytes(live.hnsw), live.dim),
+                   REFS: npy_bytes(live.descriptors.astype(np.float16)), LABELS: json.dumps(labels).encode("utf-8")}
+        if live.binary is not None:
+            members.update({CODES: npy_bytes(live.binary.codes), ITQ_PROJ: npy_bytes(live.binary.proj),
+                            ITQ_MEAN: npy_bytes(live.binary.mean)})
+        if live.features is not None:
+            members.update(live.features.to_members())
+        return members, live.live_instances()
 
     @classmethod
     def from_members(cls, refs: np.ndarray, labels: dict, index_bytes: bytes | None,
@@ -290,7 +305,7 @@ class ReferenceIndex:
         if features is not None and len(features) != len(refs):
             raise BundleError(f"{source}: local features cover {len(features)} rows, refs.npy {len(refs)}")
         return cls(refs.astype(np.float32), instances, labels.get("sources"), params, hnsw, binary, features,
-                   labels.get("rotations"), labels.get("images"))
+                   labels.get("rotations"), labels.get("images"), labels.get("digests"))
 
     def memory_per_reference(self) -> dict:
         """Bytes per reference for each match mode (what must sit in RAM for it)."""

@@ -22,8 +22,8 @@ from .thresholds import Thresholds
 from .version import __version__
 
 FORMAT = "sitelens-bundle"
-SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3       # 3: the HNSW graph is stored without its vectors (index.graph)
+READABLE_SCHEMAS = (1, 2, 3)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PRECISIONS = ("fp32", "fp16", "int8")
 

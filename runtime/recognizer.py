@@ -15,6 +15,7 @@ Thread safety, per method and pairwise (as hnswlib's README states it):
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from .embedder import Embedder
 from .errors import BundleError, SitelensError
 from .feature_store import FeatureStore
 from .geometric import Evidence
-from .image_io import ImageLike, load_image
+from .image_io import ImageLike, file_digest, is_blank, load_image
 from .index import ReferenceIndex
 from .manifest import Manifest
 from .metrics import score_margin
@@ -113,6 +114,7 @@ class Recognizer:
         self.path = contents.path
         self.manifest: Manifest = contents.manifest
         self.signature = contents.signature
+        self._signed = (contents.manifest_bytes, contents.signature_bytes)  # to check before re-signing
         self._members = dict(contents.members)
         model = self.manifest.model
         self.spec = model.input
@@ -143,8 +145,9 @@ class Recognizer:
             self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:
                 self.verifier = self._feature_maker
+        refs = contents.array(bf.REFS)
         self.index = ReferenceIndex.from_members(
-            contents.array(bf.REFS), contents.json(bf.LABELS), contents.members[bf.INDEX],
+            refs, contents.json(bf.LABELS), bf.hnsw_file(contents, refs),
             self.manifest.index.params, source=str(self.path), binary=binary, features=features)
         self.metadata: dict[str, dict] = dict(self.manifest.instances)
         self.thresholds = self.manifest.thresholds or Thresholds()
@@ -155,6 +158,25 @@ class Recognizer:
                             self.verifier.params.work_side if self.verifier else 0)
         self._edit_lock = threading.Lock()   # add/remove/save-snapshot: one at a time
         self._save_lock = threading.Lock()   # file writes: one at a time
+
+    def _check_before_resigning(self, signing_key) -> None:
+        from . import signing
+
+        if self.signature is not None and self.signature.verified:
+            return
+        key = signing.load_private_key(signing_key) if isinstance(signing_key, (str, Path)) else signing_key
+        public = key.public_key()
+        mine = signing.TrustedKey(signing.key_id(public), public, "the signing key")
+        manifest_bytes, signature_bytes = self._signed
+        if signature_bytes is None:
+            raise signing.SignatureError(
+                f"{self.path}: refusing to sign an edit of an unsigned bundle: nothing vouches for what it held "
+                "(check it, then `sitelens sign` it; or open it with a trusted key)")
+        try:
+            signing.verify_manifest(manifest_bytes, signature_bytes, {mine.key_id: mine}, str(self.path))
+        except signing.SignatureError as exc:
+            raise signing.SignatureError(f"{exc}; refusing to re-sign it with key {mine.key_id} (that would vouch for "
+                                         "contents this key never signed)") from None
 
     def _trt_options(self, providers) -> dict | None:
         """Engine cache beside the bundle when ORT's TensorRT provider will be used."""
@@ -266,29 +288,42 @@ class Recognizer:
 
     # -- incremental updates ---------------------------------------------------------------
     def add(self, instance_id: str, images, metadata: dict | None = None) -> int:
-        """Add references for an instance (new or existing) without retraining."""
+        """Add references for an instance (new or existing) without retraining; returns how many
+        images were added. Images with almost no texture (``image_io.is_blank``) are left out with
+        a warning, as the bundler leaves them out: they would match every plain wall."""
         images = list(images)
         if not images:
             raise SitelensError(f"add({instance_id!r}): no images given")
         if not isinstance(instance_id, str) or not instance_id.strip():
             raise SitelensError(f"add: instance id must be a non-empty string, got {instance_id!r}")
         names = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
+        digests = [file_digest(i) if isinstance(i, (str, Path)) else
+                   hashlib.sha256(i).hexdigest() if isinstance(i, (bytes, bytearray)) else "" for i in images]
         rgb = [load_image(i) for i in images]
-        descs, sources, rotations, features, image_ids = [], [], [], [], []
+        blank = [k for k, img in enumerate(rgb) if is_blank(img)]
+        if blank:
+            log.warning("sitelens: add(%r): %d image(s) with almost no texture left out (they would match plain "
+                        "walls): %s", instance_id, len(blank), ", ".join(names[k] or f"#{k}" for k in blank))
+            if len(blank) == len(rgb):
+                raise SitelensError(f"add({instance_id!r}): no usable image (all have almost no texture)")
+            keep = [k for k in range(len(rgb)) if k not in set(blank)]
+            rgb, names, digests = [rgb[k] for k in keep], [names[k] for k in keep], [digests[k] for k in keep]
+        descs, sources, rotations, features, image_ids, row_digests = [], [], [], [], [], []
         for k, (img, name) in enumerate(zip(rgb, names)):
             for r in self.rotations:
                 descs.append(self.embedder.embed(np.ascontiguousarray(np.rot90(img, r)) if r else img, self.scales))
                 sources.append(name)
                 rotations.append(r)
                 image_ids.append(k)
+                row_digests.append(digests[k])
                 if self.index.features is not None:
                     features.append(self._feature_maker.reference_features(img, r))
         with self._edit_lock:
             self.index.add(np.stack(descs), instance_id, sources, features if self.index.features is not None else None,
-                           rotations, image_ids)
+                           rotations, image_ids, row_digests)
             if metadata is not None or instance_id not in self.metadata:
                 self.metadata[instance_id] = dict(metadata or {})
-        return len(images)
+        return len(rgb)
 
     def remove(self, instance_id: str) -> int:
         with self._edit_lock:
@@ -302,8 +337,13 @@ class Recognizer:
         """Write the (updated) bundle atomically, to ``path`` or over the opened file.
 
         A bundle that was signed comes out unsigned unless ``signing_key`` (a private key file or
-        object) is given: the edit changed what the signature covered. A warning says so."""
+        object) is given: the edit changed what the signature covered. A warning says so.
+        ``signing_key`` re-signs only what someone vouched for: the bundle's own signature must have
+        been verified on open (``trusted_keys``) or verify now against that key's public half;
+        an unsigned or foreign-signed bundle is refused (sign a checked bundle with ``sign_bundle``)."""
         target = Path(path or self.path)
+        if signing_key is not None:
+            self._check_before_resigning(signing_key)
         with self._save_lock:
             with self._edit_lock:
                 members, live = self.index.to_members()
@@ -314,6 +354,7 @@ class Recognizer:
             manifest.site.num_instances = len(live)
             manifest.site.num_references = manifest.index.count = rows
             out = dict(self._members)
+            out.pop(bf.INDEX, None)  # a schema-2 bundle is written as schema 3 (index.graph)
             out.update(members)
             if self.signature is not None and signing_key is None:
                 log.warning("sitelens: %s was signed by key %s; %s is written UNSIGNED (pass a signing key to "

@@ -116,11 +116,18 @@ def inspect(bundle, as_json, trust):
     if sig is None:
         signature = "unsigned"
     elif sig.verified:
-        signature = f"signed by key {sig.key_id} on {sig.signed}: verified against --trust"
+        signature = (f"signed by key {sig.key_id} on {sig.signed or '(a date outside the signature, not shown)'}: "
+                     "verified against --trust")
     else:
         signature = f"signed by key {sig.key_id} on {sig.signed} (not checked: pass --trust site.pub)"
+    from runtime.bundle_format import GLUE_MODEL, LOCAL_MODEL, MODEL
+
+    models = (MODEL, LOCAL_MODEL, GLUE_MODEL)  # the same for any site; the rest grows with it
+    images = _reference_images(contents)
+    per_image = {n: round(i.size / max(images, 1)) for n, i in m.members.items() if n not in models}
     if as_json:
-        click.echo(json.dumps({**m.to_dict(), "signature": None if sig is None else sig.__dict__}))
+        click.echo(json.dumps({**m.to_dict(), "signature": None if sig is None else sig.__dict__,
+                               "reference_images": images, "bytes_per_reference_image": per_image}))
         return
     model, index, th = m.model, m.index, m.thresholds
     lines = [
@@ -141,9 +148,21 @@ def inspect(bundle, as_json, trust):
     lines += _threshold_lines(th)
     for key, value in lines:
         click.echo(f"{key:>12}: {value}")
-    click.echo(f"{'members':>12}:")
+    per_site = sum(i.size for n, i in m.members.items() if n not in models)
+    click.echo(f"{'members':>12}: (per reference image: {images} images; models are the same for any site)")
     for name, info in m.members.items():
-        click.echo(f"{'':>14}{name:<18} {info.size / 1e6:9.3f} MB  sha256 {info.sha256[:16]}…")
+        share = "model" if name in models else f"{info.size / max(images, 1) / 1e3:7.1f} KB/image"
+        click.echo(f"{'':>14}{name:<18} {info.size / 1e6:9.3f} MB  {share:>15}  sha256 {info.sha256[:16]}…")
+    click.echo(f"{'':>14}{'site data':<18} {per_site / 1e6:9.3f} MB  {per_site / max(images, 1) / 1e3:7.1f} KB/image")
+
+
+def _reference_images(contents) -> int:
+    """Reference images behind the index rows (turned copies of one image are one image)."""
+    from runtime.bundle_format import LABELS
+
+    labels = contents.json(LABELS)
+    images = labels.get("images") if isinstance(labels, dict) else None
+    return len(set(images)) if images else contents.manifest.index.count
 
 
 def _verification_line(v: dict | None) -> str:

@@ -56,9 +56,25 @@ def _wrote(path) -> None:
 @click.option("--weights", default="pretrained", show_default=True,
               help="'pretrained' (packaged), a local weights file, or 'timm' (download; needs internet).")
 @build_options
+@click.option("--update", "update", type=click.Path(exists=True, dir_okay=False),
+              help="Rebuild OLD.sitelens incrementally: works whose images are unchanged keep their rows, new or "
+                   "changed works are described, removed ones dropped; OLD's models, settings and thresholds are "
+                   "kept (a full build recalibrates). Takes no model or build option but --metadata and --sign.")
 @friendly
-def bundle(site, out, model, backbone, weights, **opts):
+def bundle(site, out, model, backbone, weights, update, **opts):
     """Build a deployable bundle from SITE (folder per object, or manifest CSV)."""
+    if update:
+        from export.update import update_bundle
+
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("model", "backbone", "weights", *opts)
+                 if name not in ("metadata", "sign")
+                 and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"--update keeps the old bundle's models and settings; drop {', '.join(given)} "
+                                   "(or build in full without --update)")
+        _wrote(update_bundle(site, update, out, metadata=opts["metadata"], sign=opts["sign"]))
+        return
     from export.bundler import build_bundle
 
     _wrote(build_bundle(site, out, model, backbone=backbone, weights=weights, **build_kwargs(opts)))

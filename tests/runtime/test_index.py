@@ -41,7 +41,12 @@ def test_add_remove_and_members_roundtrip():
     refs = np.load(__import__("io").BytesIO(members[bf.REFS]))
     import json
 
-    again = ReferenceIndex.from_members(refs, json.loads(members[bf.LABELS]), members[bf.INDEX], IndexParams(ef=50))
+    from runtime.hnsw_file import with_vectors
+
+    graph = members[bf.GRAPH]                       # the graph is stored without its vectors ...
+    full = with_vectors(graph, refs)                # ... which come back from refs.npy
+    assert len(full) - len(graph) == 4 * refs.size
+    again = ReferenceIndex.from_members(refs, json.loads(members[bf.LABELS]), full, IndexParams(ef=50))
     assert again.live_count == 291 and "obj0" not in again.live_instances()
     np.testing.assert_allclose(again.search(centres[5], 3)[0][1], idx.search(centres[5], 3)[0][1], atol=2e-3)
 

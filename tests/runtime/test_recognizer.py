@@ -92,7 +92,7 @@ def test_corrupt_index_never_reaches_hnswlib(tiny_bundle, tmp_path):
     with zipfile.ZipFile(tiny_bundle) as zin, zipfile.ZipFile(bad, "w") as zout:
         for name in zin.namelist():
             data = zin.read(name)
-            if name == bf.INDEX:
+            if name == bf.GRAPH:
                 data = data[:100] + bytes(len(data) - 100)
             zout.writestr(name, data)
     with pytest.raises(BundleError, match="checksum mismatch"):
@@ -106,3 +106,32 @@ def test_thresholds_reject_unknown(tiny_bundle):
     wall = np.full((200, 260, 3), 180, np.uint8)
     r = rec.recognize(wall)
     assert not r.accepted and r.instance is None and r.best is not None
+
+
+def test_schema_2_bundles_with_the_whole_hnsw_file_still_open(tiny_bundle, tmp_path):
+    """Schema 3 stores the graph without its vectors (index.graph, a fraction of index.hnsw's
+    bytes); bundles written before it carry hnswlib's whole file and still open, answer the same,
+    and are written as schema 3 by the next save."""
+    from runtime.hnsw_file import with_vectors
+
+    new = bf.read_bundle(tiny_bundle)
+    refs = new.array(bf.REFS)
+    assert len(new.members[bf.GRAPH]) < 0.2 * refs.shape[1] * 4 * len(refs)
+    members = {k: v for k, v in new.members.items() if k != bf.GRAPH}
+    members[bf.INDEX] = with_vectors(new.members[bf.GRAPH], refs)
+    old = bf.write_bundle(tmp_path / "old.sitelens", new.manifest, members)
+    patched = tmp_path / "old2.sitelens"
+    with zipfile.ZipFile(old) as zin, zipfile.ZipFile(patched, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == bf.MANIFEST:
+                data = json.dumps({**json.loads(data), "schema_version": 2}).encode()
+            zout.writestr(name, data)
+    rec, ref = Recognizer.open(patched), Recognizer.open(tiny_bundle)
+    assert rec.manifest.schema_version == 2
+    img = np.random.default_rng(1).integers(0, 255, (120, 160, 3), np.uint8)
+    assert rec.recognize(img).candidates == ref.recognize(img).candidates
+    rec.save()
+    again = bf.read_bundle(patched)
+    assert again.manifest.schema_version == bf.SCHEMA_VERSION == 3
+    assert bf.GRAPH in again.members and bf.INDEX not in again.members

