@@ -11,13 +11,17 @@ from runtime.providers import NAMED
 
 
 def friendly(fn):
-    """Turn sitelens errors into a one-line message and exit status 1 (no traceback)."""
+    """Turn sitelens errors, and any OSError (an unwritable folder, a full disk), into a one-line
+    message and exit status 1 (no traceback)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except SitelensError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = exc.filename or ""
+            raise click.ClickException(f"{where}{': ' if where else ''}{exc.strerror or exc}") from None
     return wrapper
 
 

@@ -10,13 +10,24 @@ from .cli_common import friendly
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Private key file to write (e.g. site.key); the public key goes beside it as .pub.")
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
+@click.option("--passphrase-env", metavar="VAR",
+              help="Encrypt the private key with the passphrase in environment variable VAR; commands that sign "
+                   "then read it from SITELENS_KEY_PASSPHRASE.")
 @friendly
-def keygen(out, force):
+def keygen(out, force, passphrase_env):
     """Create an Ed25519 signing key pair: OUT (private, mode 0600) and OUT.pub (give it to devices)."""
+    import os
+
     from runtime.signing import generate_keypair
 
-    private, public, kid = generate_keypair(out, overwrite=force)
-    click.echo(f"wrote {private} (private: keep it off devices) and {public} (key id {kid})")
+    passphrase = None
+    if passphrase_env:
+        if not os.environ.get(passphrase_env):
+            raise click.UsageError(f"--passphrase-env {passphrase_env}: that environment variable is empty or unset")
+        passphrase = os.environ[passphrase_env].encode("utf-8")
+    private, public, kid = generate_keypair(out, overwrite=force, passphrase=passphrase)
+    click.echo(f"wrote {private} (private: keep it off devices{', encrypted' if passphrase else ''}) and {public} "
+               f"(key id {kid})")
 
 
 @click.command()
@@ -42,5 +53,6 @@ def verify(bundle, trust):
     from runtime.bundle_format import read_bundle
 
     contents = read_bundle(bundle, trusted_keys=list(trust))
-    click.echo(f"{bundle}: OK, signed by key {contents.signature.key_id} ({contents.signature.signed}); "
+    when = contents.signature.signed or "signing date not covered by this older signature"
+    click.echo(f"{bundle}: OK, signed by key {contents.signature.key_id} ({when}); "
                f"{len(contents.manifest.members)} members verified")

@@ -43,10 +43,13 @@ def _rewrite(src, dst, change):
 def test_tampered_member_is_rejected(tmp_path):
     path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     bad = tmp_path / "bad.sitelens"
-    _rewrite(path, bad, lambda n, d: b"evil" if n == bf.INDEX else d)
-    with pytest.raises(BundleError, match="index.hnsw checksum mismatch") as err:
-        bf.read_bundle(bad)
+    _rewrite(path, bad, lambda n, d: b"evil" if n == bf.GRAPH else d)
+    with pytest.raises(BundleError, match="member index.graph is corrupt or modified") as err:
+        bf.read_bundle(bad)     # another size: refused before it is read
     assert str(bad) in str(err.value)
+    _rewrite(path, bad, lambda n, d: bytes(len(d)) if n == bf.GRAPH else d)
+    with pytest.raises(BundleError, match="index.graph checksum mismatch"):
+        bf.read_bundle(bad)     # the same size, other bytes
 
 
 def test_newer_schema_and_garbage(tmp_path):
@@ -111,8 +114,8 @@ def test_members_must_agree_with_each_other(tmp_path):
     with pytest.raises(BundleError, match="labels.json must list one instance id"):
         bf.read_bundle(bf.write_bundle(tmp_path / "a.sitelens", manifest, fewer_labels))
     _, two_rows = small_bundle_parts(rows=2)
-    with pytest.raises(BundleError, match="index.hnsw is malformed"):
-        bf.read_bundle(bf.write_bundle(tmp_path / "b.sitelens", manifest, dict(members, **{bf.INDEX: two_rows[bf.INDEX]})))
+    with pytest.raises(BundleError, match="index.graph is malformed"):
+        bf.read_bundle(bf.write_bundle(tmp_path / "b.sitelens", manifest, dict(members, **{bf.GRAPH: two_rows[bf.GRAPH]})))
     wrong_count = manifest.copy()
     wrong_count.index.count = 5
     with pytest.raises(BundleError, match="index count is 5"):
@@ -140,7 +143,12 @@ def test_unlisted_and_duplicate_members_rejected(tmp_path):
     path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("extra.bin", b"x")
-    with pytest.raises(BundleError, match="not listed"):
+    with pytest.raises(BundleError, match="unknown members 'extra.bin'"):
+        bf.read_bundle(path)
+    path = bf.write_bundle(tmp_path / "u.sitelens", *small_bundle_parts())
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(bf.CODES, b"x")
+    with pytest.raises(BundleError, match="codes.npy present but not listed"):
         bf.read_bundle(path)
     path = bf.write_bundle(tmp_path / "t.sitelens", *small_bundle_parts())
     with pytest.warns(UserWarning), zipfile.ZipFile(path, "a") as zf:
@@ -175,3 +183,104 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
         p.write_bytes(b"half a bundle")
     bf.write_bundle(path, *small_bundle_parts())
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def _bundle_with(tmp_path, name: str, entries: list) -> "Path":
+    """A bundle whose zip gets ``entries`` ((name, bytes, compression) or ZipInfo, bytes) instead of
+    or beside its own members, the manifest listing them as given."""
+    path = bf.write_bundle(tmp_path / "base.sitelens", *small_bundle_parts())
+    out = tmp_path / name
+    replaced = {e[0] if isinstance(e[0], str) else e[0].filename for e in entries}
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+        for n in zin.namelist():
+            if n not in replaced:
+                zout.writestr(n, zin.read(n))
+        for entry in entries:
+            if isinstance(entry[0], zipfile.ZipInfo):
+                zout.writestr(entry[0], entry[1])
+            else:
+                zout.writestr(entry[0], entry[1], compress_type=entry[2])
+    return out
+
+
+def test_only_stored_and_deflated_members_are_inflated(tmp_path):
+    """A bzip2 bomb (a few KB that inflate to hundreds of MB) is refused from the zip directory,
+    before any member is inflated."""
+    import tracemalloc
+
+    bomb = _bundle_with(tmp_path, "bz.sitelens", [(bf.REFS, bytes(64 << 20), zipfile.ZIP_BZIP2)])
+    assert bomb.stat().st_size < 100_000
+    tracemalloc.start()
+    with pytest.raises(BundleError, match="compression sitelens does not read"):
+        bf.read_bundle(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_members_are_inflated_only_to_the_size_the_manifest_declares(tmp_path):
+    """A deflate bomb in place of a listed member: refused from its zip header, or, when the header
+    lies about the size, after at most the declared size was inflated."""
+    import tracemalloc
+
+    big = _bundle_with(tmp_path, "big.sitelens", [(bf.REFS, bytes(64 << 20), zipfile.ZIP_DEFLATED)])
+    with pytest.raises(BundleError, match="refs.npy is corrupt or modified .the zip says 67108864 bytes"):
+        bf.read_bundle(big)
+    manifest, members = small_bundle_parts()
+    lying = zipfile.ZipInfo(bf.REFS)
+    lying.compress_type = zipfile.ZIP_DEFLATED
+    path = _bundle_with(tmp_path, "lie.sitelens", [(lying, bytes(64 << 20))])
+    declared = len(members[bf.REFS])
+    import struct
+
+    with zipfile.ZipFile(path) as zf:   # make both zip headers claim the manifest's size
+        offset, central = zf.getinfo(bf.REFS).header_offset, zf.start_dir
+    data = bytearray(path.read_bytes())
+    while data[central + 46:central + 46 + len(bf.REFS)] != bf.REFS.encode():
+        n, m, k = struct.unpack_from("<3H", data, central + 28)
+        central += 46 + n + m + k
+    for pos in (offset + 22, central + 24):
+        struct.pack_into("<I", data, pos, declared)
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    with pytest.raises(BundleError, match="refs.npy is corrupt"):
+        bf.read_bundle(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+def test_many_members_are_refused_at_once_with_a_short_message(tmp_path):
+    import time
+
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
+    with zipfile.ZipFile(path, "a") as zf:
+        for k in range(5000):
+            zf.writestr(f"m{k}", b"")
+    start = time.perf_counter()
+    with pytest.raises(BundleError, match="5005 zip entries") as err:
+        bf.read_bundle(path)
+    assert time.perf_counter() - start < 2 and len(str(err.value)) < 300
+
+
+def test_member_names_outside_the_format_are_refused_and_escaped(tmp_path):
+    for name in ("../../x", "/etc/passwd", "model.onnx\x1b[2J"):
+        path = _bundle_with(tmp_path, "n.sitelens", [(name, b"x", zipfile.ZIP_STORED)])
+        with pytest.raises(BundleError, match="unknown members") as err:
+            bf.read_bundle(path)
+        assert "\x1b" not in str(err.value)
+    manifest, members = small_bundle_parts()
+    with pytest.raises(BundleError, match="members a bundle does not hold"):
+        bf.write_bundle(tmp_path / "w.sitelens", manifest, {**members, "../x": b"1"})
+
+
+def test_bad_crc_names_the_member(tmp_path):
+    path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(bf.LABELS)      # deflated: a flipped byte inflates to other bytes (or fails)
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="member labels.json is corrupt"):
+        bf.read_bundle(path)

@@ -99,7 +99,7 @@ def _manifest_edit(fn):
 
 
 TAMPERING = {
-    "drop index": lambda m: {k: v for k, v in m.items() if k != bf.INDEX},
+    "drop index": lambda m: {k: v for k, v in m.items() if k != bf.GRAPH},
     "drop model": lambda m: {k: v for k, v in m.items() if k != bf.MODEL},
     "rename refs": lambda m: {("refs2.npy" if k == bf.REFS else k): v for k, v in m.items()},
     "garbage model": lambda m: {**m, bf.MODEL: b"\x08\x01garbage" * 50},
@@ -113,13 +113,13 @@ TAMPERING = {
     "labels wrong type": lambda m: {**m, bf.LABELS: json.dumps({"instances": [1] * 12}).encode()},
     "labels list": lambda m: {**m, bf.LABELS: b"[]"},
     "labels deep nesting": lambda m: {**m, bf.LABELS: b"[" * 100000 + b"]" * 100000},
-    "index random": lambda m: {**m, bf.INDEX: np.random.default_rng(0).integers(0, 256, len(m[bf.INDEX]),
+    "index random": lambda m: {**m, bf.GRAPH: np.random.default_rng(0).integers(0, 256, len(m[bf.GRAPH]),
                                                                                  dtype=np.uint8).tobytes()},
-    "index truncated": lambda m: {**m, bf.INDEX: m[bf.INDEX][:-100]},
-    "index bad neighbour": lambda m: {**m, bf.INDEX: _poke_u32(m[bf.INDEX], 96 + 4, 10 ** 6)},
-    "index bad entry point": lambda m: {**m, bf.INDEX: _poke_u32(m[bf.INDEX], 52, 10 ** 6)},
-    "index huge count": lambda m: {**m, bf.INDEX: _poke_u64(m[bf.INDEX], 16, 2 ** 40)},
-    "index trailing": lambda m: {**m, bf.INDEX: m[bf.INDEX] + b"\x00" * 8},
+    "index truncated": lambda m: {**m, bf.GRAPH: m[bf.GRAPH][:-100]},
+    "index bad neighbour": lambda m: {**m, bf.GRAPH: _poke_u32(m[bf.GRAPH], 96 + 4, 10 ** 6)},
+    "index bad entry point": lambda m: {**m, bf.GRAPH: _poke_u32(m[bf.GRAPH], 52, 10 ** 6)},
+    "index huge count": lambda m: {**m, bf.GRAPH: _poke_u64(m[bf.GRAPH], 16, 2 ** 40)},
+    "index trailing": lambda m: {**m, bf.GRAPH: m[bf.GRAPH] + b"\x00" * 8},
     "codes without projection": lambda m: {**m, bf.CODES: bf.npy_bytes(np.zeros((12, 8), np.uint8))},
     "manifest not json": lambda m: {**m, bf.MANIFEST: b"\xff\xfe not json"},
     "manifest list": lambda m: {**m, bf.MANIFEST: b"[1, 2]"},
@@ -167,7 +167,7 @@ def test_zip_level_tampering(toy, tmp_path):
     extra = _write(tmp_path / "extra.sitelens", members, fix_checksums=False, extra_entries=[("../evil.sh", b"x")])
     no_manifest = _write(tmp_path / "nm.sitelens", {k: v for k, v in members.items() if k != bf.MANIFEST},
                          fix_checksums=False)
-    for path, message in ((dup, "duplicate members"), (extra, "not listed"), (no_manifest, "no manifest.json")):
+    for path, message in ((dup, "duplicate members"), (extra, "unknown members"), (no_manifest, "no manifest.json")):
         with pytest.raises(SitelensError, match=message):
             Recognizer.open(path)
 

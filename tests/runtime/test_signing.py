@@ -110,3 +110,91 @@ def test_sign_existing_bundle_and_edits(tmp_path, keys, caplog):
     rec.save(signing_key=keys["key"])
     again = Recognizer.open(path, trusted_keys=[keys["pub"]])
     assert "work_0003" not in again.instances and again.signature.verified
+
+
+def test_what_is_shown_as_signed_is_signed(tmp_path, keys):
+    """The signing date is inside the signed bytes (version 2); an edited date fails the check.
+    Version-1 signatures (the manifest alone) still verify, their date reported as not signed."""
+    import base64
+
+    from runtime.signing import load_private_key
+
+    path = make_toy_bundle(tmp_path / "s.sitelens", signing_key=keys["key"])
+    info = bf.read_bundle(path, trusted_keys=[keys["pub"]]).signature
+    assert info.verified and info.signed and json.loads(zipfile.ZipFile(path).read(bf.SIGNATURE))["version"] == 2
+    bad = tmp_path / "date.sitelens"
+
+    def backdate(members):
+        sig = json.loads(members[bf.SIGNATURE])
+        sig["signed"] = "2020-01-01T00:00:00+00:00"
+        return {**members, bf.SIGNATURE: json.dumps(sig).encode()}
+
+    _rewrite(path, bad, backdate)
+    with pytest.raises(SignatureError, match="signature check failed"):
+        bf.read_bundle(bad, trusted_keys=[keys["pub"]])
+
+    def version_1(members):
+        raw = load_private_key(keys["key"]).sign(members[bf.MANIFEST])
+        doc = {"algorithm": "ed25519", "key_id": keys["id"], "signature": base64.b64encode(raw).decode(),
+               "signed": "2020-01-01T00:00:00+00:00"}
+        return {**members, bf.SIGNATURE: json.dumps(doc).encode()}
+
+    old = tmp_path / "v1.sitelens"
+    _rewrite(path, old, version_1)
+    info = bf.read_bundle(old, trusted_keys=[keys["pub"]]).signature
+    assert info.verified and info.signed is None
+
+
+def test_trust_by_default_is_never_silent(tmp_path, keys, caplog):
+    """An explicitly empty trust list refuses; a signature nobody checked is logged as such;
+    deeply nested signature.json is a one-line error, not a RecursionError."""
+    path = make_toy_bundle(tmp_path / "s.sitelens", signing_key=keys["key"])
+    with pytest.raises(SignatureError, match="empty list of trusted keys"):
+        Recognizer.open(path, trusted_keys=[])
+    with caplog.at_level(logging.WARNING, logger="sitelens"):
+        Recognizer.open(path)
+    assert any("was not checked" in r.getMessage() and keys["id"] in r.getMessage() for r in caplog.records)
+    deep = tmp_path / "deep.sitelens"
+    _rewrite(path, deep, lambda m: {**m, bf.SIGNATURE: b"[" * 30_000 + b"]" * 30_000})
+    for trusted in ([keys["pub"]], None):
+        with pytest.raises(SignatureError, match="signature.json is not valid JSON") as err:
+            bf.read_bundle(deep, trusted_keys=trusted)
+        assert len(str(err.value)) < 300
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    r = CliRunner().invoke(main, ["-q", "inspect", str(deep)])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "not valid JSON" in r.output
+
+
+def test_edits_with_a_key_do_not_launder_tampering(tmp_path, keys):
+    """add/remove/save with a signing key re-sign only a bundle whose own signature verifies
+    (against --trust on open, or that key now): an edited title in a signed bundle, then a
+    re-signed edit, must not come out as a valid bundle."""
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    path = make_toy_bundle(tmp_path / "s.sitelens", signing_key=keys["key"])
+
+    def retitle(members):
+        manifest = json.loads(members[bf.MANIFEST])
+        manifest["instances"]["work_0001"]["title"] = "Forged"
+        return {**members, bf.MANIFEST: json.dumps(manifest).encode()}
+
+    forged = tmp_path / "forged.sitelens"
+    _rewrite(path, forged, retitle)
+    r = CliRunner().invoke(main, ["-q", "remove", str(forged), "work_0002", "--key", str(keys["key"])])
+    assert r.exit_code == 1 and "refusing to re-sign" in r.output and "Traceback" not in r.output
+    with pytest.raises(SignatureError, match="modified after it was signed"):
+        bf.read_bundle(forged, trusted_keys=[keys["pub"]])       # still refused, not laundered
+    other = make_toy_bundle(tmp_path / "o.sitelens", signing_key=keys["other_key"])
+    with pytest.raises(SignatureError, match="does not trust.*refusing to re-sign"):
+        Recognizer.open(other).save(signing_key=keys["key"])
+    unsigned = make_toy_bundle(tmp_path / "u.sitelens")
+    with pytest.raises(SignatureError, match="unsigned bundle"):
+        Recognizer.open(unsigned).save(signing_key=keys["key"])
+    r = CliRunner().invoke(main, ["-q", "remove", str(path), "work_0002", "--key", str(keys["key"])])
+    assert r.exit_code == 0, r.output                            # its own key's bundle: re-signed
+    assert "work_0002" not in Recognizer.open(path, trusted_keys=[keys["pub"]]).instances
