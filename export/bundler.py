@@ -11,7 +11,7 @@ from runtime.embedder import Embedder
 from runtime.feature_store import FeatureStore
 from runtime.errors import SitelensError
 from runtime.index import IndexParams, ReferenceIndex
-from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
+from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, new_release
 from runtime.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
@@ -77,6 +77,28 @@ def _verifier(verify: str | None):
     return Verifier(params, make_extractor(params, models.get(bf.LOCAL_MODEL)), matcher), models
 
 
+def _check_release_options(site_id, release, expires) -> None:
+    """Refuse bad --site-id/--release/--expires before a long build, not when reading it back."""
+    from runtime.manifest import SITE_ID, parse_expiry
+
+    if site_id is not None and not SITE_ID.match(site_id):
+        raise SitelensError(f"--site-id {site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
+    if release is not None and not 0 <= int(release) < (1 << 63):
+        raise SitelensError(f"--release {release}: a whole number >= 0")
+    if expires is not None:
+        try:
+            parse_expiry(expires)
+        except ValueError:
+            raise SitelensError(f"--expires {expires!r}: not an ISO date (e.g. 2027-06-30)") from None
+
+
+def _site_id(name: str) -> str:
+    """A site id from a site's name: letters, digits, '.', '_' and '-'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")[:128] or "site"
+
+
 USER_SET = "set by the user, measured"  # the tuning note of M/ef given by hand (an update keeps them)
 
 
@@ -111,7 +133,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
                  hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
                  retain: float | None = None, sign=None, upright: bool = False, survey=None,
-                 int8_weights: int = 8, clock: StageClock | None = None) -> Path:
+                 int8_weights: int = 8, clock: StageClock | None = None, site_id: str | None = None,
+                 release: int | None = None, expires: str | None = None) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
     ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
@@ -124,9 +147,13 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
     ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``).
-    ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way)."""
+    ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way).
+    ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
+    build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
+    refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
     clock = clock or StageClock()
     start = time.perf_counter()
+    _check_release_options(site_id, release, expires)
     if verify not in (None, "none") and per_instance_mean:
         raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
                             "or --verify none)")
@@ -186,7 +213,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     manifest = Manifest(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         built_with=installed_versions(build=True),
-        site=SiteInfo(site.name, len(set(instances)), len(instances)),
+        site=SiteInfo(site.name, len(set(instances)), len(instances), site_id or _site_id(site.name),
+                      new_release() if release is None else int(release), expires),
         model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
         index=IndexInfo(index.params, len(instances), tuning),
         references={"scales": list(scales), "aggregation": "gem" if multiscale else "none",

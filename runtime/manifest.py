@@ -10,6 +10,7 @@ round-trips through an older tool without losing them.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import json
 import re
 from dataclasses import dataclass, field
@@ -74,14 +75,52 @@ class MemberInfo:
         return {"sha256": self.sha256, "size": self.size}
 
 
+SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def new_release() -> int:
+    """A release number that grows with time (UTC YYYYMMDDHHMMSS): every build and every saved edit
+    gets a larger one than the bundle before it, without a counter to keep anywhere."""
+    return int(_dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d%H%M%S"))
+
+
+def parse_expiry(text: str) -> _dt.datetime:
+    """An ISO date or date-time (UTC when no zone is given)."""
+    when = _dt.datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
+
+
 @dataclass
 class SiteInfo:
+    """The site a bundle is for, inside the signed manifest: ``site_id`` (which site: a device
+    refuses another site's bundle, ``Recognizer.open(site_id=...)``), ``release`` (which version:
+    a device refuses one older than the newest it accepted, ``min_release=``) and ``expires``
+    (an ISO date after which no device opens it)."""
+
     name: str
     num_instances: int
     num_references: int
+    site_id: str | None = None
+    release: int = 0
+    expires: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "num_instances": self.num_instances, "num_references": self.num_references}
+        d = {"name": self.name, "num_instances": self.num_instances, "num_references": self.num_references}
+        if self.site_id is not None:
+            d.update(site_id=self.site_id, release=self.release, expires=self.expires)
+        return d
+
+    def check(self, source: str, site_id: str | None = None, min_release: int | None = None,
+              now: _dt.datetime | None = None) -> None:
+        """Raise BundleError when this is another site's bundle, older than ``min_release``, or expired."""
+        if site_id is not None and self.site_id != site_id:
+            raise BundleError(f"{source}: refused: this bundle is for site {self.site_id!r}, this device is for site "
+                              f"{site_id!r}")
+        if min_release is not None and self.release < min_release:
+            raise BundleError(f"{source}: refused: release {self.release} is older than release {min_release}, which "
+                              "this device has already accepted (a rollback)")
+        if self.expires is not None and (now or _dt.datetime.now(_dt.timezone.utc)) > parse_expiry(self.expires):
+            raise BundleError(f"{source}: refused: this bundle expired on {self.expires}; install a newer release")
 
 
 @dataclass
@@ -178,6 +217,15 @@ class Manifest:
             c.fail("schema_version", f"unsupported value {schema!r} (readable: {READABLE_SCHEMAS})")
 
         site = c.section(raw, "site")
+        site_id = c.get(site, "site_id", str, "site", required=False)
+        if site_id is not None and not SITE_ID.match(site_id):
+            c.fail("site.site_id", "letters, digits, '.', '_' and '-', at most 128")
+        expires = c.get(site, "expires", str, "site", required=False)
+        if expires is not None:
+            try:
+                parse_expiry(expires)
+            except ValueError:
+                c.fail("site.expires", f"{expires!r} is not an ISO date")
         model = c.section(raw, "model")
         index = c.section(raw, "index")
         members_raw = c.section(raw, "members")
@@ -236,7 +284,9 @@ class Manifest:
                  "instances", "thresholds", "codes", "verification", "members", "built_with"}
         return cls(
             site=SiteInfo(c.get(site, "name", str, "site"), c.positive_int(site, "num_instances", "site", lo=0),
-                          c.positive_int(site, "num_references", "site", lo=0)),
+                          c.positive_int(site, "num_references", "site", lo=0), site_id,
+                          c.positive_int(site, "release", "site", required=False, default=0, lo=0, hi=(1 << 63) - 1),
+                          expires),
             model=model_info, index=index_info, references=references, instances=instances,
             thresholds=thresholds, codes=c.get(raw, "codes", dict, "", required=False),
             verification=c.get(raw, "verification", dict, "", required=False),

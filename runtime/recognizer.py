@@ -31,7 +31,7 @@ from .feature_store import FeatureStore
 from .geometric import Evidence
 from .image_io import ImageLike, file_digest, is_blank, load_image
 from .index import ReferenceIndex
-from .manifest import Manifest
+from .manifest import Manifest, new_release
 from .metrics import score_margin
 from .thresholds import Thresholds
 from .verifier import Verifier, VerifyParams, make_extractor, make_matcher
@@ -194,15 +194,21 @@ class Recognizer:
 
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",
-             threads: int | None = None, verify: bool = True, trusted_keys=None) -> "Recognizer":
+             threads: int | None = None, verify: bool = True, trusted_keys=None, site_id: str | None = None,
+             min_release: int | None = None) -> "Recognizer":
         """Open and verify a ``.sitelens`` bundle (signature, checksums, members, then the models).
 
         ``trusted_keys``: public key files (``site.pub``) or ``signing.TrustedKey`` objects; when
         given, unsigned bundles, bundles signed by another key and tampered bundles are refused.
+        ``site_id``: refuse a bundle made for another site; ``min_release``: refuse a release older
+        than this (an app stores ``manifest.site.release`` of the bundle it last accepted and passes
+        it here, so an older signed bundle cannot be put back). A bundle past its ``expires`` date is
+        always refused. Without ``trusted_keys`` these fields could have been edited: use them together.
         ``verify=False`` skips geometric verification even if the bundle carries features (its learned
         matcher is then not loaded; its local-feature model is, to describe references added later)."""
-        return cls(bf.read_bundle(path, trusted_keys=trusted_keys), providers=providers, match=match,
-                   threads=threads, verify=verify)
+        contents = bf.read_bundle(path, trusted_keys=trusted_keys)
+        contents.manifest.site.check(str(path), site_id, min_release)
+        return cls(contents, providers=providers, match=match, threads=threads, verify=verify)
 
     # -- recognition ----------------------------------------------------------------------
     @property
@@ -351,6 +357,7 @@ class Recognizer:
                 metadata = {i: dict(self.metadata.get(i, {})) for i in live}
             manifest = self.manifest.copy()
             manifest.instances = metadata
+            manifest.site.release = max(manifest.site.release + 1, new_release())  # an edit is a new release
             manifest.site.num_instances = len(live)
             manifest.site.num_references = manifest.index.count = rows
             out = dict(self._members)

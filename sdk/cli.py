@@ -16,7 +16,8 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import friendly, match_option, open_recognizer, provider_option, trust_option, verify_option
+from .cli_common import (friendly, match_option, open_recognizer, provider_option, release_options, trust_option,
+                         verify_option)
 
 
 @click.group()
@@ -39,11 +40,12 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @match_option
 @trust_option
+@release_options
 @provider_option
 @friendly
-def recognize(bundle, images, k, as_json, match, trust, provider):
+def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, provider):
     """Recognize IMAGES with BUNDLE."""
-    rec = open_recognizer(bundle, match, trust, provider)
+    rec = open_recognizer(bundle, match, trust, provider, site_id, min_release)
     failed = 0
     for img in images:
         try:
@@ -73,14 +75,16 @@ def recognize(bundle, images, k, as_json, match, trust, provider):
 @click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
 @match_option
 @trust_option
+@release_options
 @provider_option
 @friendly
-def eval_(bundle, queries, as_json, report, site, per_query, match, trust, provider):
+def eval_(bundle, queries, as_json, report, site, per_query, match, trust, site_id, min_release, provider):
     """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
     from runtime.evaluate import evaluate
     from runtime.site import load_queries
 
-    result = evaluate(open_recognizer(bundle, match, trust, provider), load_queries(queries), progress=not as_json)
+    result = evaluate(open_recognizer(bundle, match, trust, provider, site_id, min_release), load_queries(queries),
+                      progress=not as_json)
     if report:
         from sdk.report import write_report
 
@@ -135,6 +139,8 @@ def inspect(bundle, as_json, trust):
         ("built with", ", ".join(f"{k} {v}" for k, v in m.built_with.items()) if m.built_with else "not recorded"),
         ("signature", signature),
         ("site", f"{m.site.name}: {m.site.num_instances} instances, {m.site.num_references} references"),
+        ("release", f"site id {m.site.site_id}, release {m.site.release}, expires {m.site.expires or 'never'}"
+         if m.site.site_id else "no site id or release (built before they existed)"),
         ("model", f"{model.details.get('backbone')} gem p={model.details.get('gem_p')} dim={model.descriptor_dim} "
                   f"whitening={model.details.get('whitening')} trained={model.details.get('trained')}"),
         ("precision", model.precision), ("hash bits", (m.codes or {}).get("bits", "none")),
@@ -205,13 +211,15 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
 @click.option("--stats", is_flag=True, help="Print a final JSON line with frames, fps and drops.")
 @match_option
 @trust_option
+@release_options
 @provider_option
 @friendly
-def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust, provider):
+def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust, site_id, min_release,
+           provider):
     """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
     from runtime.stream import DecisionLayer, RecognitionStream
 
-    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider), source, DecisionLayer(k, n, debounce),
+    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider, site_id, min_release), source, DecisionLayer(k, n, debounce),
                                realtime=realtime, max_seconds=max_seconds)
     try:
         for event in stream:

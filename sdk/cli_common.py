@@ -34,10 +34,12 @@ def options(*opts):
     return deco
 
 
-def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = "auto"):
+def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = "auto", site_id=None,
+                    min_release=None):
     from runtime.recognizer import Recognizer
 
-    return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None, providers=NAMED.get(provider))
+    return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None, providers=NAMED.get(provider),
+                           site_id=site_id, min_release=min_release)
 
 
 match_option = click.option(
@@ -48,6 +50,11 @@ trust_option = click.option(
     "--trust", multiple=True, type=click.Path(exists=True, dir_okay=False),
     help="Public key (site.pub) the bundle must be signed with; repeat for several keys (rotation). "
          "Unsigned, foreign-signed or tampered bundles are then refused.")
+release_options = options(
+    click.option("--site-id", help="Refuse a bundle made for another site (the id it was built with, see inspect)."),
+    click.option("--min-release", type=int,
+                 help="Refuse a bundle older than this release (the last one this device accepted: no rollback)."),
+)
 provider_option = click.option(
     "--provider", type=click.Choice(["auto", *NAMED]), default="auto", show_default=True,
     help="Where the models run: auto (TensorRT > CUDA > OpenVINO > CPU, whichever is installed) or one of them "
@@ -89,6 +96,11 @@ BUILD_OPTIONS = (
     click.option("--keep-blank", is_flag=True, help="Keep textureless references (they match plain walls)."),
     click.option("--sign", "sign", type=click.Path(exists=True, dir_okay=False),
                  help="Sign the bundle with this Ed25519 private key (see `sitelens keygen`)."),
+    click.option("--site-id", help="Which site the bundle is for (default: the site's name); devices given "
+                                   "--site-id refuse other sites' bundles."),
+    click.option("--release", type=int, help="Release number (default: the build time, YYYYMMDDHHMMSS); devices "
+                                             "given --min-release refuse older ones."),
+    click.option("--expires", help="ISO date after which devices refuse the bundle (default: never)."),
 )
 build_options = options(*BUILD_OPTIONS)
 BUILD_OPTION_NAMES = tuple(o(lambda: None).__click_params__[0].name for o in BUILD_OPTIONS)
@@ -106,5 +118,6 @@ def build_kwargs(opts: dict) -> dict:
         "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or 16, ef=o["ef"] or 64),
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
-        "survey": o["survey"], "int8_weights": int(o["int8_weights"]),
+        "survey": o["survey"], "int8_weights": int(o["int8_weights"]), "site_id": o["site_id"],
+        "release": o["release"], "expires": o["expires"],
     }

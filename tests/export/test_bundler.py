@@ -21,6 +21,14 @@ def test_manifest_contents(tiny_bundle):
                                  bf.VERIFY_KPTS, bf.VERIFY_DESC, bf.VERIFY_OFFSETS}
     assert m["verification"]["glue_candidates"] == 2 and len(m["verification"]["glue_fingerprint"]) == 64
     assert m["thresholds"]["target_far"] == 0.01
+    assert m["site"]["site_id"] == "gallery" and m["site"]["release"] > 20260000000000 and m["site"]["expires"] is None
+
+
+def test_release_options_are_checked_before_the_build(tmp_path):
+    for kwargs, message in (({"expires": "next spring"}, "not an ISO date"), ({"site_id": "../x"}, "--site-id"),
+                            ({"release": -1}, "--release")):
+        with pytest.raises(SitelensError, match=message):
+            build_bundle(tmp_path / "no_such_site", tmp_path / "x.sitelens", progress=False, **kwargs)
 
 
 def test_unreadable_references_are_all_listed(tmp_path, tiny_net):

@@ -198,3 +198,40 @@ def test_edits_with_a_key_do_not_launder_tampering(tmp_path, keys):
     r = CliRunner().invoke(main, ["-q", "remove", str(path), "work_0002", "--key", str(keys["key"])])
     assert r.exit_code == 0, r.output                            # its own key's bundle: re-signed
     assert "work_0002" not in Recognizer.open(path, trusted_keys=[keys["pub"]]).instances
+
+
+def _release(path, out, key, site_id="louvre", release=5, expires=None):
+    c = bf.read_bundle(path)
+    m = c.manifest.copy()
+    m.site.site_id, m.site.release, m.site.expires = site_id, release, expires
+    return bf.write_bundle(out, m, c.members, signing_key=key)
+
+
+def test_rollback_cross_site_and_expired_bundles_are_refused(tmp_path, keys):
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    toy = make_toy_bundle(tmp_path / "toy.sitelens")
+    old = _release(toy, tmp_path / "r5.sitelens", keys["key"], release=5)
+    new = _release(toy, tmp_path / "r6.sitelens", keys["key"], release=6)
+    other = _release(toy, tmp_path / "orsay.sitelens", keys["key"], site_id="orsay", release=9)
+    stale = _release(toy, tmp_path / "stale.sitelens", keys["key"], release=7, expires="2020-01-01")
+    trust = [keys["pub"]]
+    accepted = Recognizer.open(new, trusted_keys=trust, site_id="louvre", min_release=5).manifest.site.release
+    assert accepted == 6
+    with pytest.raises(BundleError, match="release 5 is older than release 6"):
+        Recognizer.open(old, trusted_keys=trust, site_id="louvre", min_release=accepted)
+    with pytest.raises(BundleError, match="for site 'orsay', this device is for site 'louvre'"):
+        Recognizer.open(other, trusted_keys=trust, site_id="louvre")
+    with pytest.raises(BundleError, match="expired on 2020-01-01"):
+        Recognizer.open(stale, trusted_keys=trust)
+    # an edit is a new release, signed as such
+    rec = Recognizer.open(new, trusted_keys=trust)
+    rec.remove("work_0001")
+    rec.save(signing_key=keys["key"])
+    assert Recognizer.open(new, trusted_keys=trust, min_release=7).manifest.site.release > 6
+    r = CliRunner().invoke(main, ["-q", "recognize", str(old), str(tmp_path / "x.jpg"), "--trust", str(keys["pub"]),
+                                  "--min-release", "6"])
+    assert r.exit_code == 1 and "older than release 6" in r.output and "Traceback" not in r.output
+    assert "site id louvre, release 5" in CliRunner().invoke(main, ["-q", "inspect", str(old)]).output

@@ -78,10 +78,12 @@ def test_bundle_and_export_take_the_same_build_options():
     bundle = {p.name for p in main.commands["bundle"].params}
     export = {p.name for p in main.commands["export"].params}
     assert set(BUILD_OPTION_NAMES) <= bundle and set(BUILD_OPTION_NAMES) <= export
-    for name in ("size", "ef", "m", "keep_blank", "no_calibrate", "verify", "sign", "survey", "upright"):
+    for name in ("size", "ef", "m", "keep_blank", "no_calibrate", "verify", "sign", "survey", "upright", "site_id",
+                 "release", "expires"):
         assert name in BUILD_OPTION_NAMES
-    # what only one of them has: the model source (a run folder vs a backbone), and --tensorrt
-    assert bundle - export == {"model", "backbone", "weights"} | {"site"} - {"site"}
+    # what only one of them has: the model source (a run folder vs a backbone), the incremental
+    # rebuild of an old bundle, and --tensorrt
+    assert bundle - export == {"model", "backbone", "weights", "update"}
     assert export - bundle == {"run", "tensorrt"}
 
 
