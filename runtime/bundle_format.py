@@ -28,6 +28,7 @@ before ONNX Runtime, hnswlib or numpy parse a byte of them.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -157,6 +158,40 @@ def _umask() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return umask
+
+
+@contextlib.contextmanager
+def edit_lock(path: str | Path):
+    """Hold an exclusive inter-process lock for a read-check-write of the bundle at ``path``:
+    ``fcntl.flock`` on a sidecar ``.<name>.lock`` file (the bundle itself is replaced on every
+    write, so it cannot carry the lock). Blocks until the lock is free. Where ``fcntl`` does not
+    exist (Windows) no lock is taken; the changed-on-disk check in ``Recognizer.save`` still holds."""
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def manifest_digest(path: str | Path) -> str | None:
+    """sha256 of the manifest of the bundle now at ``path`` (None when there is none): what a save
+    compares with the manifest it opened, to refuse overwriting another process's edit."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    zf = _Zip(path)
+    try:
+        return sha256(zf.read(MANIFEST, MAX_MANIFEST_BYTES))
+    finally:
+        zf.close()
 
 
 def atomic_write(path: str | Path, write) -> Path:

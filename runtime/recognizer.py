@@ -115,6 +115,7 @@ class Recognizer:
         self.manifest: Manifest = contents.manifest
         self.signature = contents.signature
         self._signed = (contents.manifest_bytes, contents.signature_bytes)  # to check before re-signing
+        self._on_disk = bf.sha256(contents.manifest_bytes) if contents.manifest_bytes else None  # see save()
         self._members = dict(contents.members)
         model = self.manifest.model
         self.spec = model.input
@@ -346,11 +347,18 @@ class Recognizer:
         object) is given: the edit changed what the signature covered. A warning says so.
         ``signing_key`` re-signs only what someone vouched for: the bundle's own signature must have
         been verified on open (``trusted_keys``) or verify now against that key's public half;
-        an unsigned or foreign-signed bundle is refused (sign a checked bundle with ``sign_bundle``)."""
+        an unsigned or foreign-signed bundle is refused (sign a checked bundle with ``sign_bundle``).
+
+        Between processes: the write holds ``bundle_format.edit_lock`` on the target, and a save over
+        the opened file is refused when the file changed since it was opened (another process saved
+        an edit meanwhile; its edit would be lost): reopen and retry."""
         target = Path(path or self.path)
         if signing_key is not None:
             self._check_before_resigning(signing_key)
-        with self._save_lock:
+        with self._save_lock, bf.edit_lock(target):
+            if target == Path(self.path) and self._on_disk is not None and bf.manifest_digest(target) != self._on_disk:
+                raise BundleError(f"{target}: changed on disk since it was opened (another process saved an edit?); "
+                                  "not overwriting it: reopen the bundle and retry the edit")
             with self._edit_lock:
                 members, live = self.index.to_members()
                 rows = self.index.live_count  # stable: every edit holds _edit_lock
@@ -367,5 +375,8 @@ class Recognizer:
                 log.warning("sitelens: %s was signed by key %s; %s is written UNSIGNED (pass a signing key to "
                             "re-sign it; devices that trust that key will refuse it until then)",
                             self.path, self.signature.key_id, target)
-            return bf.write_bundle(target, manifest, out, signing_key=signing_key)
+            written = bf.write_bundle(target, manifest, out, signing_key=signing_key)
+            if target == Path(self.path):
+                self._on_disk = bf.manifest_digest(target)
+            return written
 

@@ -79,3 +79,43 @@ def test_kill_during_bundle_command_keeps_the_old_bundle(tmp_path, tiny_site, ti
         pytest.skip("the bundle command finished before a kill could land mid-write")
     assert out.read_bytes() == old and Recognizer.open(out).instances
     assert bf.remove_stale_temps(out) and not _temps(out)
+
+
+def test_two_editors_of_one_bundle_lose_no_edit(tmp_path):
+    """A and B open the same bundle; A removes X and saves; B (opened before) removes Y and saves:
+    B is refused (X would come back), reopens, and saves both edits. Saves from two processes wait
+    for each other on the bundle's lock file."""
+    import subprocess
+    import sys
+    import time
+
+    from runtime import bundle_format as bf
+    from runtime.errors import BundleError
+    from runtime.recognizer import Recognizer
+    from tests.toy_bundle import make_toy_bundle
+
+    path = make_toy_bundle(tmp_path / "s.sitelens")
+    a, b = Recognizer.open(path), Recognizer.open(path)
+    a.remove("work_0001")
+    a.save()
+    b.remove("work_0002")
+    with pytest.raises(BundleError, match="changed on disk since it was opened"):
+        b.save()
+    b = Recognizer.open(path)
+    b.remove("work_0002")
+    b.save()
+    assert not {"work_0001", "work_0002"} & set(Recognizer.open(path).instances)
+    a.remove("work_0003")
+    with pytest.raises(BundleError, match="reopen"):   # a's view is stale too now
+        a.save()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from runtime.bundle_format import edit_lock\n"
+        "with edit_lock(sys.argv[2]):\n    print('locked', flush=True); time.sleep(1.5)"), str(ROOT), str(path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    c = Recognizer.open(path)
+    c.remove("work_0004")
+    start = time.perf_counter()
+    c.save()                                            # waits for the other process's lock
+    assert time.perf_counter() - start > 0.5 and holder.wait(10) == 0
+    assert "work_0004" not in Recognizer.open(path).instances and bf.read_bundle(path)
