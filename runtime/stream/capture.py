@@ -63,6 +63,10 @@ class IterableSource(FrameSource):
 
 
 class FileSource(FrameSource):
+    """A video file read frame by frame. The capture is released by the thread that reads it (when
+    its iteration ends), or by ``close`` when nobody is reading: releasing it from another thread
+    while that one is inside ``read()`` crashes OpenCV's decoder."""
+
     def __init__(self, path: str, realtime: bool = False):
         self.path = path
         self.cap = cv2.VideoCapture(path)
@@ -71,28 +75,50 @@ class FileSource(FrameSource):
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         self.realtime = realtime
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reading = False
+        self._released = False
 
     def __iter__(self):
-        index, start = 0, time.monotonic()
-        while not self._stop.is_set():
-            if self.realtime:  # skip frames the consumer was too slow for, as a live camera would
-                due = int((time.monotonic() - start) * self.fps)
-                while index < due and self.cap.grab():
-                    index += 1
-                    self.dropped += 1
-            ok, bgr = self.cap.read()
-            if not ok:
+        with self._lock:
+            if self._released or self._reading:
                 return
-            yield Frame(to_rgb_uint8(bgr, self.path, bgr=True), index / self.fps, index)
-            index += 1
+            self._reading = True
+        try:
+            index, start = 0, time.monotonic()
+            while not self._stop.is_set():
+                if self.realtime:  # skip frames the consumer was too slow for, as a live camera would
+                    due = int((time.monotonic() - start) * self.fps)
+                    while index < due and not self._stop.is_set() and self.cap.grab():
+                        index += 1
+                        self.dropped += 1
+                ok, bgr = self.cap.read()
+                if not ok:
+                    return
+                yield Frame(to_rgb_uint8(bgr, self.path, bgr=True), index / self.fps, index)
+                index += 1
+        finally:
+            with self._lock:
+                self._reading = False
+                self._release()
+
+    def _release(self):  # with self._lock held
+        if not self._released:
+            self._released = True
+            self.cap.release()
 
     def close(self):
+        """Stop reading; safe from any thread (the reader releases the capture when it stops)."""
         self._stop.set()
-        self.cap.release()
+        with self._lock:
+            if not self._reading:
+                self._release()
 
 
 class LiveSource(FrameSource):
     """A camera or network stream read by a thread that always keeps the newest frame."""
+
+    WARN_EVERY = 10.0  # seconds between two warnings about the same failing source
 
     def __init__(self, source, backoff: tuple[float, float] = (0.5, 8.0), max_retries: int | None = None,
                  open_fn=cv2.VideoCapture):
@@ -102,6 +128,7 @@ class LiveSource(FrameSource):
         self._stop = threading.Event()
         self._failed: str | None = None
         self._start = time.monotonic()
+        self._warned, self._held = -float("inf"), 0
         self._thread = threading.Thread(target=self._run, name=f"sitelens-capture-{source}", daemon=True)
         self._thread.start()
 
@@ -110,28 +137,31 @@ class LiveSource(FrameSource):
         return cap if cap is not None and cap.isOpened() else None
 
     def _run(self):
+        """Open, read, and on any failure (cannot open, or opens but delivers no frame: a server
+        that accepts and drops) wait ``delay`` before trying again, doubling it up to
+        ``backoff[1]``; the delay resets only once a frame arrives."""
         delay, retries, index, cap = self.backoff[0], 0, 0, None
         while not self._stop.is_set():
             if cap is None:
                 cap = self._open()
                 if cap is None:
-                    retries += 1
-                    if self.max_retries is not None and retries > self.max_retries:
-                        self._fail(f"{self.source}: cannot open camera/stream after {retries - 1} retries")
+                    if not self._retry(retries := retries + 1, f"unavailable; reconnecting in {delay:.1f} s"):
                         return
-                    log.warning("sitelens: %s unavailable; reconnecting in %.1f s", self.source, delay)
                     self._stop.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                if retries:
-                    log.warning("sitelens: %s reconnected", self.source)
-                delay, retries = self.backoff[0], 0
             ok, bgr = cap.read()
             if not ok:
                 cap.release()
                 cap = None
-                log.warning("sitelens: %s dropped; reconnecting", self.source)
+                if not self._retry(retries := retries + 1, f"dropped; reconnecting in {delay:.1f} s"):
+                    return
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff[1])
                 continue
+            if retries:
+                log.warning("sitelens: %s reconnected", self.source)
+            delay, retries = self.backoff[0], 0
             frame = Frame(to_rgb_uint8(bgr, str(self.source), bgr=True), time.monotonic() - self._start, index)
             index += 1
             with self._cond:
@@ -141,6 +171,21 @@ class LiveSource(FrameSource):
                 self._cond.notify_all()
         if cap is not None:
             cap.release()
+
+    def _retry(self, retries: int, what: str) -> bool:
+        """Log the failure (at most one warning per ``WARN_EVERY`` seconds, with a count of the ones
+        held back); False (and the stream fails) once ``max_retries`` is exceeded."""
+        if self.max_retries is not None and retries > self.max_retries:
+            self._fail(f"{self.source}: cannot open camera/stream after {retries - 1} retries")
+            return False
+        now = time.monotonic()
+        if now - self._warned >= self.WARN_EVERY:
+            held = f" ({self._held} similar warnings held back)" if self._held else ""
+            log.warning("sitelens: %s %s%s", self.source, what, held)
+            self._warned, self._held = now, 0
+        else:
+            self._held += 1
+        return True
 
     def _fail(self, message: str):
         with self._cond:

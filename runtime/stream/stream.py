@@ -35,8 +35,9 @@ class RecognitionStream:
 
     def __iter__(self) -> Iterator[Event]:
         start = time.perf_counter()
+        frames = iter(self.source)
         try:
-            for frame in self.source:
+            for frame in frames:
                 if self._stop.is_set() or (self.max_seconds is not None and frame.t > self.max_seconds):
                     break
                 t0 = time.perf_counter()
@@ -53,6 +54,8 @@ class RecognitionStream:
                     yield ev
         finally:
             self.wall_s = time.perf_counter() - start
+            if hasattr(frames, "close"):
+                frames.close()  # ends the source's iteration here, in the thread that read it
             self.source.close()
 
     def run(self) -> list[Event]:
@@ -64,7 +67,8 @@ class RecognitionStream:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop cleanly: the capture thread ends and the source is released."""
+        """Stop cleanly, from any thread: the capture thread ends and the source is released (by the
+        thread that reads it)."""
         self._stop.set()
         self.source.close()
         if self._thread is not None:

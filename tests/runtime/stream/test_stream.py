@@ -118,3 +118,69 @@ def test_live_source_gives_up_with_clear_error():
     src.close()
     with pytest.raises(SitelensError, match="no such video"):
         RecognitionStream(None, "/nonexistent/video.mp4")
+
+
+STOP_CYCLES = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from runtime.recognizer import Recognizer
+from runtime.stream import RecognitionStream
+from runtime.stream.capture import FileSource
+rec = Recognizer.open(sys.argv[2])
+for i in range(300):
+    if i % 2:
+        stream = RecognitionStream(rec, sys.argv[3]).start()
+        time.sleep(0.001 * (i % 7))
+        stream.stop()
+    else:                       # the bare source: a reader thread, closed from this one
+        src = FileSource(sys.argv[3])
+        reader = threading.Thread(target=lambda: [None for _ in src])
+        reader.start()
+        time.sleep(0.001 * (i % 5))
+        src.close()
+        reader.join(5)
+print("ok")
+"""
+
+
+def test_start_stop_cycles_on_a_video_file_do_not_crash(tmp_path):
+    """Stopping a stream (or closing a file source) while its reader is inside cap.read() must not
+    release the capture under it: 300 cycles in a child process, which must exit cleanly."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.toy_bundle import make_toy_bundle, toy_image
+
+    bundle = make_toy_bundle(tmp_path / "toy.sitelens", n_instances=3)
+    path = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (160, 120))
+    for k in range(20):
+        writer.write(cv2.resize(toy_image(k % 3), (160, 120)))
+    writer.release()
+    root = Path(__file__).resolve().parents[3]
+    r = subprocess.run([sys.executable, "-c", STOP_CYCLES, str(root), str(bundle), str(path)], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
+
+
+def test_a_source_that_opens_but_never_delivers_backs_off(tmp_path, caplog):
+    """A real capture that opens and reads nothing (an AVI with no frames: a server that accepts
+    and drops) is retried with growing delays, not a million times a second, and warned about
+    once per interval."""
+    empty = tmp_path / "empty.avi"
+    cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (160, 120)).release()
+    opens = []
+
+    def open_real(source):
+        opens.append(time.monotonic())
+        return cv2.VideoCapture(source)
+
+    with caplog.at_level("WARNING", logger="sitelens"):
+        src = LiveSource(str(empty), backoff=(0.05, 0.2), open_fn=open_real)
+        time.sleep(1.2)
+        src.close()
+    assert 3 <= len(opens) <= 12                       # 0.05, 0.1, 0.2, 0.2, ... s apart
+    assert np.diff(opens).max() > 0.15
+    warnings = [r for r in caplog.records if "dropped; reconnecting" in r.getMessage()]
+    assert 1 <= len(warnings) <= 2
