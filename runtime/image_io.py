@@ -1,12 +1,15 @@
 """Reading images from paths, encoded bytes or arrays into RGB uint8 arrays.
 
-Handles EXIF orientation (JPEG), grayscale, RGBA (composited over white), 16-bit and
-float images. This is the single definition used by training, export and the device.
+Handles EXIF orientation (JPEG, PNG, WebP, TIFF: phone photos come out upright whatever the
+container), grayscale, RGBA (composited over white), 16-bit and float images. This is the single
+definition used by training, export and the device.
 
-Limits, checked before a full decode where the header tells the size (``image_header.py``):
-images above ``max_pixels()`` (default 50 MP; ``SITELENS_MAX_PIXELS`` or ``set_max_pixels``)
-and images whose shorter side is under ``MIN_SIDE`` pixels (too small to describe) raise
-``ImageError`` naming the file.
+Limits, checked before anything is decoded (``image_header.py``): images above ``max_pixels()``
+(default 50 MP; ``SITELENS_MAX_PIXELS`` or ``set_max_pixels``), images whose shorter side is under
+``MIN_SIDE`` pixels (too small to describe), files over ``max_file_bytes()``, and files whose size
+cannot be read from their header (a format sitelens does not know, or junk before the header:
+decoding them to find out would let a few hundred bytes claim gigabytes) raise ``ImageError``
+naming the file. HEIC, AVIF and JPEG 2000 are named in the error, with what to convert them to.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
-from .image_header import image_size
+from .image_header import exif_orientation, foreign_format, image_size
 
 ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
@@ -47,6 +50,12 @@ def set_max_pixels(limit: int | None) -> None:
     if limit is not None and int(limit) < 1:
         raise ValueError(f"pixel limit must be positive, got {limit}")
     _max_pixels = None if limit is None else int(limit)
+
+
+def max_file_bytes() -> int:
+    """The largest encoded file read: 8 bytes a pixel of the pixel limit (16-bit RGBA, stored
+    without compression), plus 1 MiB of headers and metadata."""
+    return 8 * max_pixels() + (1 << 20)
 
 
 def check_dimensions(width: int, height: int, source: str) -> None:
@@ -109,9 +118,16 @@ def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | N
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise ImageError(f"{source}: empty file, not an image")
+    if len(data) > max_file_bytes():
+        raise ImageError(f"{source}: file of {len(data) / 1e6:.0f} MB, above the {max_file_bytes() / 1e6:.0f} MB an "
+                         "image within the pixel limit needs")
     size = image_size(data)
-    if size is not None:
-        check_dimensions(size[0], size[1], source)
+    if size is None:
+        foreign = foreign_format(data)
+        raise ImageError(f"{source}: unsupported image format{': ' + foreign if foreign else ''}"
+                         + ("" if foreign else " or a damaged header (sitelens reads JPEG, PNG, WebP, TIFF, BMP "
+                                                "and GIF, and refuses files whose size it cannot read before decoding)"))
+    check_dimensions(size[0], size[1], source)
     reduction = jpeg_reduction(*size, need) if size is not None and data[:2] == b"\xff\xd8" else 1
     if reduction > 1:
         flags = _REDUCED[reduction]  # applies the EXIF orientation as a full decode does
@@ -126,9 +142,23 @@ def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | N
         raise ImageError(f"{source}: cannot decode image ({exc.msg.strip()})") from exc
     if img is None:
         raise ImageError(f"{source}: cannot decode image (unsupported format or truncated file)")
-    if size is None:
-        check_dimensions(img.shape[1], img.shape[0], source)
+    check_dimensions(img.shape[1], img.shape[0], source)  # what was decoded, in case the header lied
+    if flags == cv2.IMREAD_UNCHANGED:  # OpenCV ignores EXIF orientation in this mode
+        img = _oriented(img, exif_orientation(data))
     return to_rgb_uint8(img, source, bgr=True)
+
+
+def _oriented(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The image as it is meant to be shown, for EXIF orientation 1-8."""
+    if orientation == 1:
+        return img
+    flip = orientation in (2, 4, 5, 7)
+    turns = {2: 0, 3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}[orientation]  # counter-clockwise quarter turns
+    if orientation in (5, 7):
+        img = np.fliplr(img)
+        flip = False
+    out = np.rot90(img, turns)
+    return np.ascontiguousarray(np.fliplr(out) if flip else out)
 
 
 def load_image(image: ImageLike, need: tuple[int, int] | None = None) -> np.ndarray:
@@ -147,6 +177,9 @@ def load_image(image: ImageLike, need: tuple[int, int] | None = None) -> np.ndar
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         try:
+            if path.stat().st_size > max_file_bytes():
+                raise ImageError(f"{path}: file of {path.stat().st_size / 1e6:.0f} MB, above the "
+                                 f"{max_file_bytes() / 1e6:.0f} MB an image within the pixel limit needs")
             data = path.read_bytes()
         except FileNotFoundError:
             raise ImageError(f"{path}: no such file") from None

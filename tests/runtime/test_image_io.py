@@ -50,8 +50,8 @@ def test_bytes_array_and_float():
     assert load_image(np.ones((32, 32), np.float32)).max() == 255
 
 
-@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"not an image at all", "cannot decode"),
-                                              (b"\xff\xd8\xff\xe0garbage", "cannot decode")])
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"not an image at all", "unsupported image format"),
+                                              (b"\xff\xd8\xff\xe0garbage", "damaged header")])
 def test_bad_files_name_the_path(tmp_path, content, message):
     path = tmp_path / "broken.jpg"
     path.write_bytes(content)
@@ -142,3 +142,45 @@ def test_bgr_frames_become_rgb(make):
     rgb = to_rgb_uint8(img, bgr=True)
     want = to_rgb_uint8(img)[:, :, ::-1]
     assert rgb.flags.c_contiguous and rgb.dtype == np.uint8 and np.array_equal(rgb, want)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "TIFF", "JPEG"])
+def test_phone_photos_come_out_upright_whatever_the_container(fmt):
+    """EXIF orientation 6 (turn 90 degrees clockwise to show) in PNG (eXIf), WebP (EXIF), TIFF and
+    JPEG: the white block stored top-left is shown top-right, once (OpenCV turns JPEG and TIFF
+    itself, sitelens PNG and WebP)."""
+    import io
+
+    from PIL import Image
+
+    img = np.zeros((80, 120, 3), np.uint8)
+    img[:20, :40] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format=fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {}))
+    out = load_image(buf.getvalue())
+    assert out.shape == (120, 80, 3)
+    white = np.argwhere(out[:, :, 0] > 128)
+    assert white[:, 0].max() < 45 and white[:, 1].min() > 55       # top right
+
+
+def test_what_cannot_be_sized_is_not_decoded(tmp_path, monkeypatch):
+    """A file whose size the header does not tell (junk before a JPEG's SOI, PNM, HDR, PFM, HEIC, ...)
+    is refused before decoding: OpenCV would decode it whole to find out (a few hundred bytes of
+    PNM header can claim gigabytes). Files larger than an image within the limit are not read."""
+    jpeg = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+    pnm = b"P6\n60000 60000\n255\n" + bytes(600)
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    for data, message in ((b"\x00" + jpeg, "unsupported image format or a damaged header"),
+                          (pnm, "unsupported image format"), (heic, "HEIC/HEIF.*convert it to JPEG")):
+        path = tmp_path / "x.img"
+        path.write_bytes(data)
+        with pytest.raises(ImageError, match=message) as err:
+            load_image(path)
+        assert str(path) in str(err.value)
+    monkeypatch.setenv("SITELENS_MAX_PIXELS", "10000")
+    big = tmp_path / "big.jpg"
+    big.write_bytes(jpeg + bytes(2_000_000))
+    with pytest.raises(ImageError, match="file of 2 MB, above the 1 MB an image within the pixel limit needs"):
+        load_image(big)
