@@ -121,8 +121,14 @@ class Recognizer:
         self.spec = model.input
         self.scales = self.manifest.scales
         self.rotations = tuple(int(r) for r in self.manifest.references.get("rotations", [0]))
+        trt = self._trt_options(providers)
         self.embedder = Embedder(contents.members[bf.MODEL], self.spec, providers, threads,
-                                 source=f"{self.path}:{bf.MODEL}", provider_options=self._trt_options(providers))
+                                 source=f"{self.path}:{bf.MODEL}", provider_options=trt)
+        if trt is not None:  # the engine is built (or loaded) by a first run; its files are then recorded
+            from .tensorrt_cache import record_engines
+
+            self.embedder.embed(np.zeros((self.spec.size, self.spec.size, 3), np.uint8))
+            record_engines(trt["TensorrtExecutionProvider"]["trt_engine_cache_path"])
         if self.embedder.fingerprint != model.fingerprint:
             raise BundleError(
                 f"{self.path}: model fingerprint mismatch: manifest says {model.fingerprint!r}, "
