@@ -7,8 +7,13 @@
 2. Concurrency: 8 threads recognize (``--calls`` each) while another thread adds, removes and saves;
    errors, throughput, and recognize latency p50/p99 while edits run vs without edits. Then the
    saved bundle is reloaded and every remaining instance must recognize its own reference.
+3. Attacks (``ATTACKS``): what a hostile bundle, image or stream, or a careless operator, sends
+   (zip bombs, 65k-member zips, traversal names, laundering, rollback, another site's bundle, an
+   expired one, image-size bypasses, stream start/stop, two editors), each in its own child
+   process: refused or not, the child's exit status, its peak memory above its baseline, seconds.
 
     python bench/reliability.py [--mutations 600] [--calls 10000] [--real-calls 300] [--out reliability]
+    python bench/reliability.py --attacks-only [--out reliability_attacks]
 """
 from __future__ import annotations
 
@@ -171,8 +176,185 @@ def _hammer(rec, images, names, calls, threads, editor):
             "calls_per_s": round(len(all_lat) / wall, 1)}
 
 
+ATTACK = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {bench!r})
+from reliability import attack
+run = attack({name!r}, {work!r})          # prepares the hostile input; the run is what is measured
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+outcome, message = run()
+print(json.dumps({{"outcome": outcome, "message": message[:200], "message_chars": len(message),
+                   "seconds": round(time.perf_counter() - t, 2),
+                   "peak_mb_above_baseline": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, 1)}}))
+"""
+ATTACKS = ("bzip2 bomb", "deflate bomb, honest header", "deflate bomb, lying header", "65535-member zip",
+           "member name traversal", "deep signature.json", "empty trust list", "laundering an edited title",
+           "rollback to an older release", "another site's bundle", "expired bundle", "junk before a JPEG",
+           "PNM header claiming 3.6 GP", "HEIC photo", "stream start/stop x300 on a video file",
+           "two editors of one bundle")
+
+
+def attack(name: str, work: str):
+    """Prepare one attack in this process; returns a callable that runs it and returns ("refused",
+    message) when sitelens said no, ("accepted", ...) otherwise (a crash is seen by the parent)."""
+    import zipfile
+
+    from runtime import bundle_format as bf
+    from runtime.errors import SitelensError
+    from runtime.image_io import load_image
+    from runtime.recognizer import Recognizer
+    from runtime.signing import generate_keypair
+    from tests.toy_bundle import make_toy_bundle, toy_image
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    key = work / "site.key"
+    if not key.exists():
+        generate_keypair(key)
+    pub = work / "site.pub"
+    toy = make_toy_bundle(work / f"toy_{abs(hash(name))}.sitelens", n_instances=5, signing_key=key)
+
+    def rezip(entries, src=toy, out=work / "attack.sitelens", skip=()):
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+            for n in zin.namelist():
+                if n not in skip:
+                    zout.writestr(n, zin.read(n))
+            for entry, data, kind in entries:
+                zout.writestr(entry, data, compress_type=kind)
+        return out
+
+    def with_site(site_id, release, expires=None):
+        c = bf.read_bundle(toy)
+        m = c.manifest.copy()
+        m.site.site_id, m.site.release, m.site.expires = site_id, release, expires
+        return bf.write_bundle(work / f"{site_id}_{release}.sitelens", m, c.members, signing_key=key)
+
+    prepared = {}
+    if name == "bzip2 bomb":
+        prepared["path"] = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_BZIP2)], skip={bf.REFS})
+    elif name == "deflate bomb, honest header":
+        prepared["path"] = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
+    elif name == "65535-member zip":
+        prepared["path"] = rezip([(f"x/{k}", b"", zipfile.ZIP_STORED) for k in range(65535 - 12)])
+    return lambda: _run_attack(name, work, prepared, toy, key, pub, rezip, with_site)
+
+
+def _run_attack(name, work, prepared, toy, key, pub, rezip, with_site) -> tuple[str, str]:
+    import zipfile
+
+    from runtime import bundle_format as bf
+    from runtime.errors import SitelensError
+    from runtime.image_io import load_image
+    from runtime.recognizer import Recognizer
+    from tests.toy_bundle import make_toy_bundle, toy_image
+
+    try:
+        if name in ("bzip2 bomb", "deflate bomb, honest header"):
+            Recognizer.open(prepared["path"], trusted_keys=[pub])
+        elif name == "deflate bomb, lying header":
+            import struct
+
+            declared = bf.read_bundle(toy).manifest.members[bf.REFS].size
+            path = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
+            with zipfile.ZipFile(path) as zf:
+                offset, central = zf.getinfo(bf.REFS).header_offset, zf.start_dir
+            data = bytearray(path.read_bytes())
+            while data[central + 46:central + 46 + len(bf.REFS)] != bf.REFS.encode():
+                n, m, k = struct.unpack_from("<3H", data, central + 28)
+                central += 46 + n + m + k
+            for pos in (offset + 22, central + 24):
+                struct.pack_into("<I", data, pos, declared)
+            path.write_bytes(bytes(data))
+            Recognizer.open(path, trusted_keys=[pub])
+        elif name == "65535-member zip":
+            Recognizer.open(prepared["path"])
+        elif name == "member name traversal":
+            Recognizer.open(rezip([("../../x", b"evil", zipfile.ZIP_STORED), ("a\x1b[2Jb", b"", zipfile.ZIP_STORED)]))
+        elif name == "deep signature.json":
+            Recognizer.open(rezip([(bf.SIGNATURE, b"[" * 30000 + b"]" * 30000, zipfile.ZIP_DEFLATED)],
+                                  skip={bf.SIGNATURE}), trusted_keys=[pub])
+        elif name == "empty trust list":
+            Recognizer.open(toy, trusted_keys=[])
+        elif name == "laundering an edited title":
+            import json
+
+            c = bf.read_bundle(toy)
+            m = json.loads(c.manifest_bytes)
+            m["instances"]["work_0001"]["title"] = "Forged"
+            forged = rezip([(bf.MANIFEST, json.dumps(m).encode(), zipfile.ZIP_DEFLATED)], skip={bf.MANIFEST})
+            rec = Recognizer.open(forged)
+            rec.remove("work_0002")
+            rec.save(signing_key=key)
+        elif name == "rollback to an older release":
+            with_site("louvre", 7)
+            Recognizer.open(with_site("louvre", 5), trusted_keys=[pub], site_id="louvre", min_release=7)
+        elif name == "another site's bundle":
+            Recognizer.open(with_site("orsay", 9), trusted_keys=[pub], site_id="louvre")
+        elif name == "expired bundle":
+            Recognizer.open(with_site("louvre", 8, "2020-01-01"), trusted_keys=[pub], site_id="louvre")
+        elif name == "junk before a JPEG":
+            import cv2
+
+            data = cv2.imencode(".jpg", np.zeros((7000, 7000, 3), np.uint8))[1].tobytes()
+            load_image(b"\x00" + data)
+        elif name == "PNM header claiming 3.6 GP":
+            load_image(b"P6\n60000 60000\n255\n" + bytes(632))
+        elif name == "HEIC photo":
+            load_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(600))
+        elif name == "stream start/stop x300 on a video file":
+            import cv2
+
+            from runtime.stream import RecognitionStream
+
+            video = work / "short.avi"
+            writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+            for k in range(20):
+                writer.write(cv2.resize(toy_image(k % 3), (160, 120)))
+            writer.release()
+            rec = Recognizer.open(toy)
+            for i in range(300):
+                stream = RecognitionStream(rec, str(video)).start()
+                time.sleep(0.001 * (i % 7))
+                stream.stop()
+            return "survived", "300 cycles"
+        elif name == "two editors of one bundle":
+            path = make_toy_bundle(work / "edited.sitelens", n_instances=5)
+            a, b = Recognizer.open(path), Recognizer.open(path)
+            a.remove("work_0001")
+            a.save()
+            b.remove("work_0002")
+            b.save()
+            if "work_0001" in Recognizer.open(path).instances:
+                return "accepted", "an edit was lost"
+        else:
+            raise ValueError(name)
+    except SitelensError as exc:
+        return "refused", str(exc)
+    return "accepted", ""
+
+
+def attacks(work: Path) -> dict:
+    import json
+
+    out = {}
+    for name in ATTACKS:
+        code = ATTACK.format(root=str(ROOT), bench=str(ROOT / "bench"), name=name, work=str(work))
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "{}"
+        row = json.loads(line) if line.startswith("{") else {}
+        row["exit_status"] = proc.returncode
+        if proc.returncode != 0:
+            row["outcome"] = "crashed"
+            row["stderr"] = proc.stderr[-300:]
+        out[name] = row
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--attacks-only", action="store_true", help="only the attacks (section 3)")
     ap.add_argument("--mutations", type=int, default=600, help="random byte mutations of the small bundle")
     ap.add_argument("--real-mutations", type=int, default=200, help="... of the real demo-site bundle")
     ap.add_argument("--calls", type=int, default=10000, help="recognize calls per thread (small bundle)")
@@ -187,6 +369,10 @@ def main():
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        result["attacks"] = attacks(tmp / "attacks")
+        if args.attacks_only:
+            emit(result, args, args.out)
+            return
         toy = make_toy_bundle(tmp / "toy.sitelens", n_instances=40)
         site, _ = make_demo_site(tmp / "demo")
         real = build_bundle(site, tmp / "demo.sitelens", size=224, calibrate=False, progress=False)

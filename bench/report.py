@@ -209,7 +209,22 @@ def latency(r: dict) -> list[str]:
     return out + [""]
 
 
+def reliability_attacks(r: dict) -> list[str]:
+    rows = [[name, a.get("outcome"), a.get("exit_status"), _f(a.get("peak_mb_above_baseline"), 1),
+             _f(a.get("seconds"), 2), (a.get("message") or "").split(": ", 1)[-1][:110].replace("|", "/")]
+            for name, a in r["attacks"].items()]
+    bad = [name for name, a in r["attacks"].items() if a.get("outcome") not in ("refused", "survived")]
+    out = ["## Reliability: what a hostile bundle, image or stream sends (`bench/reliability.py`, attacks)", "",
+           "Each attack in its own child process: the outcome (refused with sitelens's own error; survived for the "
+           "stream cycles), the child's exit status, its peak memory above its baseline once the hostile input was "
+           f"prepared, seconds, and the start of the error. Accepted or crashed: **{len(bad)}**"
+           + (f" ({', '.join(bad)})" if bad else "") + ".", "", _origin(r), ""]
+    return out + _table(["attack", "outcome", "exit", "peak MB", "seconds", "message"], rows) + [""]
+
+
 def reliability(r: dict) -> list[str]:
+    if "fuzz_summary" not in r:
+        return reliability_attacks(r)
     fz, cs, cr = r["fuzz_summary"], r["concurrency_small"], r["concurrency_real"]
     out = ["## Reliability (`bench/reliability.py`)", "", _origin(r), ""]
     out += _table(["what", "result"], [
@@ -231,7 +246,7 @@ def reliability(r: dict) -> list[str]:
         ["reloaded instances that failed to recognize their own reference",
          cs["reloaded_self_recognition_failures"] + cr["reloaded_self_recognition_failures"]],
     ])
-    return out + [""]
+    return out + [""] + (reliability_attacks(r) if "attacks" in r else [])
 
 
 def sim_vs_real(r: dict) -> list[str]:
