@@ -236,6 +236,21 @@ def attack(name: str, work: str):
         prepared["path"] = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_BZIP2)], skip={bf.REFS})
     elif name == "deflate bomb, honest header":
         prepared["path"] = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
+    elif name == "deflate bomb, lying header":   # the zip headers claim the manifest's size
+        import struct
+
+        declared = bf.read_bundle(toy).manifest.members[bf.REFS].size
+        path = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
+        with zipfile.ZipFile(path) as zf:
+            offset, central = zf.getinfo(bf.REFS).header_offset, zf.start_dir
+        data = bytearray(path.read_bytes())
+        while data[central + 46:central + 46 + len(bf.REFS)] != bf.REFS.encode():
+            n, m, k = struct.unpack_from("<3H", data, central + 28)
+            central += 46 + n + m + k
+        for pos in (offset + 22, central + 24):
+            struct.pack_into("<I", data, pos, declared)
+        path.write_bytes(bytes(data))
+        prepared["path"] = path
     elif name == "65535-member zip":
         prepared["path"] = rezip([(f"x/{k}", b"", zipfile.ZIP_STORED) for k in range(65535 - 12)])
     return lambda: _run_attack(name, work, prepared, toy, key, pub, rezip, with_site)
@@ -254,20 +269,7 @@ def _run_attack(name, work, prepared, toy, key, pub, rezip, with_site) -> tuple[
         if name in ("bzip2 bomb", "deflate bomb, honest header"):
             Recognizer.open(prepared["path"], trusted_keys=[pub])
         elif name == "deflate bomb, lying header":
-            import struct
-
-            declared = bf.read_bundle(toy).manifest.members[bf.REFS].size
-            path = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
-            with zipfile.ZipFile(path) as zf:
-                offset, central = zf.getinfo(bf.REFS).header_offset, zf.start_dir
-            data = bytearray(path.read_bytes())
-            while data[central + 46:central + 46 + len(bf.REFS)] != bf.REFS.encode():
-                n, m, k = struct.unpack_from("<3H", data, central + 28)
-                central += 46 + n + m + k
-            for pos in (offset + 22, central + 24):
-                struct.pack_into("<I", data, pos, declared)
-            path.write_bytes(bytes(data))
-            Recognizer.open(path, trusted_keys=[pub])
+            Recognizer.open(prepared["path"], trusted_keys=[pub])
         elif name == "65535-member zip":
             Recognizer.open(prepared["path"])
         elif name == "member name traversal":
