@@ -11,8 +11,9 @@ Samples:
   made of pieces of other references, those references left out (negatives, kind "scene"); each
   kind of negative must stay within the budget on its own (a few dozen walls among hundreds of
   scenes would hide a rule that accepts a quarter of all plain walls; labels among walls would
-  hide one that accepts 4% of walls). Walls and labels cost little, so there are enough of each
-  (150) that the budget's quantile does not rest on a single sample;
+  hide one that accepts 4% of walls). There are 150 of each on sites of 50 references or more, so
+  that the budget's quantile does not rest on a single sample; fewer on smaller sites
+  (``synthetic_counts``), whose rules that makes stricter, not looser;
 - a survey, when given (``export --survey``): real photos of works in the site (positives, and
   negatives with their instance left out) and of things not in it (``__unknown__``, negatives).
 
@@ -107,10 +108,23 @@ def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None)
     return {m: rec.findings(img, cache["desc"], m, exclude=exclude, all_passes=True, cache=cache) for m in modes}
 
 
+def synthetic_counts(references: int) -> tuple[int, int]:
+    """(walls and labels, cluttered scenes) for a site of ``references`` images: 6 and 4 a
+    reference, at least 60 and 40, at most 300 and 200 (sites of 50 references or more get the
+    most). A small site's calibration then takes seconds, not minutes; with fewer negatives a kind
+    is allowed fewer false accepts (the budget's count rounds down), so its rule can only be stricter."""
+    walls = int(np.clip(6 * references, 60, 300)) // 2 * 2  # walls and labels alternate
+    return walls, int(np.clip(4 * references, 40, 200))
+
+
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
-           max_views: int = 800, backgrounds: int = 300, collages: int = 200, seed: int = 0,
+           max_views: int = 800, backgrounds: int | None = None, collages: int | None = None, seed: int = 0,
            progress: bool = True, clock: StageClock | None = None) -> SampleSet:
+    """``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``)."""
     clock = clock or StageClock()
+    counts = synthetic_counts(len(site.references))
+    backgrounds = counts[0] if backgrounds is None else backgrounds
+    collages = counts[1] if collages is None else collages
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
     sim = CameraViewSimulator(seed=seed)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from export.bundler import build_bundle
-from export.calibration import DUPLICATE_FUNDAMENTAL, DUPLICATE_SUPPORT, MIN_SUPPORT, _smallest_threshold, alike
+from export.calibration import (DUPLICATE_FUNDAMENTAL, DUPLICATE_SUPPORT, MIN_SUPPORT, _smallest_threshold, alike,
+                                synthetic_counts)
 from runtime.recognizer import Recognizer
 from runtime.thresholds import MATCH_MODES, Rule, Thresholds
 from tests.conftest import SMALL_SIZE, make_site, write_rgb
@@ -17,6 +18,13 @@ def test_smallest_threshold_meets_budget():
     assert np.mean(values >= t) <= 0.05 and np.mean(values >= t - 1) > 0.05
     assert _smallest_threshold(values, 0.05, floor=200) == 200
     assert _smallest_threshold(np.zeros(0), 0.01, floor=7) == 7
+
+
+def test_small_sites_calibrate_on_fewer_synthetic_negatives():
+    """Sites of 50 references or more: 150 walls, 150 labels, 200 cluttered scenes; fewer below,
+    never under 30 / 30 / 40 (a 20-work site calibrates in seconds, not minutes)."""
+    assert synthetic_counts(50) == synthetic_counts(5000) == (300, 200)
+    assert synthetic_counts(20) == (120, 80) and synthetic_counts(3) == (60, 40)
 
 
 def test_look_alikes_by_score_plane_or_3d_structure():
@@ -81,7 +89,9 @@ def test_rules_for_every_match_mode(calibrated):
         # every kind of unknown is held to the budget on its own (walls and labels apart)
         for kind in ("simulated", "wall", "label", "scene", "survey"):
             assert reports[mode][kind]["negatives"] > 0 and reports[mode][kind]["far"] <= 0.05, (mode, kind)
-        assert reports[mode]["wall"]["negatives"] == reports[mode]["label"]["negatives"] == 150
+        walls, scenes = synthetic_counts(8)
+        assert reports[mode]["wall"]["negatives"] == reports[mode]["label"]["negatives"] == walls // 2 == 30
+        assert reports[mode]["scene"]["negatives"] == scenes == 40
     # hamming estimates cosines from bits: its scores (and so its rule) differ from exact search
     assert th.rule("hamming").score != th.rule("exact").score
     for mode in MATCH_MODES:  # each mode answers with its own rule
