@@ -382,7 +382,28 @@ def build_cost(r: dict) -> list[str]:
     return out + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+def large_site(r: dict) -> list[str]:
+    rows = []
+    for name, s in r["sets"].items():
+        for where in ("own_site", "large_site"):
+            m = s[where]
+            rows.append([name if where == "own_site" else "", f"{s['references']} (its own)" if where == "own_site"
+                         else f"{r['references']} (all sets)", _f(m["mP@1"]), _f(m["true_accept_rate"]),
+                         _f(m.get("wrong_accept_rate")), _f(m["false_accept_rate"]), _f(m.get("GAP")),
+                         _ms(m["recognize_ms"]), _ms(m["recognize_ms"], "p95_ms")])
+    big = r["large_bundle"]
+    out = ["## Answers when the site is large (`bench/large_site.py`)", "",
+           f"One site of every shared set's references ({r['references']} reference images, {r['works']} works"
+           + (f", {r['painted']} of them procedural paintings" if r.get("painted") else "") + "), built off the "
+           f"shelf with the defaults ({_f(big['mb'], 1)} MB" + (f", {_f(big['build_seconds'] / 60, 1)} min"
+                                                                 if big.get("build_seconds") else "")
+           + "); each set's query photos (its open-set manifest) scored against its own site and against the "
+           "large one. recognize() per photo, decoded image in.", "", _origin(r), ""]
+    return out + _table(["set", "site references", "mP@1", "TAR", "WAR", "FAR", "GAP", "recognize p50 ms", "p95 ms"],
+                        rows) + [""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)

@@ -1,0 +1,107 @@
+"""Answers when the site is large: every shared set's references in one site, each set's query
+photos scored against it; one run, prints JSON (``--out NAME`` also writes bench/results/).
+
+The large site holds the references of all dev sets at once (coil100's objects, mcv_museum's
+paintings, smvs_books' covers, smvs_landmarks' buildings; the open-set manifests' references, so
+each set's ``__unknown__`` photos show works the site does not hold), optionally padded with
+procedural paintings (``--pad-to``). Built off the shelf with the defaults, as
+``sitelens bundle``. For each set: ``sitelens eval`` of its query rows against its own site and
+against the large one (mP@1, TAR, WAR, FAR, GAP), and recognize() p50/p95 per photo at each size.
+
+    python bench/large_site.py [--sets ...] [--pad-to 2500] [--keep DIR] [--out large_site]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+from _common import emit, percentiles, site_manifest, timed  # first: before numpy loads
+
+from build_cost import painted
+from hard_sets import KEYS, sitelens
+
+SETS = ("coil100", "mcv_museum", "smvs_books", "smvs_landmarks")
+
+
+def rows_of(manifest: Path, prefix: str) -> list[tuple[str, str, str]]:
+    """(absolute path, instance prefixed with the set, role); unknown and a|b instances kept as such."""
+    out = []
+    with manifest.open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            inst = r["instance"]
+            if inst != "__unknown__":
+                inst = "|".join(f"{prefix}__{i}" for i in inst.split("|"))
+            out.append((str((manifest.parent / r["path"]).resolve()), inst, r["role"]))
+    return out
+
+
+def write(rows, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "instance", "role"])
+        w.writerows(rows)
+    return path
+
+
+def evaluate(bundle: Path, queries: Path) -> dict:
+    stdout, _ = sitelens("eval", bundle, queries, "--json")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return {k: result.get(k) for k in KEYS}
+
+
+def recognize_ms(bundle: Path, queries: Path, limit: int) -> dict:
+    from latency import cycle
+
+    from runtime.image_io import load_image
+    from runtime.recognizer import Recognizer
+    from runtime.site import load_queries
+
+    rec = Recognizer.open(bundle)
+    images = [load_image(q.path) for q in load_queries(queries)[:limit]]
+    nxt = cycle(images)
+    return percentiles(timed(lambda: rec.recognize(nxt()), len(images), warmup=1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--pad-to", type=int, default=0, help="add procedural paintings up to this many references")
+    ap.add_argument("--timed", type=int, default=60, help="query photos timed per set and site")
+    ap.add_argument("--keep", help="keep sites and bundles in this folder")
+    ap.add_argument("--out", help="also write bench/results/<OUT>.json")
+    args = ap.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="large_site_"))
+    per_set = {name: rows_of(site_manifest(name), name) for name in args.sets}
+    refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
+    pad = max(0, args.pad_to - len(refs))
+    refs += [(str(p), w.replace("/", "__"), "ref") for p, w in painted(work / "painted", pad)]
+    large = write(refs, work / "large" / "manifest.csv")
+    big = work / "large.sitelens"
+    if not big.exists():
+        _, seconds = sitelens("bundle", large, "-o", big)
+    else:
+        seconds = None
+    result = {"references": len(refs), "works": len({r[1] for r in refs}), "painted": pad,
+              "large_bundle": {"build_seconds": round(seconds, 1) if seconds else None,
+                               "mb": round(big.stat().st_size / 1e6, 1)}, "sets": {}}
+    for name, rows in per_set.items():
+        own_manifest = write(rows, work / name / "manifest.csv")
+        queries = write([r for r in rows if r[2] == "query"], work / name / "queries.csv")
+        own = work / f"{name}.sitelens"
+        if not own.exists():
+            sitelens("bundle", own_manifest, "-o", own)
+        row = {"own_site": evaluate(own, own_manifest), "large_site": evaluate(big, queries)}
+        row["own_site"]["recognize_ms"] = recognize_ms(own, queries, args.timed)
+        row["large_site"]["recognize_ms"] = recognize_ms(big, queries, args.timed)
+        row["references"] = sum(1 for r in rows if r[2] == "ref")
+        result["sets"][name] = row
+        emit(result, args, args.out, show=False)
+    emit(result, args, args.out)
+
+
+if __name__ == "__main__":
+    main()
