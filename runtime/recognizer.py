@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class Recognition:
     decided_by: str | None = None
     verification: dict | None = None  # {instance: evidence dict} when geometric verification ran
     confidence: float = 0.0  # ranks answers across frames (see ``Recognizer.decide``); not a probability
+    truncated: bool = False  # the frame's time budget ended verification early (``Recognizer.budget_ms``)
 
     @property
     def verified(self) -> bool:
@@ -73,7 +75,7 @@ class Recognition:
         return {
             "instance": self.instance, "accepted": self.accepted, "score": round(self.score, 6),
             "margin": round(self.margin, 6), "best": self.best, "decided_by": self.decided_by,
-            "confidence": round(self.confidence, 6),
+            "confidence": round(self.confidence, 6), "truncated": self.truncated,
             "metadata": self.metadata, "verification": self.verification,
             "candidates": [{"instance": c.instance, "score": round(c.score, 6)} for c in self.candidates],
         }
@@ -86,6 +88,7 @@ class Findings:
 
     hits: list
     verification: dict | None = None
+    truncated: bool = False   # a time budget skipped verification stages
 
     def score_margin(self, instance: str | None = None) -> tuple[float, float]:
         """Global score of ``instance`` (default: top-1) and its margin over the best other."""
@@ -110,7 +113,8 @@ GEOMETRY_WEIGHT = 0.2
 
 class Recognizer:
     def __init__(self, contents: bf.BundleContents, providers: list[str] | None = None,
-                 match: str = "hnsw", threads: int | None = None, verify: bool = True):
+                 match: str = "hnsw", threads: int | None = None, verify: bool = True,
+                 budget_ms: float | None = None):
         self.path = contents.path
         self.manifest: Manifest = contents.manifest
         self.signature = contents.signature
@@ -159,6 +163,8 @@ class Recognizer:
         self.metadata: dict[str, dict] = dict(self.manifest.instances)
         self.thresholds = self.manifest.thresholds or Thresholds()
         self.match = match
+        # per-frame time budget of recognize() (None: every stage runs, the same answer on any machine)
+        self.budget_ms = budget_ms
         # what a frame must keep when a large JPEG is decoded at a reduced scale: the network's
         # shorter side (at its largest scale) and the local features' working side
         self.decode_need = (int(np.ceil(self.spec.size * max(self.scales))),
@@ -202,7 +208,7 @@ class Recognizer:
     @classmethod
     def open(cls, path: str | Path, providers: list[str] | None = None, match: str = "hnsw",
              threads: int | None = None, verify: bool = True, trusted_keys=None, site_id: str | None = None,
-             min_release: int | None = None) -> "Recognizer":
+             min_release: int | None = None, budget_ms: float | None = None) -> "Recognizer":
         """Open and verify a ``.sitelens`` bundle (signature, checksums, members, then the models).
 
         ``trusted_keys``: public key files (``site.pub``) or ``signing.TrustedKey`` objects; when
@@ -211,11 +217,16 @@ class Recognizer:
         than this (an app stores ``manifest.site.release`` of the bundle it last accepted and passes
         it here, so an older signed bundle cannot be put back). A bundle past its ``expires`` date is
         always refused. Without ``trusted_keys`` these fields could have been edited: use them together.
+        ``budget_ms``: time budget of one ``recognize`` call, decoding included: verification's later
+        stages (other rows, the second look, the 3-D models, the learned matcher) are skipped once it
+        is spent and the answer rests on the evidence found so far (``Recognition.truncated``); it
+        bounds the slow frames' tail on a device. None (default): every stage runs, so the same frame
+        gets the same answer on any machine (evaluation, calibration).
         ``verify=False`` skips geometric verification even if the bundle carries features (its learned
         matcher is then not loaded; its local-feature model is, to describe references added later)."""
         contents = bf.read_bundle(path, trusted_keys=trusted_keys)
         contents.manifest.site.check(str(path), site_id, min_release)
-        return cls(contents, providers=providers, match=match, threads=threads, verify=verify)
+        return cls(contents, providers=providers, match=match, threads=threads, verify=verify, budget_ms=budget_ms)
 
     # -- recognition ----------------------------------------------------------------------
     @property
@@ -239,14 +250,16 @@ class Recognizer:
 
     def analyze(self, image: ImageLike, k: int = 5, mode: str | None = None) -> tuple[Recognition, np.ndarray]:
         """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
+        deadline = None if self.budget_ms is None else time.perf_counter() + self.budget_ms / 1000.0
         img = load_image(image, self.decode_need)
         desc = self.embedder.embed(img)
         mode = mode or self.match
-        findings = self.findings(img, desc, mode, k, stop=self.thresholds.rule(mode).verified)
+        findings = self.findings(img, desc, mode, k, stop=self.thresholds.rule(mode).verified, deadline=deadline)
         return self.decide(findings, mode, k), desc
 
     def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
-                 exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None) -> Findings:
+                 exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None,
+                 deadline: float | None = None) -> Findings:
         """Global shortlist and geometric evidence for one image, before any threshold.
         ``exclude``: instances to leave out; ``stop``: evidence test that ends the rotation passes;
         ``cache``: kept across calls on the same image (calibration scores each view several ways)."""
@@ -261,8 +274,9 @@ class Recognizer:
         def features_of(instances):
             return self.index.features_of(instances, desc, rows)
 
-        evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache)
-        return Findings(hits, evidence)
+        cache = {} if cache is None else cache
+        evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)
+        return Findings(hits, evidence, cache.get("truncated", False))
 
     def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None) -> Recognition:
         """Apply the bundle's rule for ``mode`` (or ``rule``) to raw findings."""
@@ -297,7 +311,7 @@ class Recognizer:
         cands = [Candidate(i, scores[i], self.metadata.get(i, {}), ev.get(i) if ev else None) for i in order[:k]]
         return Recognition(best if accepted else None, accepted, score, margin, best,
                            self.metadata.get(best, {}) if accepted else {}, cands, decided_by,
-                           {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence)
+                           {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence, findings.truncated)
 
     # -- incremental updates ---------------------------------------------------------------
     def add(self, instance_id: str, images, metadata: dict | None = None) -> int:

@@ -16,6 +16,7 @@ evidence), and its cost (60-80 ms a pair on 2 cores) is paid only on those frame
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -103,10 +104,12 @@ def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: s
 
 
 class Verifier:
-    """Verification of candidates for one bundle. Thread-safe (no mutable state)."""
+    """Verification of candidates for one bundle. Thread-safe (its only mutable state, the last
+    learned-matcher call's duration used by time budgets, is one float written whole)."""
 
     def __init__(self, params: VerifyParams, extractor, matcher=None):
         self.params, self.extractor, self.matcher = params, extractor, matcher
+        self._glue_seconds = 0.0
 
     def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
         """What the bundle stores for one reference row: the features of the reference turned by
@@ -147,7 +150,8 @@ class Verifier:
         return q
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
-                 verified=None, all_passes: bool = False, cache: dict | None = None) -> dict[str, Evidence]:
+                 verified=None, all_passes: bool = False, cache: dict | None = None,
+                 deadline: float | None = None) -> dict[str, Evidence]:
         """Evidence per candidate instance (its best reference row); the second look's candidates
         appear only when it ran.
 
@@ -159,8 +163,20 @@ class Verifier:
         asked for the second look's candidates only when it runs;
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row (calibration: negatives must get every chance);
-        ``cache``: a dict kept across calls on the same image (query features, per-row results)."""
+        ``cache``: a dict kept across calls on the same image (query features, per-row results);
+        ``deadline`` (a ``time.perf_counter()`` value): the stages after the first (the candidates'
+        next rows, the second look, the 3-D models, the learned matcher) are skipped once it has
+        passed, and the learned matcher also when less time is left than its last call took; the
+        evidence found so far is returned (``cache["truncated"]`` says whether anything was skipped)."""
         cache = {} if cache is None else cache
+        cache["truncated"] = False
+
+        def late(need: float = 0.0) -> bool:
+            if deadline is not None and time.perf_counter() + need > deadline:
+                cache["truncated"] = True
+                return True
+            return False
+
         q = self.query_features(img_rgb, cache)
         first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
@@ -174,6 +190,8 @@ class Verifier:
             return not all_passes and verified is not None and any(verified(e) for e in out.values())
 
         for phase in (0, 1):  # every candidate's best row first, then its next ones
+            if phase and late():
+                break
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if (j == 0) == (phase == 0)]
@@ -184,11 +202,11 @@ class Verifier:
                     out[inst], pts[inst], best[inst] = ev, p, row_feats
             if done():
                 break
-        if second and not done():
+        if second and not done() and not late():
             self._second_look(q, second, features_of(second), out, pts, best, cache)
-        if self.params.fundamental:
+        if self.params.fundamental and not late():
             self._fundamental(out, pts, verified)
-            self._glue(q, out, best, verified, cache)
+            self._glue(q, out, best, verified, cache, late)
         return out
 
     def _match_rows(self, q, rows, cache: dict) -> None:
@@ -231,7 +249,7 @@ class Verifier:
             out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage,
                                  ev.query_coverage)
 
-    def _glue(self, q, out: dict[str, Evidence], best: dict, verified, cache: dict) -> None:
+    def _glue(self, q, out: dict[str, Evidence], best: dict, verified, cache: dict, late=lambda need=0.0: False) -> None:
         """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
         inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
         verified already. Its correspondences count as 3-D evidence only (the larger of the two
@@ -249,7 +267,11 @@ class Verifier:
         for inst in ranked[: self.params.glue_candidates]:
             row, _, kp, desc = best[inst]
             if ("g", row) not in cache:
+                if late(self._glue_seconds):
+                    break
+                start = time.perf_counter()
                 kp = kp.astype(np.float32)
                 qi, ri = self.matcher.match(q[0], q[1], kp, desc)
                 cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri])
+                self._glue_seconds = time.perf_counter() - start
             out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache[("g", row)]))

@@ -16,8 +16,8 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import (friendly, match_option, open_recognizer, provider_option, release_options, trust_option,
-                         verify_option)
+from .cli_common import (budget_option, friendly, match_option, open_recognizer, provider_option, release_options,
+                         trust_option, verify_option)
 
 
 @click.group()
@@ -42,10 +42,11 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @trust_option
 @release_options
 @provider_option
+@budget_option
 @friendly
-def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, provider):
+def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, provider, budget_ms):
     """Recognize IMAGES with BUNDLE."""
-    rec = open_recognizer(bundle, match, trust, provider, site_id, min_release)
+    rec = open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms)
     failed = 0
     for img in images:
         try:
@@ -213,13 +214,14 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
 @trust_option
 @release_options
 @provider_option
+@budget_option
 @friendly
 def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust, site_id, min_release,
-           provider):
+           provider, budget_ms):
     """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
     from runtime.stream import DecisionLayer, RecognitionStream
 
-    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider, site_id, min_release), source, DecisionLayer(k, n, debounce),
+    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms), source, DecisionLayer(k, n, debounce),
                                realtime=realtime, max_seconds=max_seconds)
     try:
         for event in stream:

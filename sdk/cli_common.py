@@ -35,11 +35,17 @@ def options(*opts):
 
 
 def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = "auto", site_id=None,
-                    min_release=None):
+                    min_release=None, budget_ms=None):
     from runtime.recognizer import Recognizer
 
     return Recognizer.open(bundle, match=match, trusted_keys=list(trust) or None, providers=NAMED.get(provider),
-                           site_id=site_id, min_release=min_release)
+                           site_id=site_id, min_release=min_release, budget_ms=budget_ms)
+
+
+budget_option = click.option(
+    "--budget-ms", type=float, default=None,
+    help="Time budget per frame: verification's later stages are skipped once it is spent and the answer rests on "
+         "what was found so far (bounds the slow frames' tail; default: none, every stage runs).")
 
 
 match_option = click.option(

@@ -135,3 +135,15 @@ def test_schema_2_bundles_with_the_whole_hnsw_file_still_open(tiny_bundle, tmp_p
     again = bf.read_bundle(patched)
     assert again.manifest.schema_version == bf.SCHEMA_VERSION == 3
     assert bf.GRAPH in again.members and bf.INDEX not in again.members
+
+
+def test_time_budget_bounds_verification_and_says_so(tiny_bundle):
+    """A spent budget skips verification's later stages (the answer rests on what was found) and
+    says so; without a budget every stage runs and the answer is the same on any machine."""
+    wall = np.random.default_rng(5).integers(90, 110, (240, 320, 3), np.uint8)
+    full = Recognizer.open(tiny_bundle).recognize(wall)
+    assert not full.truncated and full.to_dict()["truncated"] is False
+    rushed = Recognizer.open(tiny_bundle, budget_ms=0.001).recognize(wall)
+    assert rushed.truncated and not rushed.accepted
+    generous = Recognizer.open(tiny_bundle, budget_ms=60_000).recognize(wall)
+    assert not generous.truncated and generous.candidates == full.candidates
