@@ -190,19 +190,23 @@ class ReferenceIndex:
         with self.lock.read():
             return {inst: list(self._rows.get(inst, ())) for inst in instances}
 
-    def features_of(self, instances, query: np.ndarray | None = None,
-                    limit: int | None = None) -> dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]]:
+    def features_of(self, instances, query: np.ndarray | None = None, limit: int | None = None,
+                    shared_turns: bool = False) -> dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]]:
         """(row, rotation, keypoints, descriptors) of the live rows of each given instance (a consistent
-        snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``."""
+        snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``.
+        ``shared_turns``: a quarter-turned row gets the features of its image's upright row (the
+        verifier turns the query back instead)."""
         with self.lock.read():
             if self.features is None:
                 return {inst: [] for inst in instances}
             out = {}
             for inst in instances:
                 rows = list(self._rows.get(inst, ()))
+                upright = {self.images[i]: i for i in rows if self.rotations[i] == 0} if shared_turns else {}
                 if query is not None and len(rows) > 1:
                     rows = [rows[i] for i in np.argsort(-(self.descriptors[rows] @ query), kind="stable")]
-                out[inst] = [(i, self.rotations[i], *self.features.row(i)) for i in rows[:limit]]
+                out[inst] = [(i, self.rotations[i], *self.features.row(upright.get(self.images[i], i)))
+                             for i in rows[:limit]]
             return out
 
     # -- updates (exclusive lock) ------------------------------------------------------------

@@ -271,8 +271,10 @@ class Recognizer:
         names = [h[0] for h in hits[: self.verifier.params.shortlist]]
         rows = self.verifier.params.rows_per_candidate
 
+        shared = self.verifier.shared_turns
+
         def features_of(instances):
-            return self.index.features_of(instances, desc, rows)
+            return self.index.features_of(instances, desc, rows, shared)
 
         cache = {} if cache is None else cache
         evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)

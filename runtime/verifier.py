@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import SitelensError
 from .geometric import Evidence, fundamental_inliers, homography_inliers, hull_area
-from .local_features import FEATURES, OpenCVFeatures, XFeatFeatures
+from .local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from .matching import mutual_nearest_many, ratio_test
 
 
@@ -47,10 +47,15 @@ class VerifyParams:
     glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
                                      # fundamental-matrix inliers (random matches give about 20)
     glue_fingerprint: str | None = None   # of glue.onnx
+    turned_features: str = "query"  # "query": a quarter-turned row shares its image's upright features and
+                                    # the query is turned back instead; "stored": every row has its own
+    query_turns: int = 1            # ("query") turned rotations a frame may be matched at besides upright
 
     def __post_init__(self):
         if self.feature not in FEATURES:
             raise SitelensError(f"unknown local feature {self.feature!r}; use one of {FEATURES}")
+        if self.turned_features not in ("query", "stored"):
+            raise SitelensError(f"turned_features must be 'query' or 'stored', got {self.turned_features!r}")
 
     @classmethod
     def for_feature(cls, feature: str) -> "VerifyParams":
@@ -65,8 +70,8 @@ class VerifyParams:
     @classmethod
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
-        # bundles calibrated before the second look or the learned matcher keep their path
-        d = {"second_look": 0, "glue_candidates": 0, **d}
+        # bundles calibrated before the second look, the learned matcher or shared turned features keep their path
+        d = {"second_look": 0, "glue_candidates": 0, "turned_features": "stored", **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -111,9 +116,18 @@ class Verifier:
         self.params, self.extractor, self.matcher = params, extractor, matcher
         self._glue_seconds = 0.0
 
+    @property
+    def shared_turns(self) -> bool:
+        """Turned rows share their image's upright features; the query is turned back to match them."""
+        return self.params.turned_features == "query"
+
     def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
         """What the bundle stores for one reference row: the features of the reference turned by
-        ``rotation`` quarter turns (fewer keypoints for turned copies)."""
+        ``rotation`` quarter turns (fewer keypoints for turned copies); none for turned rows when
+        they share the upright row's (``shared_turns``: a quarter of the bytes)."""
+        if rotation and self.shared_turns:
+            dtype, width = STORED_DESCRIPTORS[self.params.feature]
+            return np.zeros((0, 2), np.float16), np.zeros((0, width), dtype)
         img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
         n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
         kp, desc = self.extractor.extract(img, n)
@@ -139,15 +153,31 @@ class Verifier:
             q_coverage = hull_area(src[mask]) / max(q[2], 1.0)
         return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage), (src, dst)
 
-    def query_features(self, img_rgb: np.ndarray, cache: dict | None = None):
-        """(keypoints, descriptors, area of the keypoints' hull) of the frame."""
-        if cache is not None and "q" in cache:
-            return cache["q"]
-        kp, desc = self.extractor.extract(img_rgb, self.params.query_keypoints)
+    def query_features(self, img_rgb: np.ndarray, cache: dict | None = None, rotation: int = 0):
+        """(keypoints, descriptors, area of the keypoints' hull) of the frame, turned back by
+        ``rotation`` quarter turns (to match the upright features of a row of that rotation)."""
+        key = "q" if not rotation else ("q", rotation)
+        if cache is not None and key in cache:
+            return cache[key]
+        img = np.ascontiguousarray(np.rot90(img_rgb, -rotation)) if rotation else img_rgb
+        kp, desc = self.extractor.extract(img, self.params.query_keypoints)
         q = (kp, desc, hull_area(kp))
         if cache is not None:
-            cache["q"] = q
+            cache[key] = q
         return q
+
+    def _turns_allowed(self, first: list[str], feats: dict) -> set[int]:
+        """Rotations a frame is matched at: upright, and with shared turned features at most
+        ``query_turns`` others, those of the best rows of the highest-ranked candidates (each costs
+        one more local-feature extraction of the frame). With stored turned features: all."""
+        if not self.shared_turns:
+            return {0, 1, 2, 3}
+        turns = [0]
+        for inst in first:
+            rows = feats.get(inst) or ()
+            if rows and rows[0][1] not in turns and len(turns) <= self.params.query_turns:
+                turns.append(rows[0][1])
+        return set(turns)
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
                  verified=None, all_passes: bool = False, cache: dict | None = None,
@@ -170,6 +200,10 @@ class Verifier:
         evidence found so far is returned (``cache["truncated"]`` says whether anything was skipped)."""
         cache = {} if cache is None else cache
         cache["truncated"] = False
+        shared = self.shared_turns
+
+        def qs(rotation: int):  # the frame's features for rows of ``rotation``
+            return self.query_features(img_rgb, cache, rotation if shared else 0)
 
         def late(need: float = 0.0) -> bool:
             if deadline is not None and time.perf_counter() + need > deadline:
@@ -177,7 +211,7 @@ class Verifier:
                 return True
             return False
 
-        q = self.query_features(img_rgb, cache)
+        q = qs(0)
         first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
@@ -185,6 +219,8 @@ class Verifier:
         if len(q[0]) == 0:
             return out
         feats = features_of(first)
+        turns = self._turns_allowed(first, feats)
+        feats = {i: [f for f in rows if f[1] in turns] for i, rows in feats.items()}
 
         def done() -> bool:
             return not all_passes and verified is not None and any(verified(e) for e in out.values())
@@ -195,7 +231,7 @@ class Verifier:
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if (j == 0) == (phase == 0)]
-            self._match_rows(q, [row_feats for _, row_feats in todo], cache)
+            self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
             for inst, row_feats in todo:
                 ev, p = cache[("m", row_feats[0])]
                 if ev.better_than(out[inst]):
@@ -203,35 +239,39 @@ class Verifier:
             if done():
                 break
         if second and not done() and not late():
-            self._second_look(q, second, features_of(second), out, pts, best, cache)
+            more = {i: [f for f in rows if f[1] in turns] for i, rows in features_of(second).items()}
+            self._second_look(qs, second, more, out, pts, best, cache)
         if self.params.fundamental and not late():
             self._fundamental(out, pts, verified)
-            self._glue(q, out, best, verified, cache, late)
+            self._glue(qs, out, best, verified, cache, late)
         return out
 
-    def _match_rows(self, q, rows, cache: dict) -> None:
-        """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``."""
+    def _match_rows(self, qs, rows, cache: dict) -> None:
+        """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``;
+        ``qs(rotation)``: the frame's features for rows of that rotation."""
         fresh = [f for f in rows if ("m", f[0]) not in cache]
-        for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(q, fresh, cache)):
-            cache[("m", row)] = self._match(q, rotation, kp, pairs)
+        for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(qs, fresh, cache)):
+            cache[("m", row)] = self._match(qs(rotation), rotation, kp, pairs)
 
-    def _pairs(self, q, rows, cache: dict) -> list:
+    def _pairs(self, qs, rows, cache: dict) -> list:
         todo = [f for f in rows if ("p", f[0]) not in cache]
-        for (row, *_), pairs in zip(todo, self._correspondences(q, [f[3] for f in todo])):
-            cache[("p", row)] = pairs
+        for rotation in sorted({f[1] for f in todo}):
+            group = [f for f in todo if f[1] == rotation]
+            for (row, *_), pairs in zip(group, self._correspondences(qs(rotation), [f[3] for f in group])):
+                cache[("p", row)] = pairs
         return [cache[("p", f[0])] for f in rows]
 
-    def _second_look(self, q, second: list[str], feats: dict, out: dict, pts: dict, best: dict, cache: dict) -> None:
+    def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict, cache: dict) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in one
         batch (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
         in close-up beyond the first ten more often than it misses it altogether, and the local
         features still find it there; the others keep their match count (no inliers)."""
         rows = {inst: feats[inst][0] for inst in second if feats.get(inst)}
-        pairs = dict(zip(rows, self._pairs(q, list(rows.values()), cache)))
+        pairs = dict(zip(rows, self._pairs(qs, list(rows.values()), cache)))
         ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
         for inst in ranked[: self.params.second_look_geometry]:
-            self._match_rows(q, [rows[inst]], cache)
+            self._match_rows(qs, [rows[inst]], cache)
             out[inst], pts[inst] = cache[("m", rows[inst][0])]
             best[inst] = rows[inst]
         for inst in ranked[self.params.second_look_geometry:]:
@@ -249,7 +289,8 @@ class Verifier:
             out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage,
                                  ev.query_coverage)
 
-    def _glue(self, q, out: dict[str, Evidence], best: dict, verified, cache: dict, late=lambda need=0.0: False) -> None:
+    def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: dict,
+              late=lambda need=0.0: False) -> None:
         """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
         inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
         verified already. Its correspondences count as 3-D evidence only (the larger of the two
@@ -265,12 +306,13 @@ class Verifier:
         ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),
                         key=lambda i: (-out[i].fundamental, -out[i].matches))
         for inst in ranked[: self.params.glue_candidates]:
-            row, _, kp, desc = best[inst]
+            row, rotation, kp, desc = best[inst]
             if ("g", row) not in cache:
                 if late(self._glue_seconds):
                     break
                 start = time.perf_counter()
                 kp = kp.astype(np.float32)
+                q = qs(rotation)
                 qi, ri = self.matcher.match(q[0], q[1], kp, desc)
                 cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri])
                 self._glue_seconds = time.perf_counter() - start

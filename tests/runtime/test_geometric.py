@@ -75,17 +75,30 @@ def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):
     assert len(kp) > 50 and desc.dtype == np.int8 and desc.shape[1] == 64
     np.testing.assert_array_equal(desc, desc2)
     turned_kp, _ = verifier.reference_features(img, rotation=1)
+    assert len(turned_kp) == 0                      # turned rows share the upright row's features
+    verifier.params.turned_features = "stored"
+    turned_kp, _ = verifier.reference_features(img, rotation=1)
     assert 0 < len(turned_kp) <= verifier.params.turned_keypoints
 
 
-def test_turned_query_is_verified():
+@pytest.mark.parametrize("turned_features", ["query", "stored"])
+def test_turned_query_is_verified(turned_features):
+    """A photo turned by a quarter turn verifies against the row of that turn: with shared turned
+    features the frame is turned back and matched with the upright features (one more
+    extraction), with stored ones against the turned copy's own features."""
     verifier = _verifier("xfeat")
+    verifier.params.turned_features = turned_features
     scene, art = planar_scene(seed=3)
     turned = np.ascontiguousarray(np.rot90(scene, 1))
-    feats = {"shown": [(r, r, *verifier.reference_features(art, r)) for r in range(4)]}
-    upright_only = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n][:1] for n in names})
-    ev = verifier.evidence(turned, ["shown"], lambda names: {n: feats[n] for n in names})
+    upright = verifier.reference_features(art)
+    rows = [(r, r, *(verifier.reference_features(art, r) if turned_features == "stored" else upright))
+            for r in (1, 0, 2, 3)]                  # the index lists the best-matching (turned) row first
+    upright_only = verifier.evidence(turned, ["shown"], lambda names: {"shown": [rows[1]]})
+    cache = {}
+    ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, cache=cache)
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1 and upright_only["shown"].support < 15
+    extractions = [k for k in cache if k == "q" or (isinstance(k, tuple) and k[0] == "q")]
+    assert len(extractions) == (2 if turned_features == "query" else 1)
 
 
 def test_insane_homographies():
