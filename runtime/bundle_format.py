@@ -9,7 +9,8 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/m
 - ``index.graph``     hnswlib index (inner product) over the reference descriptors, without the
                       vectors (``runtime/hnsw_file.py``; they are put back from refs.npy on open);
                       ``index.hnsw``, the whole hnswlib file, in bundles of schema 1-2
-- ``refs.npy``        reference descriptors (float16)
+- ``refs.npy``        reference descriptors: int8 with one scale per row in ``refs_scale.npy``
+                      (schema 3), or float16 (schema 1-2); ``reference_descriptors`` reads either
 - ``labels.json``     instance id of each reference row (+ source file names)
 - ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
 - ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
@@ -56,6 +57,7 @@ MODEL = "model.onnx"
 INDEX = "index.hnsw"          # schema 1-2: hnswlib's file, vectors included
 GRAPH = "index.graph"         # schema 3: the same without the vectors (refs.npy holds them)
 REFS = "refs.npy"
+REFS_SCALE = "refs_scale.npy"  # schema 3: refs.npy holds int8, row i is refs[i] * scale[i]
 LABELS = "labels.json"
 CODES = "codes.npy"          # optional: packed ITQ codes (N x bits/8 uint8)
 ITQ_PROJ = "itq_proj.npy"    # optional: ITQ projection (D x bits float32)
@@ -275,7 +277,7 @@ class BundleContents:
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
                RuntimeError, ValueError, struct.error, KeyError, OverflowError, UnicodeDecodeError, IndexError)
-MEMBERS = (MODEL, INDEX, GRAPH, REFS, LABELS, CODES, ITQ_PROJ, ITQ_MEAN, VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS,
+MEMBERS = (MODEL, INDEX, GRAPH, REFS, REFS_SCALE, LABELS, CODES, ITQ_PROJ, ITQ_MEAN, VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS,
            LOCAL_MODEL, GLUE_MODEL)   # every name a bundle may hold besides manifest.json and signature.json
 MAX_MEMBERS = 32                  # a bundle holds at most len(MEMBERS) + 2 entries; more is not a bundle
 MAX_MANIFEST_BYTES = 16 << 20     # read before anything is trusted: a manifest of 10k works is ~2-3 MB
@@ -418,9 +420,7 @@ def check_consistency(contents: BundleContents) -> None:
     from .hnsw_file import check_hnsw_bytes
 
     src, m = str(contents.path), contents.manifest
-    refs = contents.array(REFS)
-    if refs.ndim != 2 or refs.dtype.kind != "f":
-        raise BundleError(f"{src}: refs.npy must be a 2-D float array, got {refs.dtype} {refs.shape}")
+    refs = reference_descriptors(contents)
     rows, dim = refs.shape
     if dim != m.model.descriptor_dim:
         raise BundleError(f"{src}: refs.npy has {dim}-d descriptors, the manifest says {m.model.descriptor_dim}")
@@ -490,6 +490,33 @@ def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[P
     atomic_write(target, lambda fh: _zip_members(fh, contents.manifest_bytes, members, signature))
     info = signing.describe_signature(signature, str(target))
     return target, info
+
+
+def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length descriptors -> (int8 rows, float32 scale per row): row i ~ q[i] * scale[i], half
+    of float16's bytes; a cosine between two rows moves by about 1e-3 (the device, the index and
+    calibration all use these same rounded rows)."""
+    x = np.asarray(x, np.float32)
+    scale = np.abs(x).max(axis=1) / 127.0 if len(x) else np.zeros(0, np.float32)
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    return np.clip(np.round(x / scale[:, None]), -127, 127).astype(np.int8), scale
+
+
+def reference_descriptors(contents: BundleContents) -> np.ndarray:
+    """The reference descriptors as float32 (int8 x scale, or float16 in older bundles); raises
+    BundleError when refs.npy (and its scale) are not of a known form."""
+    src = str(contents.path)
+    refs = contents.array(REFS)
+    if refs.ndim != 2:
+        raise BundleError(f"{src}: refs.npy must be a 2-D array, got {refs.dtype} {refs.shape}")
+    if refs.dtype == np.int8:
+        scale = contents.array(REFS_SCALE)
+        if scale.shape != (len(refs),) or scale.dtype.kind != "f" or not np.all(np.isfinite(scale) & (scale > 0)):
+            raise BundleError(f"{src}: refs_scale.npy must hold one positive scale per refs.npy row ({len(refs)})")
+        return refs.astype(np.float32) * scale.astype(np.float32)[:, None]
+    if refs.dtype.kind != "f" or REFS_SCALE in contents.members:
+        raise BundleError(f"{src}: refs.npy must be int8 with refs_scale.npy, or float, got {refs.dtype}")
+    return refs.astype(np.float32)
 
 
 def hnsw_file(contents: BundleContents, refs: np.ndarray) -> bytes:

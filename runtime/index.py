@@ -22,7 +22,7 @@ import hnswlib
 import numpy as np
 
 from .binary_codes import BinaryCodes
-from .bundle_format import CODES, GRAPH, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, npy_bytes
+from .bundle_format import CODES, GRAPH, ITQ_MEAN, ITQ_PROJ, LABELS, REFS, REFS_SCALE, npy_bytes, quantize_rows
 from .errors import BundleError, SitelensError
 from .feature_store import FeatureStore
 from .hnsw_file import check_hnsw_bytes, strip_vectors
@@ -284,8 +284,9 @@ class ReferenceIndex:
                   "images": live.images}
         if any(live.digests):
             labels["digests"] = live.digests
-        members = {GRAPH: strip_vectors(_hnsw_bytes(live.hnsw), live.dim),
-                   REFS: npy_bytes(live.descriptors.astype(np.float16)), LABELS: json.dumps(labels).encode("utf-8")}
+        refs, scale = quantize_rows(live.descriptors)
+        members = {GRAPH: strip_vectors(_hnsw_bytes(live.hnsw), live.dim), REFS: npy_bytes(refs),
+                   REFS_SCALE: npy_bytes(scale), LABELS: json.dumps(labels).encode("utf-8")}
         if live.binary is not None:
             members.update({CODES: npy_bytes(live.binary.codes), ITQ_PROJ: npy_bytes(live.binary.proj),
                             ITQ_MEAN: npy_bytes(live.binary.mean)})

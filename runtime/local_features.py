@@ -82,12 +82,39 @@ class XFeatFeatures:
                                                         providers)
         self.work_side, self.max_keypoints = work_side, max_keypoints
 
-    def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None):
+    def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None, spread: bool = False):
+        """Keypoints (x, y at the working scale) and int8 descriptors, the strongest first; with
+        ``spread``, chosen for coverage too (``spread_order``)."""
         g = working_image(gray(img_rgb), self.work_side, multiple=32)
         kp, score, desc = self.session.run(None, {"gray": np.ascontiguousarray(g)[None]})
         keep = score[0] > 0
-        n = min(int(keep.sum()), max_keypoints or self.max_keypoints)
-        return kp[0][keep][:n].astype(np.float32), quantize(desc[0][keep][:n])
+        kp, score, desc = kp[0][keep], score[0][keep], desc[0][keep]
+        n = min(len(kp), max_keypoints or self.max_keypoints)
+        order = spread_order(kp, score, g.shape[:2]) if spread else np.arange(len(kp))
+        return kp[order[:n]].astype(np.float32), quantize(desc[order[:n]])
+
+
+SPREAD_CELLS = 8  # cells per side of the grid ``spread_order`` spreads keypoints over
+
+
+def spread_order(kp: np.ndarray, score: np.ndarray, shape: tuple[int, int], cells: int = SPREAD_CELLS) -> np.ndarray:
+    """Keypoint indices in the order a reference keeps them when it keeps few: the strongest of
+    every grid cell first, then the second strongest of every cell, and so on (strongest first
+    within a round). A painting's few hundred stored keypoints then cover all of it, not only its
+    most contrasted corner, so a close-up of any part finds some."""
+    if len(kp) == 0:
+        return np.zeros(0, np.int64)
+    h, w = shape
+    cell = (np.minimum(kp[:, 1] * cells // max(h, 1), cells - 1) * cells
+            + np.minimum(kp[:, 0] * cells // max(w, 1), cells - 1)).astype(np.int64)
+    by_score = np.argsort(-score, kind="stable")
+    rank = np.empty(len(kp), np.int64)
+    seen: dict[int, int] = {}
+    for i in by_score:                      # rank of each keypoint within its cell, strongest 0
+        c = int(cell[i])
+        rank[i] = seen.get(c, 0)
+        seen[c] = rank[i] + 1
+    return np.lexsort((-score, rank))
 
 
 def quantize(desc: np.ndarray) -> np.ndarray:

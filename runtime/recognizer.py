@@ -156,7 +156,7 @@ class Recognizer:
             self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:
                 self.verifier = self._feature_maker
-        refs = contents.array(bf.REFS)
+        refs = bf.reference_descriptors(contents)
         self.index = ReferenceIndex.from_members(
             refs, contents.json(bf.LABELS), bf.hnsw_file(contents, refs),
             self.manifest.index.params, source=str(self.path), binary=binary, features=features)

@@ -32,6 +32,7 @@ class VerifyParams:
     feature: str = "xfeat"          # xfeat (learned, ONNX) | orb | sift
     work_side: int = 640            # longer side of the working image (references and queries)
     ref_keypoints: int = 512        # per upright reference row stored in the bundle
+    ref_spread: bool = True         # xfeat: references keep keypoints spread over the image (spread_order)
     turned_keypoints: int = 256     # per quarter-turned reference row
     query_keypoints: int = 1024
     min_cosine: float = 0.78        # mutual nearest neighbours (xfeat); RANSAC and calibration handle the extra outliers
@@ -70,8 +71,9 @@ class VerifyParams:
     @classmethod
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
-        # bundles calibrated before the second look, the learned matcher or shared turned features keep their path
-        d = {"second_look": 0, "glue_candidates": 0, "turned_features": "stored", **d}
+        # bundles calibrated before the second look, the learned matcher, shared turned features or
+        # spread keypoints keep their path
+        d = {"second_look": 0, "glue_candidates": 0, "turned_features": "stored", "ref_spread": False, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -130,7 +132,10 @@ class Verifier:
             return np.zeros((0, 2), np.float16), np.zeros((0, width), dtype)
         img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
         n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
-        kp, desc = self.extractor.extract(img, n)
+        if self.params.ref_spread and self.params.feature == "xfeat":
+            kp, desc = self.extractor.extract(img, n, spread=True)
+        else:
+            kp, desc = self.extractor.extract(img, n)
         return kp.astype(np.float16), desc
 
     def _correspondences(self, q, descs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

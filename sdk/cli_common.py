@@ -94,6 +94,9 @@ BUILD_OPTIONS = (
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
     verify_option,
+    click.option("--ref-keypoints", type=int,
+                 help="Local-feature keypoints kept per reference image (default 512 for xfeat): fewer make a "
+                      "smaller bundle (about 68 bytes each), spread over the image."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),
@@ -125,5 +128,5 @@ def build_kwargs(opts: dict) -> dict:
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
         "survey": o["survey"], "int8_weights": int(o["int8_weights"]), "site_id": o["site_id"],
-        "release": o["release"], "expires": o["expires"],
+        "release": o["release"], "expires": o["expires"], "ref_keypoints": o["ref_keypoints"],
     }

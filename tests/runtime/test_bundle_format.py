@@ -255,10 +255,11 @@ def test_many_members_are_refused_at_once_with_a_short_message(tmp_path):
 
     path = bf.write_bundle(tmp_path / "s.sitelens", *small_bundle_parts())
     with zipfile.ZipFile(path, "a") as zf:
+        own = len(zf.namelist())
         for k in range(5000):
             zf.writestr(f"m{k}", b"")
     start = time.perf_counter()
-    with pytest.raises(BundleError, match="5005 zip entries") as err:
+    with pytest.raises(BundleError, match=f"{5000 + own} zip entries") as err:
         bf.read_bundle(path)
     assert time.perf_counter() - start < 2 and len(str(err.value)) < 300
 

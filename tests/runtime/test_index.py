@@ -38,7 +38,10 @@ def test_add_remove_and_members_roundtrip():
     assert all(h[0] != "obj0" for h in idx.search(centres[0], k=10))
     members, live = idx.to_members()
     assert "obj0" not in live and "new" in live
-    refs = np.load(__import__("io").BytesIO(members[bf.REFS]))
+    quantized = np.load(__import__("io").BytesIO(members[bf.REFS]))
+    scale = np.load(__import__("io").BytesIO(members[bf.REFS_SCALE]))
+    assert quantized.dtype == np.int8 and scale.shape == (len(quantized),)   # a byte a dimension
+    refs = quantized.astype(np.float32) * scale[:, None]
     import json
 
     from runtime.hnsw_file import with_vectors
@@ -46,6 +49,7 @@ def test_add_remove_and_members_roundtrip():
     graph = members[bf.GRAPH]                       # the graph is stored without its vectors ...
     full = with_vectors(graph, refs)                # ... which come back from refs.npy
     assert len(full) - len(graph) == 4 * refs.size
+    np.testing.assert_allclose(refs @ refs.T, idx.compacted().descriptors @ idx.compacted().descriptors.T, atol=1.5e-2)
     again = ReferenceIndex.from_members(refs, json.loads(members[bf.LABELS]), full, IndexParams(ef=50))
     assert again.live_count == 291 and "obj0" not in again.live_instances()
     np.testing.assert_allclose(again.search(centres[5], 3)[0][1], idx.search(centres[5], 3)[0][1], atol=2e-3)
