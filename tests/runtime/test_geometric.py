@@ -112,12 +112,11 @@ def test_insane_homographies():
 def test_bundle_with_xfeat_verification_survives_updates(tmp_path, tiny_site, tiny_net):
     from tests.conftest import write_rgb
 
-    write_rgb(tiny_site.parent / "posters" / "poster_a" / "a.jpg", poster(0))
     site = tmp_path / "site"
     import shutil
 
-    shutil.copytree(tiny_site, site)
-    shutil.copytree(tiny_site.parent / "posters" / "poster_a", site / "poster_a")
+    shutil.copytree(tiny_site, site)                  # the session's site stays as it is
+    write_rgb(site / "poster_a" / "a.jpg", poster(0))
     out = build_bundle(site, tmp_path / "v.sitelens", tiny_net, size=64, progress=False, calibrate=False)
     rec = Recognizer.open(out)
     assert isinstance(rec.index.features, FeatureStore) and rec.verifier.params.feature == "xfeat"

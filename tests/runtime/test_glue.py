@@ -4,7 +4,7 @@ import pytest
 
 from export.glue_export import export_lighterglue
 from export.local_features import export_xfeat
-from runtime.errors import BundleError
+from runtime.errors import BundleError, SitelensError
 from runtime.geometric import fundamental_inliers
 from runtime.glue import LearnedMatcher, normalized
 from runtime.verifier import Verifier, VerifyParams, make_extractor, make_matcher
@@ -66,7 +66,7 @@ def test_verification_calls_the_matcher_only_for_unverified_promising_candidates
 
 def test_matcher_needs_its_model_and_checks_its_fingerprint():
     params = VerifyParams()
-    with pytest.raises(Exception, match="glue.onnx"):
+    with pytest.raises(SitelensError, match="needs glue.onnx"):
         make_matcher(params, None)
     assert make_matcher(VerifyParams.for_feature("orb"), None) is None
     assert make_matcher(VerifyParams.from_dict({"feature": "xfeat"}), None) is None  # older bundles: no matcher

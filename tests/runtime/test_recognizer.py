@@ -88,14 +88,24 @@ def test_fingerprint_mismatch_is_a_clear_error(tiny_bundle, tmp_path):
 
 
 def test_corrupt_index_never_reaches_hnswlib(tiny_bundle, tmp_path):
+    """A graph with a neighbour id out of range, whose checksum an attacker rewrote to match: only
+    the structural check stands between it and hnswlib (which would read out of bounds)."""
+    import hashlib
+    import struct
+
     bad = tmp_path / "corrupt.sitelens"
-    with zipfile.ZipFile(tiny_bundle) as zin, zipfile.ZipFile(bad, "w") as zout:
-        for name in zin.namelist():
-            data = zin.read(name)
-            if name == bf.GRAPH:
-                data = data[:100] + bytes(len(data) - 100)
+    with zipfile.ZipFile(tiny_bundle) as zin:
+        members = {name: zin.read(name) for name in zin.namelist()}
+    graph = bytearray(members[bf.GRAPH])
+    struct.pack_into("<I", graph, 96 + 4, 10 ** 6)          # the first element's first neighbour
+    members[bf.GRAPH] = bytes(graph)
+    manifest = json.loads(members[bf.MANIFEST])
+    manifest["members"][bf.GRAPH] = {"sha256": hashlib.sha256(graph).hexdigest(), "size": len(graph)}
+    members[bf.MANIFEST] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(bad, "w") as zout:
+        for name, data in members.items():
             zout.writestr(name, data)
-    with pytest.raises(BundleError, match="checksum mismatch"):
+    with pytest.raises(BundleError, match="index.graph is malformed .a level-0 neighbour id points outside"):
         Recognizer.open(bad)
 
 

@@ -23,6 +23,7 @@ def test_eval_report_html_with_failures_and_roc(tiny_bundle, tiny_site, tmp_path
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output.strip().splitlines()[-1])
     assert summary["queries"] == 4 and summary["unknown"] == 1
-    assert out.exists() and "Failures (1)" in out.read_text() or "Failures (2)" in out.read_text()
+    failures = round((1 - summary["accuracy"]) * summary["queries"])   # the wrong label, and any other miss
+    assert failures >= 1 and f"Failures ({failures})" in out.read_text()
     assert (tmp_path / "r" / "report_failures.png").stat().st_size > 1000
     assert (tmp_path / "r" / "report_scores.png").stat().st_size > 1000
