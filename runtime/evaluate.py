@@ -11,7 +11,7 @@ from .site import Query
 RECALL_KS = (1, 5, 10)
 
 
-def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True) -> dict:
+def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True, multi: bool = False) -> dict:
     """Metrics over known queries (mP@1, mAP, recall@k) plus open-set rates.
 
     ``mP@1``, ``mAP`` and ``recall@k`` ignore thresholds (pure retrieval); ``accuracy``
@@ -20,18 +20,23 @@ def evaluate(recognizer: Recognizer, queries: list[Query], progress: bool = True
     ``wrong_accept_rate``: known queries accepted as *another* work (the audio-guide tells the
     wrong story); ``false_accept_rate``: unknown queries accepted as anything. ``GAP``: global
     average precision of every answer ranked by its confidence (``metrics.global_average_precision``).
+    ``multi``: photos may show several works (``instance`` ``a|b``): every work that verifies is an
+    answer (``recognize(multi=True)``); ``multi_recall`` = works shown that were answered / works
+    shown, ``multi_precision`` = answers that are shown works / answers, over all photos.
     ``results`` lists every query for reports.
     """
     results = []
     index = recognizer.index
     for q in tqdm(queries, desc="evaluate", unit="img", disable=not progress):
-        rec, desc = recognizer.analyze(q.path, k=max(RECALL_KS))
+        rec, desc = recognizer.analyze(q.path, k=max(RECALL_KS), multi=multi)
         ranked = [c.instance for c in rec.candidates]
         row = {"path": str(q.path), "truth": sorted(q.instances), "best": rec.best,
                "score": rec.score, "margin": rec.margin, "accepted": rec.accepted,
                "ranked": ranked[:5], "scores": [c.score for c in rec.candidates[:5]],
                "decided_by": rec.decided_by, "confidence": rec.confidence,
                "support": [round(c.evidence.support, 1) if c.evidence else None for c in rec.candidates[:5]]}
+        if multi:
+            row["works"] = [c.instance for c in rec.works or []]
         if not q.is_unknown:
             scores, relevant = image_scores(index, desc, q.instances)
             row["ap"] = average_precision(scores, relevant)
@@ -78,6 +83,13 @@ def summarize(results: list[dict], recognizer: Recognizer | None = None) -> dict
                                               [bool(r["truth"]) and r["correct"] for r in results], len(known)), 4)
         if known else None,
     }
+    if any("works" in r for r in results):
+        shown = sum(len(r["truth"]) for r in results)
+        answered = sum(len(r["works"]) for r in results)
+        right = sum(len(set(r["works"]) & set(r["truth"])) for r in results)
+        out["multi_recall"] = round(right / shown, 4) if shown else None
+        out["multi_precision"] = round(right / answered, 4) if answered else None
+        out["multi_answers"] = answered
     if recognizer is not None:
         out["bundle"] = str(recognizer.path)
         out["match"] = recognizer.match

@@ -42,6 +42,7 @@ class Evidence:
     rotation: int = 0       # quarter turns applied to the query
     coverage: float = 0.0   # area of the inliers' hull / area of all the reference's keypoints' hull
     query_coverage: float = 0.0  # the same in the query: how much of the frame the object fills
+    region: tuple | None = None  # the reference's outline in the frame: 4 (x, y) corners in its pixels
 
     @property
     def support(self) -> float:
@@ -55,9 +56,12 @@ class Evidence:
         return self.inliers / self.matches if self.matches else 0.0
 
     def to_dict(self) -> dict:
-        return {"matches": self.matches, "inliers": self.inliers, "coverage": round(self.coverage, 4),
-                "query_coverage": round(self.query_coverage, 4), "support": round(self.support, 2),
-                "fundamental": self.fundamental, "rotation": 90 * self.rotation}
+        d = {"matches": self.matches, "inliers": self.inliers, "coverage": round(self.coverage, 4),
+             "query_coverage": round(self.query_coverage, 4), "support": round(self.support, 2),
+             "fundamental": self.fundamental, "rotation": 90 * self.rotation}
+        if self.region is not None:
+            d["region"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.region]
+        return d
 
     def better_than(self, other: "Evidence") -> bool:
         return (self.support, self.fundamental, self.matches) > (other.support, other.fundamental, other.matches)
@@ -109,6 +113,30 @@ def fit_homography(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.nda
     if mask is None or not sane_homography(h):
         return None
     return h, mask.ravel().astype(bool)
+
+
+def outline_in_query(h: np.ndarray, ref_points: np.ndarray) -> np.ndarray | None:
+    """The corners of ``ref_points``' bounding box (the reference's extent as its keypoints show it)
+    mapped into the query by the inverse of ``h`` (query -> reference); None if degenerate."""
+    if len(ref_points) < 3:
+        return None
+    lo, hi = ref_points.min(axis=0), ref_points.max(axis=0)
+    box = np.float32([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    try:
+        corners = cv2.perspectiveTransform(box[None], np.linalg.inv(h))[0]
+    except (np.linalg.LinAlgError, cv2.error):
+        return None
+    return corners if np.all(np.isfinite(corners)) else None
+
+
+def polygon_iou(a, b) -> float:
+    """Intersection over union of two convex quadrilaterals (regions)."""
+    a, b = np.float32(a), np.float32(b)
+    area_a, area_b = abs(cv2.contourArea(a)), abs(cv2.contourArea(b))
+    if area_a <= 0 or area_b <= 0:
+        return 0.0
+    inter, _ = cv2.intersectConvexConvex(cv2.convexHull(a), cv2.convexHull(b))
+    return float(inter / max(area_a + area_b - inter, 1e-9))
 
 
 def homography_inliers(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:

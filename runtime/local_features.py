@@ -26,13 +26,18 @@ STORED_DESCRIPTORS = {"xfeat": (np.dtype(np.int8), 64), "orb": (np.dtype(np.uint
 MAX_UPSCALE = 2.0  # small images are enlarged at most this much (more would only add blur)
 
 
-def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
-    """Resize so the longer side is ``side`` (small images: at most ``MAX_UPSCALE`` x), both sides
-    rounded to ``multiple``."""
-    h, w = img.shape[:2]
+def working_size(h: int, w: int, side: int, multiple: int = 1) -> tuple[int, int]:
+    """(height, width) of the working image of an h x w image: the longer side ``side`` (small
+    images: at most ``MAX_UPSCALE`` x), both sides rounded to ``multiple``."""
     f = min(side / max(h, w), MAX_UPSCALE)
-    th = max(multiple, int(round(h * f / multiple)) * multiple)
-    tw = max(multiple, int(round(w * f / multiple)) * multiple)
+    return (max(multiple, int(round(h * f / multiple)) * multiple),
+            max(multiple, int(round(w * f / multiple)) * multiple))
+
+
+def working_image(img: np.ndarray, side: int, multiple: int = 1) -> np.ndarray:
+    """Resize to ``working_size``."""
+    h, w = img.shape[:2]
+    th, tw = working_size(h, w, side, multiple)
     if (th, tw) == (h, w):
         return img
     return resize_to(img, (th, tw))
@@ -51,6 +56,11 @@ class OpenCVFeatures:
         self.name, self.work_side, self.max_keypoints = feature, work_side, max_keypoints
         self.binary = feature == "orb"
         self.dim = 32 if self.binary else 128
+
+    def working_scale(self, h: int, w: int) -> tuple[float, float]:
+        """(x, y) scale from an h x w image's pixels to its keypoints' working image."""
+        th, tw = working_size(h, w, self.work_side)
+        return tw / w, th / h
 
     def _detector(self, n: int):
         if self.name == "orb":
@@ -81,6 +91,11 @@ class XFeatFeatures:
         self.session, self.fingerprint = helper_session(onnx_bytes, source, LOCAL_FINGERPRINT_KEY, fingerprint, threads,
                                                         providers)
         self.work_side, self.max_keypoints = work_side, max_keypoints
+
+    def working_scale(self, h: int, w: int) -> tuple[float, float]:
+        """(x, y) scale from an h x w image's pixels to its keypoints' working image."""
+        th, tw = working_size(h, w, self.work_side, 32)
+        return tw / w, th / h
 
     def extract(self, img_rgb: np.ndarray, max_keypoints: int | None = None, spread: bool = False):
         """Keypoints (x, y at the working scale) and int8 descriptors, the strongest first; with

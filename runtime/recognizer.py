@@ -29,7 +29,7 @@ from .binary_codes import BinaryCodes
 from .embedder import Embedder
 from .errors import BundleError, SitelensError
 from .feature_store import FeatureStore
-from .geometric import Evidence
+from .geometric import Evidence, polygon_iou
 from .image_io import ImageLike, file_digest, is_blank, load_image
 from .index import ReferenceIndex
 from .manifest import Manifest, new_release
@@ -66,6 +66,7 @@ class Recognition:
     verification: dict | None = None  # {instance: evidence dict} when geometric verification ran
     confidence: float = 0.0  # ranks answers across frames (see ``Recognizer.decide``); not a probability
     truncated: bool = False  # the frame's time budget ended verification early (``Recognizer.budget_ms``)
+    works: list | None = None  # recognize(multi=True): every work that verified, strongest first (Candidate)
 
     @property
     def verified(self) -> bool:
@@ -76,6 +77,9 @@ class Recognition:
             "instance": self.instance, "accepted": self.accepted, "score": round(self.score, 6),
             "margin": round(self.margin, 6), "best": self.best, "decided_by": self.decided_by,
             "confidence": round(self.confidence, 6), "truncated": self.truncated,
+            **({"works": [{"instance": c.instance, "score": round(c.score, 6), "metadata": c.metadata,
+                           "support": round(c.evidence.support, 2), "region": c.evidence.to_dict().get("region")}
+                          for c in self.works]} if self.works is not None else {}),
             "metadata": self.metadata, "verification": self.verification,
             "candidates": [{"instance": c.instance, "score": round(c.score, 6)} for c in self.candidates],
         }
@@ -103,6 +107,7 @@ class Findings:
         return (self.verification or {}).get(self.hits[0][0]) if self.hits else None
 
 
+SAME_REGION = 0.5  # IoU above which two verified works' regions are one object in the frame
 TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
 # Unverified candidates are ranked by global cosine + GEOMETRY_WEIGHT x the share of its verification
 # threshold their geometry reached (Rule.strength, 0..1). A building seen from another street corner
@@ -241,21 +246,26 @@ class Recognizer:
         """L2-normalised descriptor of an image (path, encoded bytes or RGB array)."""
         return self.embedder.embed(image)
 
-    def recognize(self, image: ImageLike, k: int = 5) -> Recognition:
-        """Best instance, score, margin, acceptance and top-``k`` candidates for one image."""
-        return self.analyze(image, k)[0]
+    def recognize(self, image: ImageLike, k: int = 5, multi: bool = False) -> Recognition:
+        """Best instance, score, margin, acceptance and top-``k`` candidates for one image.
+        ``multi``: also every work that verifies (``Recognition.works``: a wall with two or three
+        paintings), each with its region in the frame; verification then looks at all the
+        shortlist's candidates instead of stopping at the first that verifies."""
+        return self.analyze(image, k, multi=multi)[0]
 
     def recognize_many(self, images, k: int = 5) -> list[Recognition]:
         return [self.recognize(img, k) for img in images]
 
-    def analyze(self, image: ImageLike, k: int = 5, mode: str | None = None) -> tuple[Recognition, np.ndarray]:
+    def analyze(self, image: ImageLike, k: int = 5, mode: str | None = None,
+                multi: bool = False) -> tuple[Recognition, np.ndarray]:
         """``recognize`` that also returns the image's descriptor (for evaluation and tools)."""
         deadline = None if self.budget_ms is None else time.perf_counter() + self.budget_ms / 1000.0
         img = load_image(image, self.decode_need)
         desc = self.embedder.embed(img)
         mode = mode or self.match
-        findings = self.findings(img, desc, mode, k, stop=self.thresholds.rule(mode).verified, deadline=deadline)
-        return self.decide(findings, mode, k), desc
+        stop = None if multi else self.thresholds.rule(mode).verified
+        findings = self.findings(img, desc, mode, k, stop=stop, deadline=deadline)
+        return self.decide(findings, mode, k, multi=multi), desc
 
     def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
                  exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None,
@@ -280,8 +290,10 @@ class Recognizer:
         evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)
         return Findings(hits, evidence, cache.get("truncated", False))
 
-    def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None) -> Recognition:
-        """Apply the bundle's rule for ``mode`` (or ``rule``) to raw findings."""
+    def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None,
+               multi: bool = False) -> Recognition:
+        """Apply the bundle's rule for ``mode`` (or ``rule``) to raw findings; ``multi``: list every
+        verified work too (``works``)."""
         rule = rule or self.thresholds.rule(mode or self.match)
         hits, ev = findings.hits, findings.verification
         if not hits:
@@ -311,9 +323,26 @@ class Recognizer:
         confidence = float(accepted) + 0.5 * rule.strength((ev or {}).get(best)) + 0.5 * max(score, 0.0)
         scores = {h[0]: h[1] for h in hits}
         cands = [Candidate(i, scores[i], self.metadata.get(i, {}), ev.get(i) if ev else None) for i in order[:k]]
+        works = self._works(findings, rule) if multi else None
         return Recognition(best if accepted else None, accepted, score, margin, best,
                            self.metadata.get(best, {}) if accepted else {}, cands, decided_by,
-                           {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence, findings.truncated)
+                           {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence, findings.truncated,
+                           works)
+
+    def _works(self, findings: Findings, rule) -> list[Candidate]:
+        """Every candidate that verified, strongest support first; one whose region mostly covers a
+        stronger one's (``SAME_REGION``) is the same object matched twice (a look-alike) and left out."""
+        ev = findings.verification or {}
+        scores = {h[0]: h[1] for h in findings.hits}
+        verified = sorted((i for i in ev if rule.verified(ev[i])), key=lambda i: (-ev[i].support, -ev[i].fundamental))
+        kept: list[str] = []
+        for inst in verified:
+            region = ev[inst].region
+            if region is not None and any(ev[k].region is not None and polygon_iou(region, ev[k].region) > SAME_REGION
+                                          for k in kept):
+                continue
+            kept.append(inst)
+        return [Candidate(i, scores.get(i, 0.0), self.metadata.get(i, {}), ev[i]) for i in kept]
 
     # -- incremental updates ---------------------------------------------------------------
     def add(self, instance_id: str, images, metadata: dict | None = None) -> int:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from .errors import SitelensError
-from .geometric import Evidence, fundamental_inliers, homography_inliers, hull_area
+from .geometric import Evidence, fit_homography, fundamental_inliers, hull_area, outline_in_query
 from .local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from .matching import mutual_nearest_many, ratio_test
 
@@ -80,6 +80,15 @@ class VerifyParams:
     def shortlist(self) -> int:
         """Global candidates verification may look at: the first ones and the second look."""
         return self.candidates + self.second_look
+
+
+def _unturn(pts: np.ndarray, turns: int, h: int, w: int) -> np.ndarray:
+    """Points of ``np.rot90(frame, -turns)`` (an h x w image) in the frame's own coordinates."""
+    for _ in range(turns % 4):
+        # np.rot90(img, -1) maps frame (x, y) to (H - 1 - y, x) in an image of width H; invert that
+        pts = np.stack([pts[:, 1], (w - 1) - pts[:, 0]], axis=1)
+        h, w = w, h
+    return pts
 
 
 def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
@@ -150,13 +159,17 @@ class Verifier:
             return Evidence(rotation=rotation), None
         qi, ri = pairs
         src, dst = q[0][qi], kp[ri].astype(np.float32)
-        mask = homography_inliers(src, dst)
+        fit = fit_homography(src, dst)
+        mask = None if fit is None else fit[1]
         inliers = int(mask.sum()) if mask is not None else 0
         coverage = q_coverage = 0.0
+        region = None
         if inliers >= 3:
             coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
             q_coverage = hull_area(src[mask]) / max(q[2], 1.0)
-        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage), (src, dst)
+            corners = outline_in_query(fit[0], kp.astype(np.float32))
+            region = None if corners is None else tuple(map(tuple, corners.tolist()))  # working frame, turned back
+        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage, region), (src, dst)
 
     def query_features(self, img_rgb: np.ndarray, cache: dict | None = None, rotation: int = 0):
         """(keypoints, descriptors, area of the keypoints' hull) of the frame, turned back by
@@ -249,7 +262,20 @@ class Verifier:
         if self.params.fundamental and not late():
             self._fundamental(out, pts, verified)
             self._glue(qs, out, best, verified, cache, late)
-        return out
+        return {i: self._in_frame(e, img_rgb.shape[:2], shared) for i, e in out.items()}
+
+    def _in_frame(self, ev: Evidence, shape: tuple[int, int], shared: bool) -> Evidence:
+        """``ev`` with its region in the frame's own pixels (from the working image, turned back by
+        the row's rotation when the frame was matched turned)."""
+        if ev.region is None:
+            return ev
+        h, w = shape
+        turns = ev.rotation % 4 if shared else 0
+        th, tw = (h, w) if turns % 2 == 0 else (w, h)          # the matched (turned-back) image's size
+        pts = np.float64(ev.region) / np.float64(self.extractor.working_scale(th, tw))
+        if turns:
+            pts = _unturn(pts, turns, th, tw)
+        return replace(ev, region=tuple(map(tuple, pts.tolist())))
 
     def _match_rows(self, qs, rows, cache: dict) -> None:
         """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``;
@@ -291,8 +317,7 @@ class Verifier:
         for inst in ranked[: self.params.fundamental_candidates]:
             src, dst = pts[inst]
             ev = out[inst]
-            out[inst] = Evidence(ev.matches, ev.inliers, fundamental_inliers(src, dst), ev.rotation, ev.coverage,
-                                 ev.query_coverage)
+            out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))
 
     def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: dict,
               late=lambda need=0.0: False) -> None:

@@ -38,19 +38,20 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("-k", type=int, default=5, show_default=True, help="Candidates to show.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@click.option("--multi", is_flag=True, help="Every work that verifies (a wall with several), with its region.")
 @match_option
 @trust_option
 @release_options
 @provider_option
 @budget_option
 @friendly
-def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, provider, budget_ms):
+def recognize(bundle, images, k, as_json, multi, match, trust, site_id, min_release, provider, budget_ms):
     """Recognize IMAGES with BUNDLE."""
     rec = open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms)
     failed = 0
     for img in images:
         try:
-            r = rec.recognize(img, k=k)
+            r = rec.recognize(img, k=k, multi=multi)
         except SitelensError as exc:
             failed += 1
             click.echo(json.dumps({"image": img, "error": str(exc)}) if as_json else f"{img}: ERROR {exc}")
@@ -61,6 +62,9 @@ def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, pr
             title = r.metadata.get("title", "")
             answer = f"{r.instance}" + (f" ({title})" if title else "") if r.accepted else f"unknown (best {r.best})"
             click.echo(f"{img}: {answer}  score={r.score:.3f} margin={r.margin:.3f}")
+            for w in r.works or []:
+                click.echo(f"    work {w.instance}  support={w.evidence.support:.1f}  region="
+                           f"{w.evidence.to_dict().get('region')}")
             for c in r.candidates:
                 click.echo(f"    {c.score:6.3f}  {c.instance}")
     if failed:
@@ -74,18 +78,19 @@ def recognize(bundle, images, k, as_json, match, trust, site_id, min_release, pr
 @click.option("--report", type=click.Path(dir_okay=False), help="Write an HTML (or .png) report of failures and scores.")
 @click.option("--site", type=click.Path(exists=True), help="Site folder/manifest for reference thumbnails in the report.")
 @click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
+@click.option("--multi", is_flag=True, help="Photos with several works (instance a|b): multi_recall, multi_precision.")
 @match_option
 @trust_option
 @release_options
 @provider_option
 @friendly
-def eval_(bundle, queries, as_json, report, site, per_query, match, trust, site_id, min_release, provider):
+def eval_(bundle, queries, as_json, report, site, per_query, multi, match, trust, site_id, min_release, provider):
     """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
     from runtime.evaluate import evaluate
     from runtime.site import load_queries
 
     result = evaluate(open_recognizer(bundle, match, trust, provider, site_id, min_release), load_queries(queries),
-                      progress=not as_json)
+                      progress=not as_json, multi=multi)
     if report:
         from sdk.report import write_report
 
@@ -210,19 +215,22 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
 @click.option("--realtime", is_flag=True, help="Pace a video file at its fps and drop stale frames, like a live camera.")
 @click.option("--max-seconds", type=float, help="Stop after this much stream time.")
 @click.option("--stats", is_flag=True, help="Print a final JSON line with frames, fps and drops.")
+@click.option("--multi", type=click.Choice(["centre", "largest"]),
+              help="Frames with several works: announce the one nearest the centre, or the largest.")
 @match_option
 @trust_option
 @release_options
 @provider_option
 @budget_option
 @friendly
-def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, match, trust, site_id, min_release,
+def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, match, trust, site_id, min_release,
            provider, budget_ms):
     """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
     from runtime.stream import DecisionLayer, RecognitionStream
 
-    stream = RecognitionStream(open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms), source, DecisionLayer(k, n, debounce),
-                               realtime=realtime, max_seconds=max_seconds)
+    rec = open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms)
+    stream = RecognitionStream(rec, source, DecisionLayer(k, n, debounce), realtime=realtime, max_seconds=max_seconds,
+                               multi=multi)
     try:
         for event in stream:
             click.echo(json.dumps(event.to_dict()))

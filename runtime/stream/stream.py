@@ -18,11 +18,36 @@ from .capture import FrameSource, open_source
 from .decision import DecisionLayer, Event
 
 
+def pick_work(works, shape: tuple[int, int], how: str):
+    """The work to announce among several in a frame: nearest the centre, or the largest region
+    (works without a region count as far and small)."""
+    import numpy as np
+
+    h, w = shape
+
+    def centre_distance(c):
+        r = c.evidence.region if c.evidence is not None else None
+        return np.inf if r is None else float(np.hypot(*(np.mean(np.float64(r), axis=0) - (w / 2, h / 2))))
+
+    def area(c):
+        import cv2
+
+        r = c.evidence.region if c.evidence is not None else None
+        return 0.0 if r is None else abs(float(cv2.contourArea(np.float32(r))))
+
+    return min(works, key=centre_distance) if how == "centre" else max(works, key=area)
+
+
 class RecognitionStream:
     def __init__(self, recognizer: Recognizer, source, decision: DecisionLayer | None = None,
                  on_event: Callable[[Event], None] | None = None, on_frame: Callable | None = None,
-                 realtime: bool = False, max_seconds: float | None = None, **source_kw):
+                 realtime: bool = False, max_seconds: float | None = None, multi: str | None = None, **source_kw):
+        """``multi``: when a frame shows several works, announce the one nearest the frame's centre
+        ("centre") or the one that fills most of it ("largest"); None: the best-supported one."""
+        if multi not in (None, "centre", "largest"):
+            raise ValueError(f"multi must be None, 'centre' or 'largest', got {multi!r}")
         self.recognizer = recognizer
+        self.multi = multi
         self.source: FrameSource = open_source(source, realtime=realtime, **source_kw)
         self.decision = decision or DecisionLayer()
         self.on_event, self.on_frame = on_event, on_frame
@@ -41,12 +66,16 @@ class RecognitionStream:
                 if self._stop.is_set() or (self.max_seconds is not None and frame.t > self.max_seconds):
                     break
                 t0 = time.perf_counter()
-                rec = self.recognizer.recognize(frame.image, k=2)
+                rec = self.recognizer.recognize(frame.image, k=2, multi=self.multi is not None)
                 self.busy_s += time.perf_counter() - t0
                 self.frames += 1
                 if self.on_frame:
                     self.on_frame(frame, rec)
-                for ev in self.decision.update(rec.instance, rec.score, frame.t, frame.index):
+                instance, score = rec.instance, rec.score
+                if self.multi and rec.works:
+                    chosen = pick_work(rec.works, frame.image.shape[:2], self.multi)
+                    instance, score = chosen.instance, chosen.score
+                for ev in self.decision.update(instance, score, frame.t, frame.index):
                     if ev.instance:
                         ev.metadata = self.recognizer.metadata.get(ev.instance, {})
                     if self.on_event:
