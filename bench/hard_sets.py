@@ -40,6 +40,13 @@ def sitelens(*args) -> tuple[str, float]:
     return out.stdout, time.perf_counter() - t
 
 
+def evaluate_multi(bundle: Path, manifest: Path) -> dict:
+    """``sitelens eval BUNDLE MANIFEST --multi --json`` on photos that show several works."""
+    stdout, seconds = sitelens("eval", bundle, manifest, "--multi", "--json")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return {k: result.get(k) for k in ("queries", "multi_recall", "multi_precision", "multi_answers", "mP@1")}
+
+
 def evaluate(bundle: Path, manifest: Path, picture: Path | None = None) -> dict:
     """``sitelens eval --json``; with ``picture``, also its report (failures, score histograms, ROC) as PNG."""
     extra = ("--report", picture, "--site", manifest) if picture else ()
@@ -88,6 +95,9 @@ def main():
         _, row["bundle_seconds"] = sitelens("bundle", manifest, "-o", off)
         picture = (lambda kind: RESULTS / f"{args.out}_{name}_{kind}.png" if args.out else None)
         row["off_the_shelf"] = evaluate(off, manifest, picture("off"))
+        multi = manifest.parent / "manifest_multi.csv"   # photos of several works (mcv_museum)
+        if multi.exists():
+            row["off_the_shelf"]["multi"] = evaluate_multi(off, multi)
         run = work / f"{name}_run"
         if args.reuse_runs and (run / "model.pt").exists() and (run / "config.json").exists():
             # a finished training run from an earlier invocation (same --keep folder): its own timing
@@ -98,6 +108,8 @@ def main():
         ft = work / f"{name}_ft.sitelens"
         _, row["export_seconds"] = sitelens("export", run, "--site", manifest, "-o", ft)
         row["fine_tuned"] = evaluate(ft, manifest, picture("ft"))
+        if multi.exists():
+            row["fine_tuned"]["multi"] = evaluate_multi(ft, multi)
         config = json.loads((run / "config.json").read_text())
         row["training"] = {"epochs": config["epochs"], "best": config["best"], "whitening": config["whitening"]}
         for key in ("bundle_seconds", "train_seconds", "export_seconds"):

@@ -82,6 +82,15 @@ def hard_sets(r: dict) -> list[str]:
     out += _table(["set", "queries (known + unknown)", "SIFT+RANSAC mP@1", "off mP@1", "off TAR", "off WAR", "off FAR",
                    "off GAP", "fine-tuned mP@1", "fine-tuned mAP", "fine-tuned TAR", "fine-tuned WAR", "fine-tuned FAR",
                    "fine-tuned GAP", "training (min)", "eval ms/photo"], rows)
+    multi = [(name, kind, s[key]["multi"]) for name, s in r["sets"].items()
+             for kind, key in (("off the shelf", "off_the_shelf"), ("fine-tuned", "fine_tuned")) if "multi" in s[key]]
+    if multi:
+        out += ["", "Photos that show several works (`manifest_multi.csv`, `sitelens eval BUNDLE MANIFEST --multi`): "
+                    "every work that verifies is an answer; recall = works shown that were answered, precision = "
+                    "answers that are shown works.", ""]
+        out += _table(["set", "network", "photos", "works answered", "multi recall", "multi precision"],
+                      [[n, k, m["queries"], m["multi_answers"], _f(m["multi_recall"]), _f(m["multi_precision"])]
+                       for n, k, m in multi])
     stem = r["provenance"].get("options", {}).get("out")
     pictures = [RESULTS / f"{stem}_{name}_{kind}_{what}.png" for name in r["sets"] for kind in ("off", "ft")
                 for what in ("scores", "failures")] if stem else []

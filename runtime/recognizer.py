@@ -19,7 +19,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,34 @@ class Findings:
 
 
 SAME_REGION = 0.5  # IoU above which two verified works' regions are one object in the frame
+MAX_WORKS = 4      # works recognize(multi=True) looks for in one frame
+MIN_STRIP = 0.2    # a part of the frame looked at again covers at least this share of it (and 96 px a side)
+
+
+def wide_halves(shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The two halves along the long side of a frame at least 1.5 times as long as it is high (or
+    high as wide): where a whole-frame pass found nothing, each may hold a work of its own."""
+    h, w = shape
+    if w >= 1.5 * h:
+        return [(0, 0, w // 2, h), (w // 2, 0, w, h)]
+    if h >= 1.5 * w:
+        return [(0, 0, w, h // 2), (0, h // 2, w, h)]
+    return []
+
+
+def free_strip(shape: tuple[int, int], regions: list) -> tuple[int, int, int, int] | None:
+    """The largest band of the frame (left, right, above or below) outside the bounding boxes of
+    ``regions``, as (x0, y0, x1, y1); None when none covers ``MIN_STRIP`` of the frame."""
+    h, w = shape
+    if not regions:
+        return None
+    pts = np.concatenate([np.float64(r) for r in regions])
+    left, top = np.clip(pts.min(axis=0), 0, [w, h]).astype(int)
+    right, bottom = np.clip(pts.max(axis=0), 0, [w, h]).astype(int)
+    bands = [(0, 0, left, h), (right, 0, w, h), (0, 0, w, top), (0, bottom, w, h)]
+    ok = [b for b in bands if b[2] - b[0] >= 96 and b[3] - b[1] >= 96
+          and (b[2] - b[0]) * (b[3] - b[1]) >= MIN_STRIP * h * w]
+    return max(ok, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if ok else None
 TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
 # Unverified candidates are ranked by global cosine + GEOMETRY_WEIGHT x the share of its verification
 # threshold their geometry reached (Rule.strength, 0..1). A building seen from another street corner
@@ -265,7 +293,10 @@ class Recognizer:
         mode = mode or self.match
         stop = None if multi else self.thresholds.rule(mode).verified
         findings = self.findings(img, desc, mode, k, stop=stop, deadline=deadline)
-        return self.decide(findings, mode, k, multi=multi), desc
+        result = self.decide(findings, mode, k, multi=multi)
+        if multi:
+            result = replace(result, works=self._more_works(img, result.works or [], mode, deadline))
+        return result, desc
 
     def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
                  exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None,
@@ -328,6 +359,36 @@ class Recognizer:
                            self.metadata.get(best, {}) if accepted else {}, cands, decided_by,
                            {i: e.to_dict() for i, e in ev.items()} if ev else None, confidence, findings.truncated,
                            works)
+
+    def _more_works(self, img: np.ndarray, works: list[Candidate], mode: str, deadline) -> list[Candidate]:
+        """Works the whole frame's pass missed: the part of the frame outside the works found so far
+        (``free_strip``) is recognized on its own, as a visitor's closer photo of it would be (its own
+        shortlist, its local features at full working resolution), until no new work verifies there
+        or ``MAX_WORKS`` are found. In a wide photo of two paintings the second one gets only a
+        fraction of the frame's keypoints and a shortlist made for the first."""
+        rule = self.thresholds.rule(mode)
+        works = list(works)
+        halves = [] if works else wide_halves(img.shape[:2])  # nothing found: a wide frame's two halves
+        while len(works) < MAX_WORKS and (deadline is None or time.perf_counter() < deadline):
+            if halves:
+                strip = halves.pop(0)
+            else:
+                strip = free_strip(img.shape[:2], [w.evidence.region for w in works if w.evidence.region is not None])
+            if strip is None:
+                break
+            x0, y0, x1, y1 = strip
+            part = np.ascontiguousarray(img[y0:y1, x0:x1])
+            found = self.findings(part, self.embedder.embed(part), mode, 5, exclude={w.instance for w in works},
+                                  deadline=deadline, stop=rule.verified)
+            new = [w for w in self._works(found, rule) if w.evidence.region is not None]
+            if not new:
+                if halves:
+                    continue
+                break
+            best = new[0]
+            region = tuple((x + x0, y + y0) for x, y in best.evidence.region)
+            works.append(replace(best, evidence=replace(best.evidence, region=region)))
+        return works
 
     def _works(self, findings: Findings, rule) -> list[Candidate]:
         """Every candidate that verified, strongest support first; one whose region mostly covers a

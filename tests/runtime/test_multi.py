@@ -66,3 +66,15 @@ def test_eval_multi_and_the_work_the_camera_announces(wall_of_posters):
     assert pick_work(works, (500, 400), "centre") is left                 # the frame's centre at x = 200
     assert pick_work(works, (500, 1400), "centre") is right               # ... at x = 700
     assert pick_work(works, (500, 900), "largest") in works
+
+
+def test_parts_of_the_frame_looked_at_again():
+    from runtime.recognizer import free_strip, wide_halves
+
+    assert wide_halves((400, 1000)) == [(0, 0, 500, 400), (500, 0, 1000, 400)]
+    assert wide_halves((1000, 400)) == [(0, 0, 400, 500), (0, 500, 400, 1000)]
+    assert wide_halves((600, 800)) == []
+    # a work on the left third: the band to its right is looked at; one filling the frame: none
+    assert free_strip((400, 1000), [((20, 30), (300, 30), (300, 380), (20, 380))]) == (300, 0, 1000, 400)
+    assert free_strip((400, 1000), [((0, 0), (990, 0), (990, 400), (0, 400))]) is None
+    assert free_strip((400, 1000), []) is None
