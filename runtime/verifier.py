@@ -50,7 +50,6 @@ class VerifyParams:
     glue_fingerprint: str | None = None   # of glue.onnx
     turned_features: str = "query"  # "query": a quarter-turned row shares its image's upright features and
                                     # the query is turned back instead; "stored": every row has its own
-    query_turns: int = 1            # ("query") turned rotations a frame may be matched at besides upright
 
     def __post_init__(self):
         if self.feature not in FEATURES:
@@ -184,18 +183,17 @@ class Verifier:
             cache[key] = q
         return q
 
-    def _turns_allowed(self, first: list[str], feats: dict) -> set[int]:
-        """Rotations a frame is matched at: upright, and with shared turned features at most
-        ``query_turns`` others, those of the best rows of the highest-ranked candidates (each costs
-        one more local-feature extraction of the frame). With stored turned features: all."""
+    def _turns(self, first: list[str], feats: dict) -> tuple[set[int], set[int]]:
+        """(rotations a frame is matched at first, rotations tried after them when nothing verified).
+        With stored turned features: every rotation at once (its rows carry their own features).
+        With shared ones each rotation costs one local-feature extraction of the frame: first
+        upright and the rotation of the top candidate's best row; then that rotation's half-turn
+        opposite (upside down, when the top row is upright): a global descriptor tells a quarter
+        turn from upright well, but a quarter turn left from one right much less well."""
         if not self.shared_turns:
-            return {0, 1, 2, 3}
-        turns = [0]
-        for inst in first:
-            rows = feats.get(inst) or ()
-            if rows and rows[0][1] not in turns and len(turns) <= self.params.query_turns:
-                turns.append(rows[0][1])
-        return set(turns)
+            return {0, 1, 2, 3}, set()
+        top = next((rows[0][1] for inst in first if (rows := feats.get(inst))), 0)
+        return {0, top}, {(top + 2) % 4}
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
                  verified=None, all_passes: bool = False, cache: dict | None = None,
@@ -236,19 +234,21 @@ class Verifier:
         best: dict[str, tuple] = {}  # the reference row behind each candidate's evidence
         if len(q[0]) == 0:
             return out
-        feats = features_of(first)
-        turns = self._turns_allowed(first, feats)
-        feats = {i: [f for f in rows if f[1] in turns] for i, rows in feats.items()}
+        all_feats = features_of(first)
+        turns, later_turns = self._turns(first, all_feats)
 
         def done() -> bool:
             return not all_passes and verified is not None and any(verified(e) for e in out.values())
 
-        for phase in (0, 1):  # every candidate's best row first, then its next ones
-            if phase and late():
+        # every candidate's best row first, then its next ones; then (shared turned features) the
+        # rows of the later rotations, when nothing verified
+        for phase, allowed in ((0, turns), (1, turns), (2, later_turns)):
+            if (phase and late()) or not allowed:
                 break
+            feats = {i: [f for f in rows if f[1] in allowed] for i, rows in all_feats.items()}
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
-                    if (j == 0) == (phase == 0)]
+                    if phase == 2 and j == 0 or phase < 2 and (j == 0) == (phase == 0)]
             self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
             for inst, row_feats in todo:
                 ev, p = cache[("m", row_feats[0])]
@@ -256,6 +256,8 @@ class Verifier:
                     out[inst], pts[inst], best[inst] = ev, p, row_feats
             if done():
                 break
+            if phase == 2:
+                turns = turns | later_turns
         if second and not done() and not late():
             more = {i: [f for f in rows if f[1] in turns] for i, rows in features_of(second).items()}
             self._second_look(qs, second, more, out, pts, best, cache)
