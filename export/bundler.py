@@ -57,9 +57,11 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
     return refs, labels, views, np.repeat(labels, views_per_ref)
 
 
-def _verifier(verify: str | None, ref_keypoints: int | None = None):
+def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
+              spread_keypoints: bool = False):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
-    ``ref_keypoints``: keypoints kept per reference image (default: the feature's)."""
+    ``ref_keypoints``: keypoints kept per reference image (default: the feature's);
+    ``turned_features``, ``spread_keypoints``: see ``VerifyParams``."""
     if not verify or verify == "none":
         return None, {}
     from runtime.verifier import Verifier, VerifyParams, make_extractor, make_matcher
@@ -69,6 +71,10 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None):
         if not 16 <= int(ref_keypoints) <= 2048:
             raise SitelensError(f"--ref-keypoints {ref_keypoints}: between 16 and 2048")
         params.ref_keypoints = int(ref_keypoints)
+    if turned_features is not None:
+        params.turned_features = turned_features
+    params.ref_spread = bool(spread_keypoints)
+    params.__post_init__()
     models = {}
     if verify == "xfeat":
         from .glue_export import export_lighterglue
@@ -139,7 +145,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                  hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
                  retain: float | None = None, sign=None, upright: bool = False, survey=None,
                  int8_weights: int = 8, clock: StageClock | None = None, site_id: str | None = None,
-                 release: int | None = None, expires: str | None = None, ref_keypoints: int | None = None) -> Path:
+                 release: int | None = None, expires: str | None = None, ref_keypoints: int | None = None,
+                 turned_features: str | None = None, spread_keypoints: bool = False) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
     ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
@@ -154,7 +161,9 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``).
     ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way).
     ``ref_keypoints``: local-feature keypoints kept per reference image (the bundle's main cost per
-    work; default: the feature's, see ``VerifyParams``).
+    work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
+    the image; ``turned_features`` "query": quarter-turned rows share their image's upright
+    features (a quarter of the bytes; the frame is turned back at match time instead).
     ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
     build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
     refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
@@ -189,7 +198,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
                                                                        RETAIN if retain is None else retain,
                                                                        int8_weights)
     with clock.stage("local-feature models"):
-        verifier, verify_models = _verifier(verify, ref_keypoints)
+        verifier, verify_models = _verifier(verify, ref_keypoints, turned_features, spread_keypoints)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if multiscale else (1.0,)
     rotations = (0,) if upright else ALL_ROTATIONS

@@ -32,7 +32,7 @@ class VerifyParams:
     feature: str = "xfeat"          # xfeat (learned, ONNX) | orb | sift
     work_side: int = 640            # longer side of the working image (references and queries)
     ref_keypoints: int = 512        # per upright reference row stored in the bundle
-    ref_spread: bool = True         # xfeat: references keep keypoints spread over the image (spread_order)
+    ref_spread: bool = False        # xfeat: references keep keypoints spread over the image (spread_order)
     turned_keypoints: int = 256     # per quarter-turned reference row
     query_keypoints: int = 1024
     min_cosine: float = 0.78        # mutual nearest neighbours (xfeat); RANSAC and calibration handle the extra outliers
@@ -48,8 +48,8 @@ class VerifyParams:
     glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
                                      # fundamental-matrix inliers (random matches give about 20)
     glue_fingerprint: str | None = None   # of glue.onnx
-    turned_features: str = "query"  # "query": a quarter-turned row shares its image's upright features and
-                                    # the query is turned back instead; "stored": every row has its own
+    turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
+                                     # row shares its image's upright features and the query is turned back
 
     def __post_init__(self):
         if self.feature not in FEATURES:
@@ -70,9 +70,8 @@ class VerifyParams:
     @classmethod
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
-        # bundles calibrated before the second look, the learned matcher, shared turned features or
-        # spread keypoints keep their path
-        d = {"second_look": 0, "glue_candidates": 0, "turned_features": "stored", "ref_spread": False, **d}
+        # bundles calibrated before the second look or the learned matcher keep their path
+        d = {"second_look": 0, "glue_candidates": 0, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -187,13 +186,13 @@ class Verifier:
         """(rotations a frame is matched at first, rotations tried after them when nothing verified).
         With stored turned features: every rotation at once (its rows carry their own features).
         With shared ones each rotation costs one local-feature extraction of the frame: first
-        upright and the rotation of the top candidate's best row; then that rotation's half-turn
-        opposite (upside down, when the top row is upright): a global descriptor tells a quarter
-        turn from upright well, but a quarter turn left from one right much less well."""
+        upright and the rotation of the top candidate's best row; then, when nothing verified, the
+        other two. The global descriptor's rotation is only a hint: it tells turned from upright,
+        but a quarter turn left from one right, or upside down from either, much less well."""
         if not self.shared_turns:
             return {0, 1, 2, 3}, set()
         top = next((rows[0][1] for inst in first if (rows := feats.get(inst))), 0)
-        return {0, top}, {(top + 2) % 4}
+        return {0, top}, {0, 1, 2, 3} - {0, top}
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
                  verified=None, all_passes: bool = False, cache: dict | None = None,
@@ -248,7 +247,7 @@ class Verifier:
             feats = {i: [f for f in rows if f[1] in allowed] for i, rows in all_feats.items()}
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
-                    if phase == 2 and j == 0 or phase < 2 and (j == 0) == (phase == 0)]
+                    if phase == 2 or (j == 0) == (phase == 0)]
             self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
             for inst, row_feats in todo:
                 ev, p = cache[("m", row_feats[0])]

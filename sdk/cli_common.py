@@ -96,7 +96,14 @@ BUILD_OPTIONS = (
     verify_option,
     click.option("--ref-keypoints", type=int,
                  help="Local-feature keypoints kept per reference image (default 512 for xfeat): fewer make a "
-                      "smaller bundle (about 68 bytes each), spread over the image."),
+                      "smaller bundle (about 68 bytes each)."),
+    click.option("--spread-keypoints", is_flag=True,
+                 help="Keep each reference's keypoints spread over the image (the strongest of every grid cell "
+                      "first), not only its most contrasted part."),
+    click.option("--turned-features", type=click.Choice(["stored", "query"]), default="stored", show_default=True,
+                 help="query: quarter-turned rows share the upright features (local features take a quarter of the "
+                      "bytes); the frame is turned back at match time, which costs extractions on turned and "
+                      "unknown frames."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),
@@ -129,4 +136,5 @@ def build_kwargs(opts: dict) -> dict:
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
         "survey": o["survey"], "int8_weights": int(o["int8_weights"]), "site_id": o["site_id"],
         "release": o["release"], "expires": o["expires"], "ref_keypoints": o["ref_keypoints"],
+        "turned_features": o["turned_features"], "spread_keypoints": o["spread_keypoints"],
     }
