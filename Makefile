@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LATEST := .venv-latest
 EXTRAS := .[train,cpu,dev]
-VERDICT_TESTS := tests/runtime/test_geometric.py tests/export/test_calibration.py tests/runtime/test_image_io.py \
+VERDICT_TESTS := tests/runtime/verify/test_geometric.py tests/export/test_calibration.py tests/runtime/image/test_image_io.py \
 	tests/training/test_simulator.py
 
 $(STAMP): pyproject.toml constraints.txt

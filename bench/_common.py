@@ -21,9 +21,9 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 
-# Importing the runtime quiets numpy's BLAS pool as a device app gets it (runtime/blas_threads.py),
+# Importing the runtime quiets numpy's BLAS pool as a device app gets it (runtime/models/blas_threads.py),
 # which works only before numpy loads: scripts that time the runtime import this module first.
-from runtime.blas_threads import ENV as BLAS_ENV  # noqa: E402
+from runtime.models.blas_threads import ENV as BLAS_ENV  # noqa: E402
 
 import numpy as np  # noqa: E402
 

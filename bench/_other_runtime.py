@@ -2,7 +2,7 @@
 'sitelens[bench]'``): whether ONNX Runtime leaves speed on the table on this machine, measured
 instead of argued. The ``openvino`` package is not a sitelens dependency; a device that wants
 OpenVINO's speed installs the ``onnxruntime-openvino`` flavour of ONNX Runtime ('sitelens[openvino]',
-``runtime/providers.py``), which carries its own OpenVINO libraries: in such an environment
+``runtime/models/providers.py``), which carries its own OpenVINO libraries: in such an environment
 ``bench/latency.py`` times ONNX Runtime's OpenVINO and CPU providers against each other instead.
 
 OpenVINO computes in bfloat16 by default where the CPU has it; its float32 time is the fair
@@ -10,7 +10,7 @@ comparison with ONNX Runtime's CPU provider (which has no bfloat16 convolutions 
 bfloat16 time, with its descriptors' cosine to float32, says what that hardware would add."""
 from __future__ import annotations
 
-from _common import percentiles  # first: before numpy loads (runtime/blas_threads.py)
+from _common import percentiles  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 ceiling against which a network time (and a speed-up target) can be judged."""
 from __future__ import annotations
 
-from _common import timed  # first: before numpy loads (runtime/blas_threads.py)
+from _common import timed  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import numpy as np
 

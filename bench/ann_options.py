@@ -23,8 +23,8 @@ import numpy as np
 from _ann import CALIBRATED_INTRINSIC, ground_truth, recall_at_1, synthetic_descriptors
 from _common import emit, percentiles
 
-from runtime.index import build_hnsw, l2_normalize
-from runtime.index_params import IndexParams
+from runtime.search.index import build_hnsw, l2_normalize
+from runtime.search.index_params import IndexParams
 
 EF_GRID = (64, 128, 256, 384, 512)
 

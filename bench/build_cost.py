@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import DEV_SETS, emit  # first: before numpy loads (runtime/blas_threads.py)
+from _common import DEV_SETS, emit  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def write_site(rows: list[tuple[Path, str]], manifest: Path) -> Path:
 
 def bundle_bytes(path: Path) -> dict:
     """Bundle size and bytes per reference image of each site-dependent member (models apart)."""
-    from runtime import bundle_format as bf
+    from runtime.bundle import format as bf
 
     c = bf.read_bundle(path)
     labels = c.json(bf.LABELS)

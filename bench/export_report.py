@@ -15,6 +15,7 @@ from _common import DEV_SETS, emit, percentiles, timed
 
 from export.bundler import build_bundle
 from runtime.evaluate import evaluate
+from runtime.kinds import MATCH_MODES
 from runtime.recognizer import Recognizer
 from runtime.site import load_queries
 
@@ -35,7 +36,7 @@ def precision_rows(sets, size, model, bits, repeat, verify):
                 rec = Recognizer.open(b, threads=2)
                 frame = rec.embedder.prepare(queries[0].path)
                 lat = percentiles(timed(lambda: rec.embedder.run(frame[None]), repeat))
-                for mode in ("hnsw", "exact", "binary", "hamming"):
+                for mode in MATCH_MODES:
                     rec.match = mode
                     r = evaluate(rec, queries, progress=False)
                     rows.append({"set": name, "requested": precision + (" (forced)" if retain == 0.0 else ""),

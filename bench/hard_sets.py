@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, emit, site_manifest  # first: before numpy loads (runtime/blas_threads.py)
+from _common import RESULTS, ROOT, emit, site_manifest  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import numpy as np
 from latency import SiftAll
@@ -59,7 +59,7 @@ def evaluate(bundle: Path, manifest: Path, picture: Path | None = None) -> dict:
 
 
 def sift_anchor(manifest: Path) -> dict:
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from runtime.site import load_queries, load_site
 
     site = load_site(manifest)

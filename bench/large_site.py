@@ -56,7 +56,7 @@ def evaluate(bundle: Path, queries: Path) -> dict:
 def recognize_ms(bundle: Path, queries: Path, limit: int, budget_ms: float | None = None) -> dict:
     from latency import cycle
 
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from runtime.recognizer import Recognizer
     from runtime.site import load_queries
 

@@ -33,7 +33,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed, timed_together  # first: before numpy loads (runtime/blas_threads.py)
+from _common import DEV_SETS, OPEN_SETS, emit, percentiles, timed, timed_together  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import cv2
 import numpy as np
@@ -42,8 +42,8 @@ from _other_runtime import openvino_for
 from _other_runtime import summary as other_summary
 from _roofline import forward_gflop, matmul_gflops
 
-from runtime.image_io import load_image
-from runtime.preprocess import resize_for_model
+from runtime.image.image_io import load_image
+from runtime.image.preprocess import resize_for_model
 
 FRAME = (1280, 720)
 
@@ -88,7 +88,7 @@ def arithmetic(net, tx, ort_t, torch_t) -> dict:
 def cpu_provider_runs(models: dict, rec, threads: int, x) -> dict:
     """The bundles' models on ONNX Runtime's CPU provider (``onnxruntime_cpu_provider[_int8]``), to
     time beside the provider the recognizer chose (OpenVINO, CUDA)."""
-    from runtime.embedder import Embedder
+    from runtime.models.embedder import Embedder
 
     runs = {}
     for kind, onnx_bytes in models.items():
@@ -222,7 +222,7 @@ class SiftAll:
         self.matcher = cv2.BFMatcher(cv2.NORM_L2)
 
     def features(self, img):
-        from runtime.local_features import gray, working_image
+        from runtime.verify.local_features import gray, working_image
 
         kp, desc = self.sift.detectAndCompute(working_image(gray(img), self.side), None)
         return (np.float32([k.pt for k in kp]) if kp else np.zeros((0, 2), np.float32)), desc
@@ -267,8 +267,8 @@ def growth_section(rec, frames, sizes, repeat: int) -> dict:
 
 def matching_section(sizes, dim: int, repeat: int, intrinsics=(CALIBRATED_INTRINSIC,)) -> list[dict]:
     from export.index_tuning import tune_index
-    from runtime.index import ReferenceIndex
-    from runtime.index_params import IndexParams
+    from runtime.search.index import ReferenceIndex
+    from runtime.search.index_params import IndexParams
 
     rows = []
     for intrinsic, n in [(i, n) for i in intrinsics for n in sizes]:
@@ -306,7 +306,7 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     from export.bundler import build_bundle
-    from runtime.bundle_format import read_bundle
+    from runtime.bundle.format import read_bundle
     from runtime.recognizer import Recognizer
     from runtime.site import load_site
 

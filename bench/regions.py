@@ -22,7 +22,7 @@ import numpy as np
 from _common import emit, site_manifest
 
 from export.bundler import build_bundle
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
 from runtime.metrics import recall_at_k
 from runtime.recognizer import Recognizer
 from runtime.site import load_queries

@@ -34,7 +34,7 @@ sys.path.insert(0, {root!r})
 import numpy as np
 from runtime.errors import SitelensError
 from runtime.recognizer import Recognizer
-from tests.runtime.test_bundle_fuzz import mutate
+from tests.runtime.bundle.test_fuzz import mutate
 data = open({src!r}, "rb").read()
 rng = np.random.default_rng({seed})
 probe = np.full((120, 160, 3), 128, np.uint8)
@@ -88,7 +88,7 @@ def fuzz_file(src: Path, mutations: int, seed: int, tmp: Path) -> dict:
 def structural(src: Path, tmp: Path) -> dict:
     from runtime.errors import SitelensError
     from runtime.recognizer import Recognizer
-    from tests.runtime.test_bundle_fuzz import TAMPERING, _members, _write
+    from tests.runtime.bundle.test_fuzz import TAMPERING, _members, _write
 
     refused, accepted = 0, []
     for name, edit in TAMPERING.items():
@@ -201,11 +201,11 @@ def attack(name: str, work: str):
     message) when sitelens said no, ("accepted", ...) otherwise (a crash is seen by the parent)."""
     import zipfile
 
-    from runtime import bundle_format as bf
+    from runtime.bundle import format as bf
     from runtime.errors import SitelensError
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from runtime.recognizer import Recognizer
-    from runtime.signing import generate_keypair
+    from runtime.bundle.signing import generate_keypair
     from tests.toy_bundle import make_toy_bundle, toy_image
 
     work = Path(work)
@@ -237,19 +237,10 @@ def attack(name: str, work: str):
     elif name == "deflate bomb, honest header":
         prepared["path"] = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
     elif name == "deflate bomb, lying header":   # the zip headers claim the manifest's size
-        import struct
+        from tests.toy_bundle import claim_member_size
 
-        declared = bf.read_bundle(toy).manifest.members[bf.REFS].size
         path = rezip([(bf.REFS, bytes(256 << 20), zipfile.ZIP_DEFLATED)], skip={bf.REFS})
-        with zipfile.ZipFile(path) as zf:
-            offset, central = zf.getinfo(bf.REFS).header_offset, zf.start_dir
-        data = bytearray(path.read_bytes())
-        while data[central + 46:central + 46 + len(bf.REFS)] != bf.REFS.encode():
-            n, m, k = struct.unpack_from("<3H", data, central + 28)
-            central += 46 + n + m + k
-        for pos in (offset + 22, central + 24):
-            struct.pack_into("<I", data, pos, declared)
-        path.write_bytes(bytes(data))
+        claim_member_size(path, bf.REFS, bf.read_bundle(toy).manifest.members[bf.REFS].size)
         prepared["path"] = path
     elif name == "65535-member zip":
         prepared["path"] = rezip([(f"x/{k}", b"", zipfile.ZIP_STORED) for k in range(65535 - 12)])
@@ -259,9 +250,9 @@ def attack(name: str, work: str):
 def _run_attack(name, work, prepared, toy, key, pub, rezip, with_site) -> tuple[str, str]:
     import zipfile
 
-    from runtime import bundle_format as bf
+    from runtime.bundle import format as bf
     from runtime.errors import SitelensError
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from runtime.recognizer import Recognizer
     from tests.toy_bundle import make_toy_bundle, toy_image
 
@@ -364,7 +355,7 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     from export.bundler import build_bundle
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from sdk.demo_site import make_demo_site, paint
     from tests.toy_bundle import make_toy_bundle, toy_image
 

@@ -52,10 +52,11 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     from export.bundler import build_bundle
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from runtime.recognizer import Recognizer
     from runtime.site import load_queries, load_site
     from training.simulator import CameraViewSimulator
+    from training.simulator.sampler import pick, views_of
 
     result, curves = {"sets": {}}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,9 +69,9 @@ def main():
             site = load_site(manifest)
             rng = np.random.default_rng(0)
             sim = CameraViewSimulator(seed=0)
-            refs = site.references if len(site.references) <= 300 else \
-                [site.references[i] for i in rng.choice(len(site.references), 300, replace=False)]
-            simulated = [(sim(load_image(r.path), rng), r.instance) for r in refs for _ in range(args.views)]
+            refs = [site.references[i] for i in pick(len(site.references), 300, rng)]
+            views, source = views_of((load_image(r.path) for r in refs), args.views, sim, rng)
+            simulated = [(view, refs[i].instance) for view, i in zip(views, source)]
             r_rows, s_rows = evidence_rows(rec, real), evidence_rows(rec, simulated)
             curves[name] = (r_rows, s_rows)
             keys = ("right_score", "best_wrong_score", "right_support", "best_wrong_support")

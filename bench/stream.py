@@ -13,13 +13,13 @@ import csv
 import tempfile
 from pathlib import Path
 
-from _common import SHARED, emit  # first: before numpy loads (runtime/blas_threads.py)
+from _common import SHARED, emit  # first: before numpy loads (runtime/models/blas_threads.py)
 
 import cv2
 import numpy as np
 
 from export.bundler import build_bundle
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
 from runtime.recognizer import Recognizer
 from runtime.stream import DecisionLayer, RecognitionStream
 from training.simulator import random_wall

@@ -22,14 +22,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import emit, percentiles, site_manifest, timed  # first: before numpy loads (runtime/blas_threads.py)
+from _common import emit, percentiles, site_manifest, timed  # first: before numpy loads (runtime/models/blas_threads.py)
 
 from hard_sets import evaluate, sitelens
 from latency import cycle
 
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
+from runtime.verify.local_features import FEATURES
 
-MODES = ("xfeat", "orb", "sift", "none")
+MODES = (*FEATURES, "none")
 
 
 def recognize_times(bundle: Path, manifest: Path, limit: int) -> dict:

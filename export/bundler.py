@@ -6,13 +6,14 @@ import logging
 import time
 from pathlib import Path
 
-from runtime import bundle_format as bf
-from runtime.embedder import Embedder
-from runtime.feature_store import FeatureStore
+from runtime.bundle import format as bf
+from runtime.bundle.index_members import index_members
+from runtime.models.embedder import Embedder
+from runtime.search.feature_store import FeatureStore
 from runtime.errors import SitelensError
-from runtime.index import IndexParams, ReferenceIndex
-from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, new_release
-from runtime.preprocess import InputSpec
+from runtime.search.index import IndexParams, ReferenceIndex
+from runtime.bundle.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, new_release
+from runtime.image.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
 from runtime.versions import installed as installed_versions
@@ -42,19 +43,17 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
     checks: a 1% mP@1 difference must stand out of the noise of a few hundred views."""
     import numpy as np
 
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from training.simulator import CameraViewSimulator
     from training.simulator.geometry import limit_size
+    from training.simulator.sampler import pick, views_of
 
     rng = np.random.default_rng(seed)
-    chosen = site.references
-    if len(chosen) > max_refs:
-        chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), max_refs, replace=False))]
-    sim = CameraViewSimulator(seed=seed)
+    chosen = [site.references[i] for i in pick(len(site.references), max_refs, rng)]
     refs = [limit_size(load_image(r.path), 640) for r in chosen]
     labels = np.array([r.instance for r in chosen])
-    views = [sim(img, rng) for img in refs for _ in range(views_per_ref)]
-    return refs, labels, views, np.repeat(labels, views_per_ref)
+    views, source = views_of(refs, views_per_ref, CameraViewSimulator(seed=seed), rng)
+    return refs, labels, views, labels[source]
 
 
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
@@ -64,7 +63,7 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     ``turned_features``, ``spread_keypoints``: see ``VerifyParams``."""
     if not verify or verify == "none":
         return None, {}
-    from runtime.verifier import Verifier, VerifyParams, make_extractor, make_matcher
+    from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
 
     params = VerifyParams.for_feature(verify)
     if ref_keypoints is not None:
@@ -90,7 +89,7 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
 
 def _check_release_options(site_id, release, expires) -> None:
     """Refuse bad --site-id/--release/--expires before a long build, not when reading it back."""
-    from runtime.manifest import SITE_ID, parse_expiry
+    from runtime.bundle.manifest import SITE_ID, parse_expiry
 
     if site_id is not None and not SITE_ID.match(site_id):
         raise SitelensError(f"--site-id {site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
@@ -118,16 +117,17 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
     """Measure (and if ``choose``, pick) HNSW settings on simulated visitor views of the site."""
     import numpy as np
 
-    from runtime.image_io import load_image
+    from runtime.image.image_io import load_image
     from training.simulator import CameraViewSimulator
+    from training.simulator.sampler import pick, views_of
 
     from .index_tuning import exact_top1, measured_recall, tune_index
 
     rng = np.random.default_rng(seed)
-    sim = CameraViewSimulator(seed=seed)
-    refs = [site.references[i] for i in rng.choice(len(site.references), min(views, len(site.references)), replace=False)]
+    refs = [site.references[i] for i in pick(len(site.references), views, rng, in_order=False)]
     per = max(1, views // max(len(refs), 1))
-    queries = np.stack([embedder.embed(sim(load_image(r.path), rng)) for r in refs for _ in range(per)])
+    queries = np.stack([embedder.embed(view) for view in views_of(
+        (load_image(r.path) for r in refs), per, CameraViewSimulator(seed=seed), rng)[0]])
     if choose:
         params, hnsw, report = tune_index(index.descriptors, queries, index.params, hnsw=index.hnsw)
         index.replace_graph(hnsw, params)
@@ -158,7 +158,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
-    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/int8_products.py``).
+    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/models/int8_products.py``).
     ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way).
     ``ref_keypoints``: local-feature keypoints kept per reference image (the bundle's main cost per
     work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
@@ -210,7 +210,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
     instances = described.instances
     binary, codes_info = None, None
     if hash_bits:
-        from runtime.binary_codes import BinaryCodes
+        from runtime.search.binary_codes import BinaryCodes
 
         from .itq import learn_itq
 
@@ -238,7 +238,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
         codes=codes_info, verification=verifier.params.to_dict() if verifier is not None else None,
     )
-    members = {bf.MODEL: onnx_bytes, **index.to_members()[0], **verify_models}
+    members = {bf.MODEL: onnx_bytes, **index_members(index)[0], **verify_models}
     if calibrate:
         from .calibration import calibrate as calibrate_rules
 

@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
+from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
 from runtime.metrics import rates
 from runtime.recognizer import Findings, Recognizer
 from runtime.site import Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
+from training.simulator.sampler import pick
 
 from .stages import StageClock
 
@@ -128,10 +130,8 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
     sim = CameraViewSimulator(seed=seed)
-    refs = list(site.references)
-    views_per_ref = int(np.clip(np.ceil(min_views / max(len(refs), 1)), 1, 10))
-    if len(refs) * views_per_ref > max_views:
-        refs = [refs[i] for i in sorted(rng.choice(len(refs), max_views // views_per_ref, replace=False))]
+    views_per_ref = int(np.clip(np.ceil(min_views / max(len(site.references), 1)), 1, 10))
+    refs = [site.references[i] for i in pick(len(site.references), max_views // views_per_ref, rng)]
 
     def views(ref, k):  # the same views in both passes (one generator per view)
         img = load_image(ref.path)
@@ -289,7 +289,7 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
               progress: bool = True, clock: StageClock | None = None, **kw) -> Thresholds:
     """Rules for every match mode the bundle supports."""
     clock = clock or StageClock()
-    modes = ["hnsw", "exact"] + (["binary", "hamming"] if rec.index.binary is not None else [])
+    modes = [m for m in MATCH_MODES if m not in BINARY_MATCH_MODES or rec.index.binary is not None]
     samples = gather(rec, site, modes, survey, progress=progress, clock=clock, **kw)
     rules, reports = {}, {}
     with clock.stage("rules"):

@@ -10,10 +10,10 @@ folded into constant weights, the interleaved (q, k, v) projection split into th
 pair's points as 2-D tensors inside the graph (linear layers export as Gemm with their bias, not
 MatMul + Add):
 
-- inputs  ``kpts0`` 1 x M x 2, ``kpts1`` 1 x N x 2 (normalised, see ``runtime.glue.normalized``),
+- inputs  ``kpts0`` 1 x M x 2, ``kpts1`` 1 x N x 2 (normalised, see ``runtime.verify.glue.normalized``),
   ``desc0`` 1 x M x 64, ``desc1`` 1 x N x 64 (XFeat's unit-length descriptors)
 - output  ``scores`` 1 x M x N, the log assignment of LightGlue's dual softmax with matchability
-  (the dustbin row and column are not needed to pick matches: ``runtime.glue`` takes mutual
+  (the dustbin row and column are not needed to pick matches: ``runtime.verify.glue`` takes mutual
   maxima above a confidence).
 
 It is checked against kornia's own forward pass (same weights, pruning off) and ONNX Runtime
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from runtime.errors import DependencyError, SitelensError
-from runtime.glue import GLUE_FINGERPRINT_KEY, INPUTS, normalized
-from runtime.providers import import_onnxruntime
+from runtime.verify.glue import GLUE_FINGERPRINT_KEY, INPUTS, normalized
+from runtime.models.providers import import_onnxruntime
 
 from .onnx_export import to_onnx
 from .wheel_weights import wheel_state

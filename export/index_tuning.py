@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.index import build_hnsw
-from runtime.index_params import IndexParams
+from runtime.metrics import precision_at_1
+from runtime.search.index import build_hnsw
+from runtime.search.index_params import IndexParams
 
 TARGET_RECALL = 0.99
 EF_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -23,7 +24,7 @@ def exact_top1(queries: np.ndarray, base: np.ndarray, chunk: int = 1024) -> np.n
 
 
 def recall_at_1(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean(np.asarray(found).reshape(len(truth), -1)[:, 0] == truth)) if len(truth) else 1.0
+    return precision_at_1(np.asarray(found).reshape(len(truth), -1)[:, 0], truth) if len(truth) else 1.0
 
 
 def measured_recall(index, queries: np.ndarray, truth: np.ndarray) -> float:

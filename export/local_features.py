@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from runtime.errors import DependencyError, SitelensError
-from runtime.local_features import LOCAL_FINGERPRINT_KEY, XFEAT_MAX_KEYPOINTS
-from runtime.providers import import_onnxruntime
+from runtime.verify.local_features import LOCAL_FINGERPRINT_KEY, XFEAT_MAX_KEYPOINTS
+from runtime.models.providers import import_onnxruntime
 
 from .onnx_export import to_onnx
 from .wheel_weights import wheel_state

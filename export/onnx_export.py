@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import torch
 
-from runtime.embedder import FINGERPRINT_KEY
+from runtime.models.embedder import FINGERPRINT_KEY
 from runtime.errors import SitelensError
-from runtime.preprocess import InputSpec
-from runtime.providers import import_onnxruntime
+from runtime.image.preprocess import InputSpec
+from runtime.models.providers import import_onnxruntime
 
 from .same_padding import fold_same_padding
 

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.embedder import Embedder
+from runtime.models.embedder import Embedder
 from runtime.errors import SitelensError
-from runtime.int8_products import WEIGHT_BITS_KEY
-from runtime.preprocess import InputSpec
+from runtime.kinds import PRECISIONS
+from runtime.metrics import precision_at_1
+from runtime.models.int8_products import WEIGHT_BITS_KEY
+from runtime.image.preprocess import InputSpec
 from training.data import to_square
 
 log = logging.getLogger("sitelens")
-PRECISIONS = ("fp32", "fp16", "int8")
 WEIGHT_BITS = (8, 7)  # INT8 weights: full range, or 7 bits for x86 CPUs without VNNI
 RETAIN = 0.99  # share of FP32's mP@1 (site's simulated views) a reduced precision must keep
 
@@ -66,15 +67,11 @@ def int8_nodes(model) -> list[str]:
     float: it is one small matrix product, and quantizing it adds its own rounding to the backbone's
     noise that it already amplifies.
 
-    Measured and not adopted (EfficientNet-Lite0, 2 cores, ONNX Runtime 1.32): the depthwise
-    convolutions kept in float (they take 42% of the quantized convolutions' time for ~5% of the
-    arithmetic) make the network slower, 7.5 vs 6.4 ms, from the (de)quantization and layout
-    changes around each; the first Conv quantized too (with the image's normalisation as scalars,
-    so that its input quantization folds into the channels-last layout) is 1-2% faster but lowers
-    the fine-tuned mcv_museum descriptors' cosine to FP32 from 0.900 to 0.883 (mP@1 kept 0.993 ->
-    0.992); the last convolution (conv_head, 320 -> 1280 channels before GeM) kept in float as well
-    (fine-tuned smvs_books, Intel Xeon with AMX): no gain in cosine or mP@1 at 7 or 8 weight bits,
-    6% slower on OpenVINO. (These cosines are of 7-bit weights; see ``to_int8``.)
+    Tried and not adopted (``bench/export_report.py`` measures the choice that ships): the
+    depthwise convolutions kept in float make the network slower, from the (de)quantization and
+    layout changes around each; the first Conv quantized too is barely faster and lowers the
+    descriptors' cosine to FP32; the last convolution (conv_head, before GeM) kept in float gains
+    nothing in cosine or mP@1 and is slower on OpenVINO.
     """
     nodes = model.graph.node
     first_conv = next((n.name for n in nodes if n.op_type == "Conv"), None)
@@ -88,12 +85,10 @@ def to_int8(onnx_bytes: bytes, calibration: list[np.ndarray], weight_bits: int =
     """Static QDQ quantization; ``calibration``: preprocessed uint8 HxWx3 images.
 
     Per-channel int8 weights, ``weight_bits`` 8 (full range) or 7 (``reduce_range``). x86 CPUs
-    without VNNI multiply u8 x s8 with 16-bit saturation (``runtime/int8_products.py``): there 7-bit
-    weights are the safe choice (the only one until 310090d, after descriptor cosine to FP32 on
-    mcv_museum 0.95 -> 0.97 in a measurement whose CPU was not recorded); on CPUs with VNNI or
-    AMX, ARM CPUs and GPUs the products are exact and the eighth bit counts (fine-tuned smvs_books
-    on an AMX Xeon: cosine 0.896 -> 0.958, mP@1 on simulated views kept 0.987 -> 0.993 on ONNX
-    Runtime's CPU provider, 0.987 -> 0.997 on OpenVINO's; same speed).
+    without VNNI multiply u8 x s8 with 16-bit saturation (``runtime/models/int8_products.py``): there 7-bit
+    weights are the safe choice; on CPUs with VNNI or AMX, ARM CPUs and GPUs the products are
+    exact and the eighth bit counts (closer descriptors to FP32 at the same speed;
+    ``bench/export_report.py``, BENCHMARKS.md).
     The bit count goes into the model's metadata, so that the runtime can warn where 8-bit weights
     saturate. MinMax ranges per tensor for activations; see ``int8_nodes`` for what stays in float.
     """
@@ -135,7 +130,7 @@ def agreement(ref_fp32: np.ndarray, ref_low: np.ndarray, view_fp32: np.ndarray, 
     cos = np.sum(np.concatenate([ref_fp32, view_fp32]) * np.concatenate([ref_low, view_low]), axis=1)
     top_fp32 = labels[np.argmax(view_fp32 @ ref_fp32.T, axis=1)]
     top_low = labels[np.argmax(view_low @ ref_low.T, axis=1)]
-    mp1_fp32, mp1_low = float(np.mean(top_fp32 == view_labels)), float(np.mean(top_low == view_labels))
+    mp1_fp32, mp1_low = precision_at_1(top_fp32, view_labels), precision_at_1(top_low, view_labels)
     return {"top1_agreement": round(float(np.mean(top_fp32 == top_low)), 4),
             "cosine_mean": round(float(cos.mean()), 5), "cosine_min": round(float(cos.min()), 5),
             "mP@1_fp32_views": round(mp1_fp32, 4), "mP@1_low_views": round(mp1_low, 4),

@@ -1,9 +1,9 @@
 """Describing a site's reference images with the exported models (ONNX Runtime), so the bundle's
 descriptors and keypoints are exactly what the device computes.
 
-Each reference becomes one index row per quarter turn in ``rotations``: a turned copy's global
-descriptor (so a book photographed sideways still finds its cover) and, when verification is on,
-the turned copy's local features (learned local features are not rotation invariant).
+Each reference becomes one index row per quarter turn in ``rotations`` (``runtime/reference_rows.py``,
+shared with ``Recognizer.add``); unreadable images are reported together, blank ones left out with
+one warning.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from runtime.embedder import Embedder
+from runtime.models.embedder import Embedder
 from runtime.errors import ImageError, SiteError
-from runtime.image_io import file_digest, is_blank, load_image
+from runtime.image.image_io import file_digest, is_blank, load_image
+from runtime.reference_rows import image_rows
 from runtime.site import Reference, Site
 
 log = logging.getLogger("sitelens")
@@ -51,21 +52,20 @@ def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: fl
         except ImageError as exc:
             bad.append(str(exc))
             continue
-        if is_blank(img):
+        if is_blank(img):   # reported together below; image_rows leaves blank images out the same way
             blank.append(str(ref.path))
             if not keep_blank:
                 continue
+        rows = image_rows(img, embedder, rotations, scales, gem_p, verifier, keep_blank=True)
         used.append(ref)
-        for r in rotations:
-            turned = np.ascontiguousarray(np.rot90(img, r)) if r else img
-            descs.append(embedder.embed(turned, scales, gem_p))
-            instances.append(ref.instance)
-            sources.append(str(ref.path.name))
-            rots.append(int(r))
-            images.append(len(used) - 1)
-            digests.append(digest)
-            if verifier is not None:
-                feats.append(verifier.reference_features(img, r))
+        n = len(rows.descriptors)
+        descs += rows.descriptors
+        rots += rows.rotations
+        feats += rows.features or []
+        instances += [ref.instance] * n
+        sources += [str(ref.path.name)] * n
+        images += [len(used) - 1] * n
+        digests += [digest] * n
     if blank:
         action = "kept (--keep-blank)" if keep_blank else "left out of the bundle (use --keep-blank to keep them)"
         log.warning("sitelens: %d reference(s) have almost no texture and would match plain walls; %s: %s",

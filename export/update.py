@@ -26,10 +26,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from runtime import bundle_format as bf
+from runtime.bundle import format as bf
 from runtime.errors import SitelensError
-from runtime.image_io import file_digest
-from runtime.manifest import IndexInfo
+from runtime.image.image_io import file_digest
+from runtime.bundle.manifest import IndexInfo
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
 from runtime.versions import installed as installed_versions
@@ -42,7 +42,7 @@ log = logging.getLogger("sitelens")
 def _old_bundle(old: Path, sign) -> bf.BundleContents:
     if sign is None:
         return bf.read_bundle(old)
-    from runtime.signing import TrustedKey, key_id, load_private_key
+    from runtime.bundle.signing import TrustedKey, key_id, load_private_key
 
     private = load_private_key(sign) if isinstance(sign, (str, Path)) else sign
     public = private.public_key()

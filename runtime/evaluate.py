@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import average_precision, global_average_precision, recall_at_k
-from .recognizer import Recognizer
-from .site import Query
+from runtime.metrics import accept_rates, average_precision, global_average_precision, recall_at_k
+from runtime.recognizer import Recognizer
+from runtime.site import Query
 
 RECALL_KS = (1, 5, 10)
 
@@ -75,10 +75,8 @@ def summarize(results: list[dict], recognizer: Recognizer | None = None) -> dict
         "mP@1": mean(known, "correct"), "mAP": mean(known, "ap"),
         **{f"recall@{k}": mean(known, f"recall@{k}") for k in RECALL_KS},
         "accuracy": mean(results, "right"),
-        "true_accept_rate": round(float(np.mean([r["accepted"] and r["correct"] for r in known])), 4) if known else None,
-        "wrong_accept_rate": round(float(np.mean([r["accepted"] and not r["correct"] for r in known])), 4)
-        if known else None,
-        "false_accept_rate": round(float(np.mean([r["accepted"] for r in unknown])), 4) if unknown else None,
+        **{k: None if v is None else round(v, 4) for k, v in accept_rates(
+            [r["accepted"] for r in known], [r["correct"] for r in known], [r["accepted"] for r in unknown]).items()},
         "GAP": round(global_average_precision([r.get("confidence", 0.0) for r in results],
                                               [bool(r["truth"]) and r["correct"] for r in results], len(known)), 4)
         if known else None,

@@ -53,6 +53,21 @@ def rates(positive_outcomes, negative_outcomes) -> tuple[float, float]:
     return (float(np.mean(p == 1)) if len(p) else 0.0, float(np.mean(n != 0)) if len(n) else 0.0)
 
 
+def accept_rates(known_accepted, known_correct, unknown_accepted) -> dict[str, float | None]:
+    """Open-set rates of one evaluation, from per-query flags. ``true_accept_rate``: known photos
+    accepted as their own work; ``wrong_accept_rate``: known photos accepted as *another* work (the
+    guide plays the wrong story); ``false_accept_rate``: photos of no known work accepted at all.
+    None where the queries hold no photo of that kind."""
+    acc, ok = np.asarray(known_accepted, bool), np.asarray(known_correct, bool)
+    unknown = np.asarray(unknown_accepted, bool)
+    outcomes = np.where(acc, np.where(ok, 1, -1), 0)
+    tar, _ = rates(outcomes, [])
+    _, far = rates([], unknown)
+    return {"true_accept_rate": tar if len(acc) else None,
+            "wrong_accept_rate": float(np.mean(outcomes == -1)) if len(acc) else None,
+            "false_accept_rate": far if len(unknown) else None}
+
+
 def global_average_precision(confidence, correct, known: int) -> float:
     """GAP (micro average precision over all queries, the Met artwork benchmark's metric): every
     query's answer ranked by ``confidence``, best first; the precision at each right answer's rank,

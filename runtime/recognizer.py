@@ -24,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle_format as bf
-from .binary_codes import BinaryCodes
-from .embedder import Embedder
-from .errors import BundleError, SitelensError
-from .feature_store import FeatureStore
-from .geometric import Evidence, polygon_iou
-from .image_io import ImageLike, file_digest, is_blank, load_image
-from .index import ReferenceIndex
-from .manifest import Manifest, new_release
-from .metrics import score_margin
-from .thresholds import Thresholds
-from .verifier import Verifier, VerifyParams, make_extractor, make_matcher
+from runtime.bundle import format as bf
+from runtime.bundle.index_members import features_from_contents, index_from_members, index_members
+from runtime.search.binary_codes import BinaryCodes
+from runtime.models.embedder import Embedder
+from runtime.errors import BundleError, SitelensError
+from runtime.verify.geometric import Evidence, polygon_iou
+from runtime.image.image_io import ImageLike, file_digest, is_blank, load_image
+from runtime.bundle.manifest import Manifest, new_release
+from runtime.metrics import score_margin
+from runtime.reference_rows import image_rows
+from runtime.thresholds import Thresholds
+from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
 
 log = logging.getLogger("sitelens")
 
@@ -140,7 +140,7 @@ TIE_SHARE = 0.75  # verified candidates with this share of the best support coun
 # Unverified candidates are ranked by global cosine + GEOMETRY_WEIGHT x the share of its verification
 # threshold their geometry reached (Rule.strength, 0..1). A building seen from another street corner
 # rarely passes the 3-D test, yet its partial evidence still points at the right one more often than
-# the global descriptor alone (dev sets: the same mP@1 or better on all four for 0.15-0.3).
+# the global descriptor alone (checked on the four dev sets over a range of weights around this one).
 GEOMETRY_WEIGHT = 0.2
 
 
@@ -162,7 +162,7 @@ class Recognizer:
         self.embedder = Embedder(contents.members[bf.MODEL], self.spec, providers, threads,
                                  source=f"{self.path}:{bf.MODEL}", provider_options=trt)
         if trt is not None:  # the engine is built (or loaded) by a first run; its files are then recorded
-            from .tensorrt_cache import record_engines
+            from runtime.models.tensorrt_cache import record_engines
 
             self.embedder.embed(np.zeros((self.spec.size, self.spec.size, 3), np.uint8))
             record_engines(trt["TensorrtExecutionProvider"]["trt_engine_cache_path"])
@@ -179,7 +179,7 @@ class Recognizer:
             binary = BinaryCodes(contents.array(bf.ITQ_PROJ), contents.array(bf.ITQ_MEAN), contents.array(bf.CODES))
         features, self.verifier = None, None
         if self.manifest.verification:
-            features = FeatureStore.from_members(contents)
+            features = features_from_contents(contents)
             params = VerifyParams.from_dict(self.manifest.verification)
             extractor = make_extractor(params, contents.members.get(bf.LOCAL_MODEL), str(self.path), threads, providers)
             # the learned matcher only matches; without verification it is not loaded (added references
@@ -190,9 +190,9 @@ class Recognizer:
             if verify:
                 self.verifier = self._feature_maker
         refs = bf.reference_descriptors(contents)
-        self.index = ReferenceIndex.from_members(
-            refs, contents.json(bf.LABELS), bf.hnsw_file(contents, refs),
-            self.manifest.index.params, source=str(self.path), binary=binary, features=features)
+        self.index = index_from_members(
+            refs, contents.json(bf.LABELS), bf.hnsw_file(contents, refs), self.manifest.index.params,
+            source=str(self.path), binary=binary, features=features, checked=contents.checked)
         self.metadata: dict[str, dict] = dict(self.manifest.instances)
         self.thresholds = self.manifest.thresholds or Thresholds()
         self.match = match
@@ -206,7 +206,7 @@ class Recognizer:
         self._save_lock = threading.Lock()   # file writes: one at a time
 
     def _check_before_resigning(self, signing_key) -> None:
-        from . import signing
+        from runtime.bundle import signing
 
         if self.signature is not None and self.signature.verified:
             return
@@ -226,8 +226,8 @@ class Recognizer:
 
     def _trt_options(self, providers) -> dict | None:
         """Engine cache beside the bundle when ORT's TensorRT provider will be used."""
-        from .providers import choose_providers
-        from .tensorrt_cache import provider_options
+        from runtime.models.providers import choose_providers
+        from runtime.models.tensorrt_cache import provider_options
 
         if "TensorrtExecutionProvider" not in choose_providers(providers):
             return None
@@ -419,30 +419,31 @@ class Recognizer:
         digests = [file_digest(i) if isinstance(i, (str, Path)) else
                    hashlib.sha256(i).hexdigest() if isinstance(i, (bytes, bytearray)) else "" for i in images]
         rgb = [load_image(i) for i in images]
-        blank = [k for k, img in enumerate(rgb) if is_blank(img)]
+        feature_maker = self._feature_maker if self.index.features is not None else None
+        rows = [image_rows(img, self.embedder, self.rotations, self.scales, feature_maker=feature_maker) for img in rgb]
+        blank = [k for k, r in enumerate(rows) if r is None]
         if blank:
             log.warning("sitelens: add(%r): %d image(s) with almost no texture left out (they would match plain "
                         "walls): %s", instance_id, len(blank), ", ".join(names[k] or f"#{k}" for k in blank))
             if len(blank) == len(rgb):
                 raise SitelensError(f"add({instance_id!r}): no usable image (all have almost no texture)")
             keep = [k for k in range(len(rgb)) if k not in set(blank)]
-            rgb, names, digests = [rgb[k] for k in keep], [names[k] for k in keep], [digests[k] for k in keep]
+            rows, names, digests = [rows[k] for k in keep], [names[k] for k in keep], [digests[k] for k in keep]
         descs, sources, rotations, features, image_ids, row_digests = [], [], [], [], [], []
-        for k, (img, name) in enumerate(zip(rgb, names)):
-            for r in self.rotations:
-                descs.append(self.embedder.embed(np.ascontiguousarray(np.rot90(img, r)) if r else img, self.scales))
-                sources.append(name)
-                rotations.append(r)
-                image_ids.append(k)
-                row_digests.append(digests[k])
-                if self.index.features is not None:
-                    features.append(self._feature_maker.reference_features(img, r))
+        for k, (r, name) in enumerate(zip(rows, names)):
+            n = len(r.descriptors)
+            descs += r.descriptors
+            rotations += r.rotations
+            features += r.features or []
+            sources += [name] * n
+            image_ids += [k] * n
+            row_digests += [digests[k]] * n
         with self._edit_lock:
-            self.index.add(np.stack(descs), instance_id, sources, features if self.index.features is not None else None,
+            self.index.add(np.stack(descs), instance_id, sources, features if feature_maker is not None else None,
                            rotations, image_ids, row_digests)
             if metadata is not None or instance_id not in self.metadata:
                 self.metadata[instance_id] = dict(metadata or {})
-        return len(rgb)
+        return len(rows)
 
     def remove(self, instance_id: str) -> int:
         with self._edit_lock:
@@ -472,7 +473,7 @@ class Recognizer:
                 raise BundleError(f"{target}: changed on disk since it was opened (another process saved an edit?); "
                                   "not overwriting it: reopen the bundle and retry the edit")
             with self._edit_lock:
-                members, live = self.index.to_members()
+                members, live = index_members(self.index)
                 rows = self.index.live_count  # stable: every edit holds _edit_lock
                 metadata = {i: dict(self.metadata.get(i, {})) for i in live}
             manifest = self.manifest.copy()

@@ -15,8 +15,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SiteError
-from .image_io import IMAGE_EXTENSIONS, is_image_file
+from runtime.errors import SiteError
+from runtime.image.image_io import IMAGE_EXTENSIONS, is_image_file
 
 UNKNOWN = "__unknown__"
 MANIFEST_COLUMNS = ("path", "instance", "role")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-MATCH_MODES = ("hnsw", "exact", "binary", "hamming")
+from runtime.kinds import MATCH_MODES
 JUDGE_MATCHES = 24   # tentative matches from which geometry can judge a global answer
 AGREE_INLIERS = 8    # homography inliers that count as agreement
 AGREE_FUNDAMENTAL = 30  # ... or fundamental-matrix inliers (3-D objects; random matches give about 20)

@@ -1,9 +1,15 @@
-"""sitelens public API. Training/export are imported lazily so a runtime-only install works."""
-from runtime import (BundleError, ImageError, InputSpec, Recognition, Recognizer, SiteError,
-                     SitelensError, __version__, load_image)
+"""sitelens public API: the device API (recognizer, camera stream, results, errors) re-exported
+from ``runtime`` without importing torch, plus build/train/evaluate entry points that import
+training/export lazily so a runtime-only install works. Apps import from here."""
+from runtime import (BundleError, Candidate, DependencyError, ImageError, InputSpec, Recognition, Recognizer,
+                     SiteError, SitelensError, Thresholds, __version__, load_image)
+from runtime.stream import Event, RecognitionStream, open_source
+from runtime.verify.geometric import Evidence
 
-__all__ = ["Recognizer", "Recognition", "InputSpec", "load_image", "SitelensError", "BundleError",
-           "ImageError", "SiteError", "__version__", "build_bundle", "evaluate", "train"]
+__all__ = ["Recognizer", "Recognition", "Candidate", "Evidence", "InputSpec", "Thresholds", "load_image",
+           "RecognitionStream", "Event", "open_source",
+           "SitelensError", "BundleError", "ImageError", "SiteError", "DependencyError", "__version__",
+           "build_bundle", "evaluate", "train"]
 
 
 def build_bundle(*args, **kwargs):

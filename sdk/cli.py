@@ -16,8 +16,7 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import (budget_option, friendly, match_option, open_recognizer, provider_option, release_options,
-                         trust_option, verify_option)
+from .cli_common import budget_option, device_options, friendly, open_recognizer, trust_option, verify_option
 
 
 @click.group()
@@ -39,10 +38,7 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @click.option("-k", type=int, default=5, show_default=True, help="Candidates to show.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @click.option("--multi", is_flag=True, help="Every work that verifies (a wall with several), with its region.")
-@match_option
-@trust_option
-@release_options
-@provider_option
+@device_options
 @budget_option
 @friendly
 def recognize(bundle, images, k, as_json, multi, match, trust, site_id, min_release, provider, budget_ms):
@@ -79,10 +75,7 @@ def recognize(bundle, images, k, as_json, multi, match, trust, site_id, min_rele
 @click.option("--site", type=click.Path(exists=True), help="Site folder/manifest for reference thumbnails in the report.")
 @click.option("--per-query", is_flag=True, help="Include every query's result in the JSON.")
 @click.option("--multi", is_flag=True, help="Photos with several works (instance a|b): multi_recall, multi_precision.")
-@match_option
-@trust_option
-@release_options
-@provider_option
+@device_options
 @friendly
 def eval_(bundle, queries, as_json, report, site, per_query, multi, match, trust, site_id, min_release, provider):
     """Score BUNDLE on QUERIES (folder per instance, or manifest's query rows)."""
@@ -119,7 +112,7 @@ def eval_(bundle, queries, as_json, report, site, per_query, multi, match, trust
 @friendly
 def inspect(bundle, as_json, trust):
     """Show what a bundle holds (verifies every checksum first; with --trust, the signature too)."""
-    from runtime.bundle_format import read_bundle
+    from runtime.bundle.format import read_bundle
 
     contents = read_bundle(bundle, trusted_keys=list(trust) or None)
     m, sig = contents.manifest, contents.signature
@@ -130,7 +123,7 @@ def inspect(bundle, as_json, trust):
                      "verified against --trust")
     else:
         signature = f"signed by key {sig.key_id} on {sig.signed} (not checked: pass --trust site.pub)"
-    from runtime.bundle_format import GLUE_MODEL, LOCAL_MODEL, MODEL
+    from runtime.bundle.format import GLUE_MODEL, LOCAL_MODEL, MODEL
 
     models = (MODEL, LOCAL_MODEL, GLUE_MODEL)  # the same for any site; the rest grows with it
     images = _reference_images(contents)
@@ -170,7 +163,7 @@ def inspect(bundle, as_json, trust):
 
 def _reference_images(contents) -> int:
     """Reference images behind the index rows (turned copies of one image are one image)."""
-    from runtime.bundle_format import LABELS
+    from runtime.bundle.format import LABELS
 
     labels = contents.json(LABELS)
     images = labels.get("images") if isinstance(labels, dict) else None
@@ -217,10 +210,7 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
 @click.option("--stats", is_flag=True, help="Print a final JSON line with frames, fps and drops.")
 @click.option("--multi", type=click.Choice(["centre", "largest"]),
               help="Frames with several works: announce the one nearest the centre, or the largest.")
-@match_option
-@trust_option
-@release_options
-@provider_option
+@device_options
 @budget_option
 @friendly
 def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, match, trust, site_id, min_release,

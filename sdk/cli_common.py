@@ -7,7 +7,9 @@ import functools
 import click
 
 from runtime.errors import SitelensError
-from runtime.providers import NAMED
+from runtime.models.providers import NAMED
+from runtime.kinds import MATCH_MODES, PRECISIONS
+from runtime.verify.local_features import FEATURES
 
 
 def friendly(fn):
@@ -49,7 +51,7 @@ budget_option = click.option(
 
 
 match_option = click.option(
-    "--match", type=click.Choice(["hnsw", "exact", "binary", "hamming"]), default="hnsw", show_default=True,
+    "--match", type=click.Choice(list(MATCH_MODES)), default="hnsw", show_default=True,
     help="hnsw (default), exact float search, binary (Hamming shortlist re-ranked with floats) or hamming "
          "(codes alone); binary modes need --hash-bits at export.")
 trust_option = click.option(
@@ -65,12 +67,14 @@ provider_option = click.option(
     "--provider", type=click.Choice(["auto", *NAMED]), default="auto", show_default=True,
     help="Where the models run: auto (TensorRT > CUDA > OpenVINO > CPU, whichever is installed) or one of them "
          "(an error if it is not installed).")
+# what every device command (recognize, eval, camera) takes: how to search, whom to trust, where to run
+device_options = options(match_option, trust_option, release_options, provider_option)
 key_option = click.option(
     "--key", "key", type=click.Path(exists=True, dir_okay=False),
     help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")
 
 verify_option = click.option(
-    "--verify", type=click.Choice(["xfeat", "orb", "sift", "none"]), default="xfeat", show_default=True,
+    "--verify", type=click.Choice([*FEATURES, "none"]), default="xfeat", show_default=True,
     help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
          "or none (global descriptor only).")
 
@@ -85,7 +89,7 @@ BUILD_OPTIONS = (
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
                                         "against exact search on the site's simulated views)."),
     click.option("--M", "m", type=int, help="HNSW graph degree (default 16; raised when ef alone cannot reach the recall)."),
-    click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+    click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
                  help="Model precision; checked against FP32, falls back if worse. int8: fastest on CPUs; "
                       "fp16: for GPUs (slower than fp32 on CPUs)."),
     click.option("--int8-weights", type=click.Choice(["8", "7"]), default="8", show_default=True,
@@ -124,7 +128,7 @@ BUILD_OPTION_NAMES = tuple(o(lambda: None).__click_params__[0].name for o in BUI
 
 def build_kwargs(opts: dict) -> dict:
     """click values of BUILD_OPTIONS -> build_bundle keyword arguments."""
-    from runtime.index_params import IndexParams
+    from runtime.search.index_params import IndexParams
 
     o = dict(opts)
     return {

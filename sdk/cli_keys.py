@@ -18,7 +18,7 @@ def keygen(out, force, passphrase_env):
     """Create an Ed25519 signing key pair: OUT (private, mode 0600) and OUT.pub (give it to devices)."""
     import os
 
-    from runtime.signing import generate_keypair
+    from runtime.bundle.signing import generate_keypair
 
     passphrase = None
     if passphrase_env:
@@ -37,7 +37,7 @@ def keygen(out, force, passphrase_env):
 @friendly
 def sign(bundle, key, out):
     """Sign an existing BUNDLE (its checksums are verified first)."""
-    from runtime.bundle_format import sign_bundle
+    from runtime.bundle.format import sign_bundle
 
     path, info = sign_bundle(bundle, key, out)
     click.echo(f"signed {path} with key {info.key_id}")
@@ -50,7 +50,7 @@ def sign(bundle, key, out):
 @friendly
 def verify(bundle, trust):
     """Check that BUNDLE is intact and signed by a trusted key (exit status 1 if not)."""
-    from runtime.bundle_format import read_bundle
+    from runtime.bundle.format import read_bundle
 
     contents = read_bundle(bundle, trusted_keys=list(trust))
     when = contents.signature.signed or "signing date not covered by this older signature"

@@ -93,13 +93,13 @@ def export_cmd(run, site, out, tensorrt, **opts):
     from export.bundler import build_bundle
 
     if tensorrt:
-        from runtime.tensorrt_cache import require_tensorrt
+        from runtime.models.tensorrt_cache import require_tensorrt
 
         require_tensorrt()  # fail before the long export, not after
     path = build_bundle(site, out, run, **build_kwargs(opts))
     _wrote(path)
     if tensorrt:
-        from runtime.tensorrt_cache import warm_engine_cache
+        from export.tensorrt_warm import warm_engine_cache
 
         click.echo(f"built TensorRT engine cache {warm_engine_cache(path)}")
 

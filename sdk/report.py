@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
 from runtime.thresholds import Thresholds
 
 THUMB = 128

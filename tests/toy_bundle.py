@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import bundle_format as bf
-from runtime.embedder import FINGERPRINT_KEY, Embedder
-from runtime.feature_store import FeatureStore
-from runtime.verifier import Verifier, VerifyParams, make_extractor
-from runtime.index import ReferenceIndex
-from runtime.index_params import IndexParams
-from runtime.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
-from runtime.preprocess import InputSpec
+from runtime.bundle import format as bf
+from runtime.bundle.index_members import index_members
+from runtime.models.embedder import FINGERPRINT_KEY, Embedder
+from runtime.search.feature_store import FeatureStore
+from runtime.verify.verifier import Verifier, VerifyParams, make_extractor
+from runtime.search.index import ReferenceIndex
+from runtime.search.index_params import IndexParams
+from runtime.bundle.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo
+from runtime.image.preprocess import InputSpec
 from runtime.thresholds import Thresholds
 
 TOY_FINGERPRINT = "7" * 64
@@ -75,10 +76,28 @@ def make_toy_bundle(path: str | Path, n_instances: int = 20, refs_per_instance: 
         features = FeatureStore.from_rows(verifier.reference_features(img) for img in images)
     index = ReferenceIndex(np.stack(descs), instances, params=IndexParams(M=8, ef_construction=50, ef=32),
                            features=features)
-    members, live = index.to_members()
+    members, live = index_members(index)
     manifest = Manifest(site=SiteInfo("toy", len(live), len(instances)),
                         model=ModelInfo(TOY_FINGERPRINT, TOY_DIM, spec), index=IndexInfo(index.params, len(instances)),
                         instances={i: {"title": i.replace("_", " ")} for i in live},
                         thresholds=thresholds or Thresholds.single(score=0.5, margin=0.0, target_far=0.01),
                         verification=VerifyParams.for_feature(verify).to_dict() if verify else None)
     return bf.write_bundle(path, manifest, {bf.MODEL: model, **members}, signing_key=signing_key)
+
+
+def claim_member_size(path: str | Path, name: str, size: int) -> None:
+    """Rewrite both zip headers (local and central) of member ``name`` in the zip at ``path`` to claim
+    ``size`` bytes uncompressed: a lying header, for tests and attacks on the bundle reader."""
+    import struct
+    import zipfile
+
+    path = Path(path)
+    with zipfile.ZipFile(path) as zf:
+        offset, central = zf.getinfo(name).header_offset, zf.start_dir
+    data = bytearray(path.read_bytes())
+    while data[central + 46:central + 46 + len(name)] != name.encode():
+        n, m, k = struct.unpack_from("<3H", data, central + 28)
+        central += 46 + n + m + k
+    for pos in (offset + 22, central + 24):
+        struct.pack_into("<I", data, pos, size)
+    path.write_bytes(bytes(data))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from runtime.bundle_format import atomic_write
+from runtime.bundle.format import atomic_write
 from runtime.errors import SitelensError
 
 from .network import DescriptorNet

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
 from runtime.site import Site
 from training.simulator.geometry import limit_size
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtime.preprocess import InputSpec, resize_for_model
+from runtime.image.preprocess import InputSpec, resize_for_model
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from runtime.errors import SitelensError
-from runtime.preprocess import InputSpec
+from runtime.image.preprocess import InputSpec
 from runtime.site import Site, load_site
 
 from . import distributed

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.metrics import mp1
-from runtime.preprocess import InputSpec
+from runtime.image.preprocess import InputSpec
 
 from .data import ReferenceSet
 from .describe import describe
 from .simulator import CameraViewSimulator
+from .simulator.sampler import pick, views_of
 
 MAX_VALIDATION_REFS = 300
 
@@ -18,10 +19,10 @@ class Validator:
     def __init__(self, data: ReferenceSet, spec: InputSpec, views_per_ref: int, seed: int, clutter: bool):
         rng = np.random.default_rng(seed + 12345)
         sim = CameraViewSimulator(seed=seed + 12345, clutter=data.images if clutter else None)
-        idx = rng.choice(len(data.images), min(len(data.images), MAX_VALIDATION_REFS), replace=False)
+        idx = pick(len(data.images), MAX_VALIDATION_REFS, rng, in_order=False)
         self.data, self.spec = data, spec
-        self.views = [sim(data.images[i], rng) for i in idx for _ in range(views_per_ref)]
-        self.labels = np.repeat(data.labels[idx], views_per_ref)
+        self.views, source = views_of([data.images[i] for i in idx], views_per_ref, sim, rng)
+        self.labels = data.labels[idx][source]
 
     def __call__(self, net) -> float:
         device = next(net.parameters()).device  # wherever the net is: the training device, then the CPU

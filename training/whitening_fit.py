@@ -7,12 +7,13 @@ import logging
 import numpy as np
 import torch
 
-from runtime.preprocess import InputSpec
+from runtime.image.preprocess import InputSpec
 
 from .config import TrainConfig
 from .data import ReferenceSet
 from .describe import describe
 from .simulator import CameraViewSimulator
+from .simulator.sampler import views_of
 from .whitening import learn_whitening
 
 log = logging.getLogger("sitelens")
@@ -22,12 +23,8 @@ def fit_whitening(net, data: ReferenceSet, spec: InputSpec, device, cfg: TrainCo
     """Lw from references + simulated views (pairs: view-ref, ref-ref of one instance)."""
     rng = np.random.default_rng(cfg.seed + 99)
     sim = CameraViewSimulator(seed=cfg.seed + 99, clutter=data.images if cfg.clutter else None)
-    views, src = [], []
     per_image = int(np.clip(np.ceil(cfg.whitening_min_pairs / max(len(data.images), 1)), cfg.whitening_views, 50))
-    for i, img in enumerate(data.images):
-        for _ in range(per_image):
-            views.append(sim(img, rng))
-            src.append(i)
+    views, src = views_of(data.images, per_image, sim, rng)
     net.whiten = None
     x = np.concatenate([describe(net, data.images, spec, device, pooled=True),
                         describe(net, views, spec, device, pooled=True)])

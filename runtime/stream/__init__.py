@@ -1,6 +1,6 @@
 """Real-time recognition on a camera or video: capture, decision layer, stream."""
-from .capture import Frame, FrameSource, open_source
-from .decision import DecisionLayer, Event
-from .stream import RecognitionStream
+from runtime.stream.capture import Frame, FrameSource, open_source
+from runtime.stream.decision import DecisionLayer, Event
+from runtime.stream.stream import RecognitionStream
 
 __all__ = ["Frame", "FrameSource", "open_source", "DecisionLayer", "Event", "RecognitionStream"]

@@ -19,8 +19,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from ..errors import SitelensError
-from ..image_io import to_rgb_uint8
+from runtime.errors import SitelensError
+from runtime.image.image_io import to_rgb_uint8
 
 log = logging.getLogger("sitelens")
 

@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from ..recognizer import Recognizer
-from .capture import FrameSource, open_source
-from .decision import DecisionLayer, Event
+from runtime.recognizer import Recognizer
+from runtime.stream.capture import FrameSource, open_source
+from runtime.stream.decision import DecisionLayer, Event
 
 
 def pick_work(works, shape: tuple[int, int], how: str):

@@ -4,7 +4,7 @@ import zipfile
 import pytest
 
 from export.bundler import build_bundle
-from runtime import bundle_format as bf
+from runtime.bundle import format as bf
 from runtime.errors import SiteError, SitelensError
 from tests.conftest import SMALL_SIZE, make_site
 

@@ -28,7 +28,7 @@ def test_small_sites_calibrate_on_fewer_synthetic_negatives():
 
 
 def test_look_alikes_by_score_plane_or_3d_structure():
-    from runtime.geometric import Evidence
+    from runtime.verify.geometric import Evidence
 
     assert alike(0.9, None, alike_score=0.8) and not alike(0.5, None, alike_score=0.8)
     # the same plane: many well-spread homography inliers
@@ -40,7 +40,7 @@ def test_look_alikes_by_score_plane_or_3d_structure():
 
 
 def test_rule_paths():
-    from runtime.geometric import Evidence
+    from runtime.verify.geometric import Evidence
 
     rule = Rule(score=0.8, margin=0.05, support=20, fundamental=40)
     assert rule.verified(Evidence(50, 30, 0, 0, 0.5)) and not rule.verified(Evidence(50, 30, 0, 0, 0.02))
@@ -64,7 +64,7 @@ def calibrated(tmp_path_factory, tiny_net):
     sim = CameraViewSimulator(seed=5)
     rows = ["path,instance,role"]
     for k, folder in enumerate(sorted(p for p in site.iterdir() if p.is_dir())[:4]):
-        img = __import__("runtime.image_io", fromlist=["load_image"]).load_image(folder / "a.jpg")
+        img = __import__("runtime.image.image_io", fromlist=["load_image"]).load_image(folder / "a.jpg")
         write_rgb(root / "survey" / f"{folder.name}.jpg", sim(img, rng))
         rows.append(f"survey/{folder.name}.jpg,{folder.name},query")
     for k in range(3):

@@ -3,7 +3,7 @@ ONNX Runtime agrees with it."""
 import onnx
 
 from export.glue_export import GlueScores, check_parity, export_lighterglue
-from runtime.glue import GLUE_FINGERPRINT_KEY
+from runtime.verify.glue import GLUE_FINGERPRINT_KEY
 
 
 def test_export_agrees_with_kornia_and_carries_its_fingerprint():

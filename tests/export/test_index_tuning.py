@@ -2,7 +2,7 @@
 import numpy as np
 
 from export.index_tuning import exact_top1, recall_at_1, tune_index
-from runtime.index_params import IndexParams
+from runtime.search.index_params import IndexParams
 
 
 def clustered(n, d, groups, noise, seed):

@@ -17,7 +17,7 @@ def test_spread_order_covers_the_image_before_taking_seconds():
     only those of its most contrasted corner."""
     import numpy as np
 
-    from runtime.local_features import SPREAD_CELLS, spread_order
+    from runtime.verify.local_features import SPREAD_CELLS, spread_order
 
     rng = np.random.default_rng(0)
     corner = rng.uniform(0, 60, (400, 2))                     # strong, all in one corner

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from export.onnx_export import ParityError, check_parity, export_onnx
-from runtime.embedder import FINGERPRINT_KEY
-from runtime.preprocess import InputSpec
+from runtime.models.embedder import FINGERPRINT_KEY
+from runtime.image.preprocess import InputSpec
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ import pytest
 from export.bundler import build_bundle
 from export.itq import learn_itq
 from export.precision import agreement, int8_nodes, to_fp16, to_int8
-from runtime import bundle_format as bf
-from runtime.binary_codes import BinaryCodes, popcount_rows
+from runtime.bundle import format as bf
+from runtime.bundle.index_members import index_members
+from runtime.search.binary_codes import BinaryCodes, popcount_rows
 from runtime.errors import SitelensError
-from runtime.index import ReferenceIndex
-from runtime.int8_products import saturates
+from runtime.search.index import ReferenceIndex
+from runtime.models.int8_products import saturates
 from runtime.recognizer import Recognizer
 from tests.conftest import make_site
 
@@ -52,14 +53,14 @@ def test_binary_modes_on_index():
     assert idx.search(centres[0], 1, "binary")[0][0] in ("new", "i0")
     mem = idx.memory_per_reference()
     assert mem["hamming"] == 8 and mem["exact"] == 4 * 96
-    assert set(idx.to_members()[0]) >= {bf.CODES, bf.ITQ_PROJ, bf.ITQ_MEAN}
+    assert set(index_members(idx)[0]) >= {bf.CODES, bf.ITQ_PROJ, bf.ITQ_MEAN}
 
 
 def test_fp16_model_agrees(tiny_net):
     import onnxruntime as ort
 
     from export.onnx_export import export_onnx
-    from runtime.preprocess import InputSpec
+    from runtime.image.preprocess import InputSpec
 
     fp32 = export_onnx(tiny_net, InputSpec(size=64))
     fp16 = to_fp16(fp32)
@@ -75,8 +76,8 @@ def test_int8_keeps_first_conv_float_and_quantizes_activations(tiny_net, tmp_pat
     import onnxruntime as ort
 
     from export.onnx_export import export_onnx
-    from runtime.image_io import load_image
-    from runtime.preprocess import InputSpec
+    from runtime.image.image_io import load_image
+    from runtime.image.preprocess import InputSpec
     from training.data import to_square
 
     fp32 = export_onnx(tiny_net, InputSpec(size=64))
@@ -110,13 +111,13 @@ def _conv_weight_range(model) -> tuple[int, int]:
 
 def test_int8_weight_bits(tiny_net, tmp_path):
     """8-bit weights use the full int8 range, 7-bit ones (x86 CPUs without VNNI) half of it; the
-    model's metadata says which, for the runtime's warning (runtime/int8_products.py)."""
+    model's metadata says which, for the runtime's warning (runtime/models/int8_products.py)."""
     import onnx
 
     from export.onnx_export import export_onnx
-    from runtime.image_io import load_image
-    from runtime.int8_products import WEIGHT_BITS_KEY
-    from runtime.preprocess import InputSpec
+    from runtime.image.image_io import load_image
+    from runtime.models.int8_products import WEIGHT_BITS_KEY
+    from runtime.image.preprocess import InputSpec
     from training.data import to_square
 
     fp32 = export_onnx(tiny_net, InputSpec(size=64))
@@ -135,8 +136,8 @@ def test_int8_keeps_the_whitening_head_in_float(tmp_path):
     import onnx
 
     from export.onnx_export import export_onnx
-    from runtime.image_io import load_image
-    from runtime.preprocess import InputSpec
+    from runtime.image.image_io import load_image
+    from runtime.image.preprocess import InputSpec
     from training.data import to_square
     from training.network import DescriptorNet
 

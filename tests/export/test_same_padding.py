@@ -10,7 +10,7 @@ from timm.layers import Conv2dSame
 
 from export.onnx_export import padding_in_convolutions, to_onnx
 from export.same_padding import fold_same_padding
-from runtime.preprocess import InputSpec
+from runtime.image.preprocess import InputSpec
 
 SHAPES = [(1, 32, 32), (1, 33, 47), (2, 31, 30)]
 

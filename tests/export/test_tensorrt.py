@@ -3,7 +3,8 @@ them, a clear error and a skip."""
 import pytest
 
 from runtime.errors import DependencyError
-from runtime.tensorrt_cache import cache_dir, gpu_name, require_tensorrt, tensorrt_version, warm_engine_cache
+from export.tensorrt_warm import warm_engine_cache
+from runtime.models.tensorrt_cache import cache_dir, gpu_name, require_tensorrt, tensorrt_version
 
 
 def _have_trt() -> bool:
@@ -34,7 +35,7 @@ def test_engine_cache_on_gpu(bundle_copy):  # pragma: no cover - runs on GPU mac
 def test_engine_files_sitelens_did_not_build_are_removed(tmp_path, caplog):
     """The engine cache is outside the signature: files whose sha256 was not recorded when
     sitelens built them (or changed since) are removed before the provider may load them."""
-    from runtime.tensorrt_cache import SUMS, check_engines, record_engines
+    from runtime.models.tensorrt_cache import SUMS, check_engines, record_engines
 
     folder = tmp_path / "cache"
     folder.mkdir()

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from export.update import update_bundle
-from runtime import bundle_format as bf
+from runtime.bundle import format as bf
 from runtime.errors import SitelensError
 from runtime.recognizer import Recognizer
 from sdk.cli import main
@@ -61,7 +61,7 @@ def test_update_keeps_unchanged_rows_and_thresholds(tiny_bundle, changed_site, t
 
 
 def test_update_refuses_what_it_cannot_do(tiny_bundle, changed_site, tmp_path):
-    from runtime.signing import generate_keypair
+    from runtime.bundle.signing import generate_keypair
     from tests.toy_bundle import make_toy_bundle
 
     toy = make_toy_bundle(tmp_path / "toy.sitelens")           # rows without image digests

@@ -35,3 +35,13 @@ def test_summary_tells_wrong_accepts_from_false_accepts():
     assert out["GAP"] == pytest.approx(1 / 3, abs=1e-4)                 # one right answer, ranked first
     only_unknown = summarize([_row([], "a", False, 0.2)])
     assert only_unknown["wrong_accept_rate"] is None and only_unknown["GAP"] is None
+
+
+def test_accept_rates_split_right_wrong_and_unknown_accepts():
+    from runtime.metrics import accept_rates
+
+    rates = accept_rates([True, True, False, True], [True, False, False, True], [False, True])
+    assert rates == {"true_accept_rate": 0.5, "wrong_accept_rate": 0.25, "false_accept_rate": 0.5}
+    assert accept_rates([True], [True], [])["false_accept_rate"] is None
+    assert accept_rates([], [], [True]) == {"true_accept_rate": None, "wrong_accept_rate": None,
+                                            "false_accept_rate": 1.0}

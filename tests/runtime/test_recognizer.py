@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import bundle_format as bf
+from runtime.bundle import format as bf
 from runtime.errors import BundleError
 from runtime.recognizer import Recognizer
 
@@ -122,7 +122,7 @@ def test_schema_2_bundles_with_the_whole_hnsw_file_still_open(tiny_bundle, tmp_p
     """Schema 3 stores the graph without its vectors (index.graph, a fraction of index.hnsw's
     bytes); bundles written before it carry hnswlib's whole file and still open, answer the same,
     and are written as schema 3 by the next save."""
-    from runtime.hnsw_file import with_vectors
+    from runtime.bundle.hnsw_file import with_vectors
 
     new = bf.read_bundle(tiny_bundle)
     refs = bf.reference_descriptors(new).astype(np.float16)          # schema 2 stored float16 rows ...

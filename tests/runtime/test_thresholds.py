@@ -1,5 +1,5 @@
 """The global path of the decision rule and local geometry (runtime/thresholds.py)."""
-from runtime.geometric import Evidence
+from runtime.verify.geometric import Evidence
 from runtime.recognizer import Findings
 from runtime.thresholds import AGREE_INLIERS, JUDGE_MATCHES, Rule, geometry_contradicts
 

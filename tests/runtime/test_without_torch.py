@@ -26,6 +26,7 @@ def test_runtime_recognizes_with_torch_unimportable(tiny_bundle, tiny_site):
         desc = np.random.default_rng(1).integers(-127, 128, (40, 64)).astype(np.int8)
         rec.verifier.matcher.match(kp, desc, kp, desc)  # the learned matcher runs on ONNX Runtime alone
         import sdk, sdk.cli
+        assert sdk.Recognizer is runtime.Recognizer and sdk.RecognitionStream and sdk.Evidence
         print(json.dumps({{"best": r.best, "torch": any(m.startswith('torch') for m in sys.modules)}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -67,7 +67,7 @@ def test_camera_refuses_untrusted(tmp_path):
 
 
 def test_key_files_are_written_whole_and_never_clobbered(tmp_path, monkeypatch):
-    from runtime import signing
+    from runtime.bundle import signing
 
     target = tmp_path / "site.key"
     target.write_bytes(b"someone else's key")            # appeared after the exists() check

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.image_io import MIN_SIDE
+from runtime.image.image_io import MIN_SIDE
 
 from . import geometry as geo
 from . import photometric as ph

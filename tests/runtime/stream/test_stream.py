@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from runtime.errors import SitelensError
-from runtime.image_io import load_image
+from runtime.image.image_io import load_image
 from runtime.recognizer import Recognizer
 from runtime.stream import DecisionLayer, RecognitionStream
 from runtime.stream.capture import LiveSource

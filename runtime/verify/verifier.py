@@ -1,0 +1,350 @@
+"""Geometric verification of the global shortlist: the query's local features against the cached
+features of each candidate's references, then a geometric model (``runtime/verify/geometric.py``).
+
+Rotations: the index holds each reference at several quarter turns (a book on a desk, a phone held
+sideways), each row with the descriptor *and* the local features of the turned reference (XFeat is
+not rotation invariant). The query is described once, upright. Each candidate's rows come ordered
+by global similarity to the query: its best row (usually the right reference at the right turn) is
+matched first for every candidate; the next ones (other turns, other references), at most
+``rows_per_candidate``, only when that verified nothing. An upright painting costs one matching per
+candidate, a turned book up to four. When none of the shortlist's first candidates verified, a
+second look matches the next ones too (``_second_look``). When still nothing verified, the learned
+matcher (LighterGlue, ``runtime/verify/glue.py``) re-matches the one or two candidates whose mutual nearest
+neighbours already fit a fundamental matrix better than chance (``_glue``): it finds the
+correspondences a change of viewpoint or daylight hides from descriptor distances alone (3-D
+evidence), and its cost (``bench/verifiers.py``) is paid only on those frames.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from runtime.errors import SitelensError
+from runtime.verify.geometric import Evidence, fit_homography, fundamental_inliers, hull_area, outline_in_query
+from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
+from runtime.verify.matching import mutual_nearest_many, ratio_test
+
+
+@dataclass
+class VerifyParams:
+    feature: str = "xfeat"          # xfeat (learned, ONNX) | orb | sift
+    work_side: int = 640            # longer side of the working image (references and queries)
+    ref_keypoints: int = 512        # per upright reference row stored in the bundle
+    ref_spread: bool = False        # xfeat: references keep keypoints spread over the image (spread_order)
+    turned_keypoints: int = 256     # per quarter-turned reference row
+    query_keypoints: int = 1024
+    min_cosine: float = 0.78        # mutual nearest neighbours (xfeat); RANSAC and calibration handle the extra outliers
+    ratio: float = 0.8              # Lowe's ratio test (orb/sift)
+    candidates: int = 10            # shortlist size verified per frame
+    second_look: int = 20           # further shortlist candidates matched when none of the first verified
+    second_look_geometry: int = 3   # of those, the ones with the most matches that get a geometric model
+    rows_per_candidate: int = 4     # reference rows (references x turns) matched per candidate, best first
+    fundamental: bool = True        # 3-D fallback model for the best candidates
+    fundamental_candidates: int = 3
+    local_fingerprint: str | None = None  # of local.onnx (xfeat)
+    glue_candidates: int = 2        # unverified candidates the learned matcher re-matches (xfeat; 0 = off)
+    glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
+                                     # fundamental-matrix inliers (random matches give about 20)
+    glue_fingerprint: str | None = None   # of glue.onnx
+    turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
+                                     # row shares its image's upright features and the query is turned back
+
+    def __post_init__(self):
+        if self.feature not in FEATURES:
+            raise SitelensError(f"unknown local feature {self.feature!r}; use one of {FEATURES}")
+        if self.turned_features not in ("query", "stored"):
+            raise SitelensError(f"turned_features must be 'query' or 'stored', got {self.turned_features!r}")
+
+    @classmethod
+    def for_feature(cls, feature: str) -> "VerifyParams":
+        if feature == "xfeat":
+            return cls(feature="xfeat")
+        return cls(feature=feature, work_side=480, ref_keypoints=800, turned_keypoints=400, query_keypoints=800,
+                   glue_candidates=0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VerifyParams":
+        known = {f.name for f in fields(cls)}
+        # bundles calibrated before the second look or the learned matcher keep their path
+        d = {"second_look": 0, "glue_candidates": 0, **d}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def shortlist(self) -> int:
+        """Global candidates verification may look at: the first ones and the second look."""
+        return self.candidates + self.second_look
+
+
+def _unturn(pts: np.ndarray, turns: int, h: int, w: int) -> np.ndarray:
+    """Points of ``np.rot90(frame, -turns)`` (an h x w image) in the frame's own coordinates."""
+    for _ in range(turns % 4):
+        # np.rot90(img, -1) maps frame (x, y) to (H - 1 - y, x) in an image of width H; invert that
+        pts = np.stack([pts[:, 1], (w - 1) - pts[:, 0]], axis=1)
+        h, w = w, h
+    return pts
+
+
+def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
+    """No keypoints, with the dtypes and widths of ``like``."""
+    return like[0][:0], like[1][:0]
+
+
+def make_extractor(params: VerifyParams, local_onnx: bytes | None = None, source: str = "bundle",
+                   threads: int | None = None, providers: list[str] | None = None):
+    if params.feature == "xfeat":
+        if local_onnx is None:
+            raise SitelensError(f"{source}: verification with xfeat needs local.onnx")
+        return XFeatFeatures(local_onnx, params.local_fingerprint, params.work_side, params.query_keypoints,
+                             threads=threads, source=f"{source}:local.onnx", providers=providers)
+    return OpenCVFeatures(params.feature, params.work_side, params.query_keypoints)
+
+
+def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: str = "bundle",
+                 threads: int | None = None, providers: list[str] | None = None):
+    """The learned matcher a bundle's verification uses, or None (mutual nearest neighbours only)."""
+    if params.feature != "xfeat" or not params.glue_candidates:
+        return None
+    if glue_onnx is None:
+        raise SitelensError(f"{source}: verification with the learned matcher needs glue.onnx")
+    from runtime.verify.glue import LearnedMatcher
+
+    return LearnedMatcher(glue_onnx, params.glue_fingerprint, threads=threads, source=f"{source}:glue.onnx",
+                          providers=providers)
+
+
+class Verifier:
+    """Verification of candidates for one bundle. Thread-safe (its only mutable state, the last
+    learned-matcher call's duration used by time budgets, is one float written whole)."""
+
+    def __init__(self, params: VerifyParams, extractor, matcher=None):
+        self.params, self.extractor, self.matcher = params, extractor, matcher
+        self._glue_seconds = 0.0
+
+    @property
+    def shared_turns(self) -> bool:
+        """Turned rows share their image's upright features; the query is turned back to match them."""
+        return self.params.turned_features == "query"
+
+    def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
+        """What the bundle stores for one reference row: the features of the reference turned by
+        ``rotation`` quarter turns (fewer keypoints for turned copies); none for turned rows when
+        they share the upright row's (``shared_turns``: a quarter of the bytes)."""
+        if rotation and self.shared_turns:
+            dtype, width = STORED_DESCRIPTORS[self.params.feature]
+            return np.zeros((0, 2), np.float16), np.zeros((0, width), dtype)
+        img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
+        n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
+        if self.params.ref_spread and self.params.feature == "xfeat":
+            kp, desc = self.extractor.extract(img, n, spread=True)
+        else:
+            kp, desc = self.extractor.extract(img, n)
+        return kp.astype(np.float16), desc
+
+    def _correspondences(self, q, descs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(query, reference) keypoint indices for each reference row's descriptors."""
+        if self.params.feature == "xfeat":
+            return mutual_nearest_many(q[1], descs, self.params.min_cosine)
+        return [ratio_test(q[1], d, self.extractor.binary, self.params.ratio) for d in descs]
+
+    def _match(self, q, rotation: int, kp, pairs) -> tuple[Evidence, tuple | None]:
+        """Homography evidence of one reference row from its correspondences, plus the matched points."""
+        if len(kp) == 0:
+            return Evidence(rotation=rotation), None
+        qi, ri = pairs
+        src, dst = q[0][qi], kp[ri].astype(np.float32)
+        fit = fit_homography(src, dst)
+        mask = None if fit is None else fit[1]
+        inliers = int(mask.sum()) if mask is not None else 0
+        coverage = q_coverage = 0.0
+        region = None
+        if inliers >= 3:
+            coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
+            q_coverage = hull_area(src[mask]) / max(q[2], 1.0)
+            corners = outline_in_query(fit[0], kp.astype(np.float32))
+            region = None if corners is None else tuple(map(tuple, corners.tolist()))  # working frame, turned back
+        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage, region), (src, dst)
+
+    def query_features(self, img_rgb: np.ndarray, cache: dict | None = None, rotation: int = 0):
+        """(keypoints, descriptors, area of the keypoints' hull) of the frame, turned back by
+        ``rotation`` quarter turns (to match the upright features of a row of that rotation)."""
+        key = "q" if not rotation else ("q", rotation)
+        if cache is not None and key in cache:
+            return cache[key]
+        img = np.ascontiguousarray(np.rot90(img_rgb, -rotation)) if rotation else img_rgb
+        kp, desc = self.extractor.extract(img, self.params.query_keypoints)
+        q = (kp, desc, hull_area(kp))
+        if cache is not None:
+            cache[key] = q
+        return q
+
+    def _turns(self, first: list[str], feats: dict) -> tuple[set[int], set[int]]:
+        """(rotations a frame is matched at first, rotations tried after them when nothing verified).
+        With stored turned features: every rotation at once (its rows carry their own features).
+        With shared ones each rotation costs one local-feature extraction of the frame: first
+        upright and the rotation of the top candidate's best row; then, when nothing verified, the
+        other two. The global descriptor's rotation is only a hint: it tells turned from upright,
+        but a quarter turn left from one right, or upside down from either, much less well."""
+        if not self.shared_turns:
+            return {0, 1, 2, 3}, set()
+        top = next((rows[0][1] for inst in first if (rows := feats.get(inst))), 0)
+        return {0, top}, {0, 1, 2, 3} - {0, top}
+
+    def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
+                 verified=None, all_passes: bool = False, cache: dict | None = None,
+                 deadline: float | None = None) -> dict[str, Evidence]:
+        """Evidence per candidate instance (its best reference row); the second look's candidates
+        appear only when it ran.
+
+        ``candidates``: the global shortlist, best first; the first ``params.candidates`` are
+        verified, the next ``params.second_look`` only when none of those verified (see
+        ``_second_look``).
+        ``features_of(instances)`` -> {instance: [(row, rotation, keypoints, descriptors), ...]}, each
+        candidate's rows best first (the first row of every candidate is matched before any second);
+        asked for the second look's candidates only when it runs;
+        ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
+        ``all_passes`` matches every row (calibration: negatives must get every chance);
+        ``cache``: a dict kept across calls on the same image (query features, per-row results);
+        ``deadline`` (a ``time.perf_counter()`` value): the stages after the first (the candidates'
+        next rows, the second look, the 3-D models, the learned matcher) are skipped once it has
+        passed, and the learned matcher also when less time is left than its last call took; the
+        evidence found so far is returned (``cache["truncated"]`` says whether anything was skipped)."""
+        cache = {} if cache is None else cache
+        cache["truncated"] = False
+        shared = self.shared_turns
+
+        def qs(rotation: int):  # the frame's features for rows of ``rotation``
+            return self.query_features(img_rgb, cache, rotation if shared else 0)
+
+        def late(need: float = 0.0) -> bool:
+            if deadline is not None and time.perf_counter() + need > deadline:
+                cache["truncated"] = True
+                return True
+            return False
+
+        q = qs(0)
+        first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
+        out = {c: Evidence() for c in first}  # second-look candidates only once looked at
+        pts: dict[str, tuple] = {}
+        best: dict[str, tuple] = {}  # the reference row behind each candidate's evidence
+        if len(q[0]) == 0:
+            return out
+        all_feats = features_of(first)
+        turns, later_turns = self._turns(first, all_feats)
+
+        def done() -> bool:
+            return not all_passes and verified is not None and any(verified(e) for e in out.values())
+
+        # every candidate's best row first, then its next ones; then (shared turned features) the
+        # rows of the later rotations, when nothing verified
+        for phase, allowed in ((0, turns), (1, turns), (2, later_turns)):
+            if (phase and late()) or not allowed:
+                break
+            feats = {i: [f for f in rows if f[1] in allowed] for i, rows in all_feats.items()}
+            todo = [(inst, row_feats) for inst in first
+                    for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
+                    if phase == 2 or (j == 0) == (phase == 0)]
+            self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
+            for inst, row_feats in todo:
+                ev, p = cache[("m", row_feats[0])]
+                if ev.better_than(out[inst]):
+                    out[inst], pts[inst], best[inst] = ev, p, row_feats
+            if done():
+                break
+            if phase == 2:
+                turns = turns | later_turns
+        if second and not done() and not late():
+            more = {i: [f for f in rows if f[1] in turns] for i, rows in features_of(second).items()}
+            self._second_look(qs, second, more, out, pts, best, cache)
+        if self.params.fundamental and not late():
+            self._fundamental(out, pts, verified)
+            self._glue(qs, out, best, verified, cache, late)
+        return {i: self._in_frame(e, img_rgb.shape[:2], shared) for i, e in out.items()}
+
+    def _in_frame(self, ev: Evidence, shape: tuple[int, int], shared: bool) -> Evidence:
+        """``ev`` with its region in the frame's own pixels (from the working image, turned back by
+        the row's rotation when the frame was matched turned)."""
+        if ev.region is None:
+            return ev
+        h, w = shape
+        turns = ev.rotation % 4 if shared else 0
+        th, tw = (h, w) if turns % 2 == 0 else (w, h)          # the matched (turned-back) image's size
+        pts = np.float64(ev.region) / np.float64(self.extractor.working_scale(th, tw))
+        if turns:
+            pts = _unturn(pts, turns, th, tw)
+        return replace(ev, region=tuple(map(tuple, pts.tolist())))
+
+    def _match_rows(self, qs, rows, cache: dict) -> None:
+        """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``;
+        ``qs(rotation)``: the frame's features for rows of that rotation."""
+        fresh = [f for f in rows if ("m", f[0]) not in cache]
+        for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(qs, fresh, cache)):
+            cache[("m", row)] = self._match(qs(rotation), rotation, kp, pairs)
+
+    def _pairs(self, qs, rows, cache: dict) -> list:
+        todo = [f for f in rows if ("p", f[0]) not in cache]
+        for rotation in sorted({f[1] for f in todo}):
+            group = [f for f in todo if f[1] == rotation]
+            for (row, *_), pairs in zip(group, self._correspondences(qs(rotation), [f[3] for f in group])):
+                cache[("p", row)] = pairs
+        return [cache[("p", f[0])] for f in rows]
+
+    def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict, cache: dict) -> None:
+        """When none of the first candidates verified: the next ones' best rows are matched in one
+        batch (cheap next to a geometric model) and the few with the most correspondences get
+        the geometry. The global descriptor ranks a building seen from another corner or a detail
+        in close-up beyond the first ten more often than it misses it altogether, and the local
+        features still find it there; the others keep their match count (no inliers)."""
+        rows = {inst: feats[inst][0] for inst in second if feats.get(inst)}
+        pairs = dict(zip(rows, self._pairs(qs, list(rows.values()), cache)))
+        ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
+        for inst in ranked[: self.params.second_look_geometry]:
+            self._match_rows(qs, [rows[inst]], cache)
+            out[inst], pts[inst] = cache[("m", rows[inst][0])]
+            best[inst] = rows[inst]
+        for inst in ranked[self.params.second_look_geometry:]:
+            out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst][1])
+
+    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified) -> None:
+        """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
+        unless a homography already verified one."""
+        if verified is not None and any(verified(e) for e in out.values()):
+            return
+        ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
+        for inst in ranked[: self.params.fundamental_candidates]:
+            src, dst = pts[inst]
+            ev = out[inst]
+            out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))
+
+    def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: dict,
+              late=lambda need=0.0: False) -> None:
+        """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
+        inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
+        verified already. Its correspondences count as 3-D evidence only (the larger of the two
+        fundamental-matrix counts); the homography evidence stays that of mutual nearest neighbours:
+        LighterGlue also lines up the repeated windows of look-alike buildings, and counted as
+        homography support that raised the calibrated bar (smvs_landmarks: 14.5 -> 21) more than
+        it verified real photos."""
+        if self.matcher is None or not self.params.glue_candidates:
+            return
+        if verified is not None and any(verified(e) for e in out.values()):
+            return
+        gate = self.params.glue_from_fundamental
+        ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),
+                        key=lambda i: (-out[i].fundamental, -out[i].matches))
+        for inst in ranked[: self.params.glue_candidates]:
+            row, rotation, kp, desc = best[inst]
+            if ("g", row) not in cache:
+                if late(self._glue_seconds):
+                    break
+                start = time.perf_counter()
+                kp = kp.astype(np.float32)
+                q = qs(rotation)
+                qi, ri = self.matcher.match(q[0], q[1], kp, desc)
+                cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri])
+                self._glue_seconds = time.perf_counter() - start
+            out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache[("g", row)]))

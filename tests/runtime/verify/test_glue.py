@@ -1,0 +1,75 @@
+"""The learned matcher (LighterGlue, ONNX) on a synthetic planar scene, and its place in verification."""
+import numpy as np
+import pytest
+
+from export.glue_export import export_lighterglue
+from export.local_features import export_xfeat
+from runtime.errors import BundleError, SitelensError
+from runtime.verify.geometric import fundamental_inliers
+from runtime.verify.glue import LearnedMatcher, normalized
+from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
+from tests.conftest import planar_scene, poster
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    params = VerifyParams()
+    local, params.local_fingerprint = export_xfeat()
+    glue, params.glue_fingerprint = export_lighterglue()
+    return Verifier(params, make_extractor(params, local), make_matcher(params, glue))
+
+
+def test_normalized_centres_keypoints_on_their_extent():
+    kp = np.float32([[10, 20], [410, 20], [10, 220], [410, 220]])
+    n = normalized(kp)
+    assert np.allclose(n.min(axis=0), [-1, -0.5]) and np.allclose(n.max(axis=0), [1, 0.5])
+    assert normalized(np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_matcher_finds_the_true_pair_and_not_the_wrong_one(verifier):
+    scene, art = planar_scene()
+    q = verifier.query_features(scene)
+    found = {}
+    for name, img in (("shown", art), ("other", poster(100))):
+        kp, desc = verifier.reference_features(img)
+        qi, ri = verifier.matcher.match(q[0], q[1], kp.astype(np.float32), desc)
+        assert len(np.unique(ri)) == len(ri)  # one-to-one
+        found[name] = fundamental_inliers(q[0][qi], kp[ri].astype(np.float32))
+    assert found["shown"] >= 150 and found["other"] < found["shown"] / 4  # F is weak evidence: calibrated
+
+
+def test_verification_calls_the_matcher_only_for_unverified_promising_candidates(verifier):
+    scene, art = planar_scene()
+    refs = {"shown": art, "other": poster(100)}
+    feats = {n: [(k, 0, *verifier.reference_features(img))] for k, (n, img) in enumerate(refs.items())}
+
+    def features_of(names):
+        return {n: feats[n] for n in names}
+
+    calls = []
+    real = verifier.matcher.match
+    verifier.matcher.match = lambda *a: calls.append(1) or real(*a)
+    try:
+        verifier.evidence(scene, list(refs), features_of, verified=lambda e: e.support >= 15)
+        assert calls == []                                  # the homography verified: no learned matching
+        verifier.params.glue_candidates = 1                 # the most promising candidate only
+        ev = verifier.evidence(scene, list(refs), features_of, verified=lambda e: False)
+        assert len(calls) == 1
+        assert ev["shown"].fundamental >= 150 and ev["other"].fundamental < ev["shown"].fundamental / 4
+        verifier.params.glue_from_fundamental = 10 ** 6     # none past the gate
+        verifier.evidence(scene, list(refs), features_of, verified=lambda e: False)
+        assert len(calls) == 1
+    finally:
+        verifier.matcher.match = real
+        verifier.params.glue_candidates, verifier.params.glue_from_fundamental = 2, 24
+
+
+def test_matcher_needs_its_model_and_checks_its_fingerprint():
+    params = VerifyParams()
+    with pytest.raises(SitelensError, match="needs glue.onnx"):
+        make_matcher(params, None)
+    assert make_matcher(VerifyParams.for_feature("orb"), None) is None
+    assert make_matcher(VerifyParams.from_dict({"feature": "xfeat"}), None) is None  # older bundles: no matcher
+    glue, _ = export_lighterglue()
+    with pytest.raises(BundleError, match="fingerprint mismatch"):
+        LearnedMatcher(glue, "0" * 64)
