@@ -147,14 +147,14 @@ def frame_section(rec, frames, repeat: int, threads: int, rec_int8=None, models:
         out["network"]["other_runtime"] = other_summary(times, other, other_facts)
     out["network"]["arithmetic"] = arithmetic(net, tx, ort_t, torch_t)
     # global descriptor only, FP32 and INT8 bundles, arrays and JPEGs: also in alternating blocks
-    verifier = rec.verifier
-    rec.verifier = None
-    e2e = {"array": lambda: rec.recognize(nf()), "jpeg": lambda: rec.recognize(nj())}
+    from runtime.recognizer import Recognizer
+
+    plain = Recognizer.open(rec.path, threads=threads, verify=False)   # the same bundle, global descriptor only
+    e2e = {"array": lambda: plain.recognize(nf()), "jpeg": lambda: plain.recognize(nj())}
     if rec_int8 is not None:  # built without verification (main)
         e2e.update(int8_array=lambda: rec_int8.recognize(nf()), int8_jpeg=lambda: rec_int8.recognize(nj()))
     global_only = {name: percentiles(t) for name, t in timed_together(e2e, repeat).items()}
     global_only["timed"] = "in alternating blocks"
-    rec.verifier = verifier
     verified = timed_together({"array": lambda: rec.recognize(nf()), "jpeg": lambda: rec.recognize(nj())}, repeat)
     out["end_to_end"] = {"global_only": global_only,
                          "with_verification": {**{name: percentiles(t) for name, t in verified.items()},
