@@ -18,6 +18,8 @@ from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
 from runtime.versions import installed as installed_versions
 
+from training.backbone_registry import DEFAULT_BACKBONE, default_size
+
 from .onnx_export import OPSET, export_onnx
 from .references import ALL_ROTATIONS, MULTI_SCALES, describe_references
 from .stages import StageClock
@@ -25,7 +27,7 @@ from .stages import StageClock
 log = logging.getLogger("sitelens")
 
 
-def resolve_model(model=None, backbone: str = "tf_efficientnet_lite0", weights="pretrained"):
+def resolve_model(model=None, backbone: str = DEFAULT_BACKBONE, weights="pretrained"):
     """A DescriptorNet from a training run folder, a network object, or off the shelf."""
     from training.network import DescriptorNet
 
@@ -137,7 +139,7 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
             "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": USER_SET}
 
 
-def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = "tf_efficientnet_lite0",
+def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = DEFAULT_BACKBONE,
                  weights="pretrained", size: int | None = None, max_aspect: float = 2.0,
                  index_params: IndexParams | None = None, multiscale: bool = False,
                  per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
@@ -182,7 +184,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbo
         survey_queries = load_queries(survey)
     out = Path(out)
     net, run_config = resolve_model(model, backbone, weights)
-    size = int(size or run_config.get("input", {}).get("size") or 224)
+    size = int(size or run_config.get("input", {}).get("size") or default_size(net.backbone_name))
     spec = InputSpec(size=size, max_aspect=max_aspect)
     log.info("sitelens: exporting %s to ONNX", net.backbone_name)
     with clock.stage("network"):

@@ -235,7 +235,7 @@ def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, 
 @click.option("--out", default="sitelens-demo", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the generated site, queries and bundle.")
 @click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs (0 = off the shelf only).")
-@click.option("--size", type=int, default=224, show_default=True)
+@click.option("--size", type=int, help="Network input side (default: the backbone's).")
 @verify_option
 @friendly
 def demo(out, epochs, size, verify):

@@ -80,7 +80,7 @@ verify_option = click.option(
 
 # Build options shared by `bundle` and `export` (keyword names = build_bundle's where they match).
 BUILD_OPTIONS = (
-    click.option("--size", type=int, help="Shorter side fed to the network (default 224 or the run's)."),
+    click.option("--size", type=int, help="Shorter side fed to the network (default: the run's, or the backbone's)."),
     click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="instances.csv for a manifest site."),
     click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2."),
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
@@ -135,7 +135,7 @@ def build_kwargs(opts: dict) -> dict:
         "size": o["size"], "metadata": o["metadata"], "multiscale": o["multiscale"],
         "per_instance_mean": o["per_instance_mean"], "target_far": o["target_far"],
         "calibrate": not o["no_calibrate"],
-        "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or 16, ef=o["ef"] or 64),
+        "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or IndexParams.M, ef=o["ef"] or IndexParams.ef),
         "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
         "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
         "survey": o["survey"], "int8_weights": int(o["int8_weights"]), "site_id": o["site_id"],

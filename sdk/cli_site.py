@@ -5,37 +5,42 @@ import os
 
 import click
 
+from training.backbone_registry import DEFAULT_BACKBONE, default_size
+from training.config import LOSSES, TrainConfig
+
 from .cli_common import build_kwargs, build_options, friendly, key_option, open_recognizer, trust_option
 
 
 @click.command()
 @click.argument("site", type=click.Path(exists=True))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--size", type=int, default=224, show_default=True)
-@click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--negatives", type=int, default=4, show_default=True,
+@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
+@click.option("--size", type=int, help="Network input side (default: the backbone's).")
+@click.option("--batch", type=int, default=TrainConfig.batch, show_default=True)
+@click.option("--negatives", type=int, default=TrainConfig.negatives, show_default=True,
               help="Mined negatives per anchor (fewer on sites with fewer instances).")
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--loss", type=click.Choice(["triplet", "contrastive"]), default="triplet", show_default=True)
-@click.option("--ce-weight", type=float, default=0.0, show_default=True, help="Instance cross-entropy regulariser.")
-@click.option("--freeze-blocks", type=int, default=4, show_default=True, help="Lower backbone stages kept frozen (0 = none).")
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
+@click.option("--loss", type=click.Choice(list(LOSSES)), default=TrainConfig.loss, show_default=True)
+@click.option("--ce-weight", type=float, default=TrainConfig.ce_weight, show_default=True,
+              help="Instance cross-entropy regulariser.")
+@click.option("--freeze-blocks", type=int, default=TrainConfig.freeze_blocks, show_default=True,
+              help="Lower backbone stages kept frozen (0 = none).")
 @click.option("--whitening-dim", type=int, help="Reduce the descriptor with learned whitening (e.g. 512).")
 @click.option("--no-whitening", is_flag=True)
-@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
-@click.option("--weights", default="pretrained", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True)
+@click.option("--weights", default=TrainConfig.weights, show_default=True)
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--device", default=TrainConfig.device, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if the run folder has a checkpoint.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=TrainConfig.workers, show_default=True,
               help="Processes simulating visitor views while the network trains (0: none).")
 @friendly
 def train(site, out, epochs, size, batch, negatives, lr, loss, ce_weight, freeze_blocks, whitening_dim,
           no_whitening, backbone, weights, seed, device, no_resume, workers):
     """Fine-tune the descriptor network on SITE's references (never on queries)."""
-    from training.trainer import TrainConfig, train as run_training
+    from training.trainer import train as run_training
 
-    cfg = TrainConfig(epochs=epochs, size=size, batch=batch, negatives=negatives, lr=lr, loss=loss,
+    cfg = TrainConfig(epochs=epochs, size=size or default_size(backbone), batch=batch, negatives=negatives, lr=lr, loss=loss,
                       ce_weight=ce_weight, freeze_blocks=freeze_blocks, whitening=not no_whitening,
                       whitening_dim=whitening_dim, backbone=backbone, weights=weights, seed=seed, device=device,
                       workers=workers)
@@ -52,7 +57,7 @@ def _wrote(path) -> None:
 @click.argument("site", type=click.Path(exists=True))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Bundle to write (.sitelens).")
 @click.option("--model", type=click.Path(exists=True, file_okay=False), help="Training run folder (default: off the shelf).")
-@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True)
 @click.option("--weights", default="pretrained", show_default=True,
               help="'pretrained' (packaged), a local weights file, or 'timm' (download; needs internet).")
 @build_options

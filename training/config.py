@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .backbone_registry import DEFAULT_BACKBONE, default_size
+
+LOSSES = ("triplet", "contrastive")
+
 
 @dataclass
 class TrainConfig:
     epochs: int = 10
-    size: int = 224                # network input at training (square) and in the bundle
+    size: int = default_size(DEFAULT_BACKBONE)  # network input at training (square) and in the bundle
     batch: int = 8                 # anchors per step
     negatives: int = 4             # mined negatives per anchor (at most one per instance)
     views_per_ref: int = 1         # anchors per reference and epoch
@@ -15,7 +19,7 @@ class TrainConfig:
     gem_lr_mult: float = 10.0
     weight_decay: float = 1e-6
     margin: float = 0.1
-    loss: str = "triplet"          # or "contrastive"
+    loss: str = "triplet"          # one of LOSSES
     reducer: str = "mean"          # or "nonzero" (average over the tuples that still violate the margin)
     ce_weight: float = 0.0         # instance cross-entropy regulariser (thesis eq. 3.6: 1.0)
     semihard_epochs: int = 2       # then hardest negatives
@@ -29,7 +33,7 @@ class TrainConfig:
     clutter: bool = True           # simulated surroundings and reflections made of the site's other references
     workers: int = 1               # processes simulating views while the network trains (0: in the main process)
     seed: int = 0
-    backbone: str = "tf_efficientnet_lite0"
+    backbone: str = DEFAULT_BACKBONE
     weights: str = "pretrained"
     device: str = "auto"
     extra: dict = field(default_factory=dict)

@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbone_registry import DEFAULT_BACKBONE
 from .backbones import create_backbone
 from .gem import GeM
 
 
 class DescriptorNet(nn.Module):
-    def __init__(self, backbone: str = "tf_efficientnet_lite0", weights="pretrained", gem_p: float = 3.0,
+    def __init__(self, backbone: str = DEFAULT_BACKBONE, weights="pretrained", gem_p: float = 3.0,
                  whitening_dim: int | None = None):
         super().__init__()
         self.backbone, self.cfg = create_backbone(backbone, weights)

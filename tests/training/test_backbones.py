@@ -24,3 +24,12 @@ def test_weights_file_roundtrip_and_errors(tmp_path, tiny_net):
         read_weights_file(tmp_path / "bad.pth")
     with pytest.raises(SitelensError, match="no packaged weights"):
         create_backbone("resnet18", weights="pretrained")
+
+
+def test_defaults_come_from_the_registry():
+    from training.backbone_registry import DEFAULT_BACKBONE, REGISTRY, default_size
+    from training.config import TrainConfig
+
+    assert TrainConfig().backbone == DEFAULT_BACKBONE and TrainConfig().size == REGISTRY[DEFAULT_BACKBONE].default_size
+    assert default_size("tf_efficientnet_lite2") == 260
+    assert default_size("some_timm_model") == default_size(DEFAULT_BACKBONE)  # unknown: the default's size
