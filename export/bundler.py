@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from runtime.bundle import format as bf
@@ -21,6 +22,7 @@ from runtime.versions import installed as installed_versions
 from training.backbone_registry import DEFAULT_BACKBONE, default_size
 
 from .onnx_export import OPSET, export_onnx
+from .options import BuildOptions
 from .references import ALL_ROTATIONS, MULTI_SCALES, describe_references
 from .stages import StageClock
 
@@ -89,21 +91,6 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     return Verifier(params, make_extractor(params, models.get(bf.LOCAL_MODEL)), matcher), models
 
 
-def _check_release_options(site_id, release, expires) -> None:
-    """Refuse bad --site-id/--release/--expires before a long build, not when reading it back."""
-    from runtime.bundle.manifest import SITE_ID, parse_expiry
-
-    if site_id is not None and not SITE_ID.match(site_id):
-        raise SitelensError(f"--site-id {site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
-    if release is not None and not 0 <= int(release) < (1 << 63):
-        raise SitelensError(f"--release {release}: a whole number >= 0")
-    if expires is not None:
-        try:
-            parse_expiry(expires)
-        except ValueError:
-            raise SitelensError(f"--expires {expires!r}: not an ISO date (e.g. 2027-06-30)") from None
-
-
 def _site_id(name: str) -> str:
     """A site id from a site's name: letters, digits, '.', '_' and '-'."""
     import re
@@ -139,122 +126,115 @@ def _tune(index: ReferenceIndex, embedder: Embedder, site: Site, choose: bool, v
             "chosen": {"M": index.params.M, "ef": index.params.ef}, "note": USER_SET}
 
 
-def build_bundle(site: Site | str | Path, out: str | Path, model=None, *, backbone: str = DEFAULT_BACKBONE,
-                 weights="pretrained", size: int | None = None, max_aspect: float = 2.0,
-                 index_params: IndexParams | None = None, multiscale: bool = False,
-                 per_instance_mean: bool = False, calibrate: bool = True, target_far: float = 0.01,
-                 progress: bool = True, metadata: str | Path | None = None, precision: str = "fp32",
-                 hash_bits: int | None = None, verify: str | None = "xfeat", keep_blank: bool = False,
-                 retain: float | None = None, sign=None, upright: bool = False, survey=None,
-                 int8_weights: int = 8, clock: StageClock | None = None, site_id: str | None = None,
-                 release: int | None = None, expires: str | None = None, ref_keypoints: int | None = None,
-                 turned_features: str | None = None, spread_keypoints: bool = False) -> Path:
+def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: BuildOptions | None = None, *,
+                 backbone: str = DEFAULT_BACKBONE, weights="pretrained", progress: bool = True,
+                 clock: StageClock | None = None, **changes) -> Path:
     """Build and atomically write a bundle; the written file is re-opened and verified.
 
-    ``index_params``: HNSW M/ef; None (default) chooses them for recall@1 >= 0.99 against exact search
-    on the site's simulated views (the measured recall is stored either way).
-    ``verify``: local features for geometric verification of the shortlist: "xfeat" (default,
-    learned, ONNX), "orb", "sift", or None/"none" (off).
-    ``upright``: the site's objects are only ever seen upright (no quarter-turned reference rows).
-    ``survey``: a manifest/folder of real photos (``__unknown__`` = not in the site) used in calibration.
-    ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
-    ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
-    ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
-    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/models/int8_products.py``).
-    ``clock``: a ``StageClock`` that receives each stage's time (the build logs them either way).
-    ``ref_keypoints``: local-feature keypoints kept per reference image (the bundle's main cost per
-    work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
-    the image; ``turned_features`` "query": quarter-turned rows share their image's upright
-    features (a quarter of the bytes; the frame is turned back at match time instead).
-    ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
-    build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
-    refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
+    ``model``: a training run folder, a ``DescriptorNet``, or None (``backbone`` off the shelf with
+    ``weights``). ``options``: a ``BuildOptions`` (see there for each one); keyword ``changes``
+    replace single options (``build_bundle(site, out, verify="orb")``). ``clock``: a ``StageClock``
+    that receives each stage's time (the build logs them either way). The stages run in order:
+    network (and reduced precision), local-feature models, describe, index, calibrate, write."""
+    o = replace(options or BuildOptions(), **changes)
+    o.check()
     clock = clock or StageClock()
     start = time.perf_counter()
-    _check_release_options(site_id, release, expires)
-    if verify not in (None, "none") and per_instance_mean:
-        raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
-                            "or --verify none)")
     if not isinstance(site, Site):
-        site = load_site(site, metadata=metadata)
-    survey_queries = None
-    if survey is not None:
+        site = load_site(site, metadata=o.metadata)
+    survey = None
+    if o.survey is not None:
         from runtime.site import load_queries
 
-        survey_queries = load_queries(survey)
+        survey = load_queries(o.survey)
     out = Path(out)
     net, run_config = resolve_model(model, backbone, weights)
-    size = int(size or run_config.get("input", {}).get("size") or default_size(net.backbone_name))
-    spec = InputSpec(size=size, max_aspect=max_aspect)
-    log.info("sitelens: exporting %s to ONNX", net.backbone_name)
-    with clock.stage("network"):
-        onnx_bytes = export_onnx(net, spec)
-    precision_report = None
-    if precision != "fp32":
-        from .precision import RETAIN, reduce_precision
-
-        with clock.stage("precision"):
-            refs, labels, views, view_labels = _agreement_images(site)
-            onnx_bytes, precision, precision_report = reduce_precision(onnx_bytes, precision, spec, refs, labels,
-                                                                       views, view_labels,
-                                                                       RETAIN if retain is None else retain,
-                                                                       int8_weights)
+    spec = InputSpec(size=int(o.size or run_config.get("input", {}).get("size") or default_size(net.backbone_name)),
+                     max_aspect=o.max_aspect)
+    onnx_bytes, precision, precision_report = _network_stage(net, spec, site, o, clock)
     with clock.stage("local-feature models"):
-        verifier, verify_models = _verifier(verify, ref_keypoints, turned_features, spread_keypoints)
+        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
-    scales = MULTI_SCALES if multiscale else (1.0,)
-    rotations = (0,) if upright else ALL_ROTATIONS
+    scales = MULTI_SCALES if o.multiscale else (1.0,)
+    rotations = (0,) if o.upright else ALL_ROTATIONS
     with clock.stage("describe"):
-        described = describe_references(embedder, site, scales, per_instance_mean=per_instance_mean,
-                                        progress=progress, keep_blank=keep_blank, rotations=rotations,
+        described = describe_references(embedder, site, scales, per_instance_mean=o.per_instance_mean,
+                                        progress=progress, keep_blank=o.keep_blank, rotations=rotations,
                                         verifier=verifier)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
-    instances = described.instances
-    binary, codes_info = None, None
-    if hash_bits:
-        from runtime.search.binary_codes import BinaryCodes
-
-        from .itq import learn_itq
-
-        binary = BinaryCodes(*learn_itq(described.descriptors, hash_bits))
-        codes_info = {"type": "itq", "bits": hash_bits, "bytes_per_reference": hash_bits // 8}
-    features = FeatureStore.from_rows(described.features) if described.features is not None else None
     with clock.stage("index"):
-        index = ReferenceIndex(described.descriptors, instances, described.sources, index_params or IndexParams(),
-                               binary=binary, features=features, rotations=described.rotations,
-                               images=described.images, digests=described.digests or None)
-        tuning = _tune(index, embedder, site, index_params is None)
+        index, codes_info = _index_stage(described, o)
+        tuning = _tune(index, embedder, site, o.index_params is None)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
     details.update(precision_report=precision_report, opset=OPSET, trained=bool(run_config),
                    training={k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config})
+    instances = described.instances
     manifest = Manifest(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         built_with=installed_versions(build=True),
-        site=SiteInfo(site.name, len(set(instances)), len(instances), site_id or _site_id(site.name),
-                      new_release() if release is None else int(release), expires),
+        site=SiteInfo(site.name, len(set(instances)), len(instances), o.site_id or _site_id(site.name),
+                      new_release() if o.release is None else int(o.release), o.expires),
         model=ModelInfo(net.fingerprint(), int(model_cfg["descriptor_dim"]), spec, precision, details),
         index=IndexInfo(index.params, len(instances), tuning),
-        references={"scales": list(scales), "aggregation": "gem" if multiscale else "none",
-                    "per_instance_mean": per_instance_mean, "rotations": list(rotations)},
+        references={"scales": list(scales), "aggregation": "gem" if o.multiscale else "none",
+                    "per_instance_mean": o.per_instance_mean, "rotations": list(rotations)},
         instances={inst: site.metadata.get(inst, {}) for inst in dict.fromkeys(instances)},
         codes=codes_info, verification=verifier.params.to_dict() if verifier is not None else None,
     )
     members = {bf.MODEL: onnx_bytes, **index_members(index)[0], **verify_models}
-    if calibrate:
+    if o.calibrate:
         from .calibration import calibrate as calibrate_rules
 
         with clock.stage("calibrate"):
             rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
-            manifest.thresholds = calibrate_rules(rec, site, target_far, survey_queries, progress=progress,
-                                                  clock=clock)
+            manifest.thresholds = calibrate_rules(rec, site, o.target_far, survey, progress=progress, clock=clock)
     with clock.stage("write"):
-        bf.write_bundle(out, manifest, members, signing_key=sign)
-        try:
-            Recognizer.open(out, providers=["CPUExecutionProvider"])
-        except SitelensError as exc:  # pragma: no cover - would be a bug in the writer
-            out.unlink(missing_ok=True)
-            raise SitelensError(f"{out}: the freshly written bundle failed verification ({exc})") from exc
+        _write_verified(out, manifest, members, o.sign)
     clock.seconds["total"] = time.perf_counter() - start
     log.info("sitelens: built %s in %.0f s (%s)", out, clock.seconds["total"], clock.summary())
     return out
+
+
+def _network_stage(net, spec: InputSpec, site: Site, o: BuildOptions, clock: StageClock):
+    """The network as ONNX, reduced to ``o.precision`` where the site's simulated views allow it:
+    (ONNX bytes, precision shipped, precision report or None)."""
+    log.info("sitelens: exporting %s to ONNX", net.backbone_name)
+    with clock.stage("network"):
+        onnx_bytes = export_onnx(net, spec)
+    if o.precision == "fp32":
+        return onnx_bytes, "fp32", None
+    from .precision import RETAIN, reduce_precision
+
+    with clock.stage("precision"):
+        refs, labels, views, view_labels = _agreement_images(site)
+        return reduce_precision(onnx_bytes, o.precision, spec, refs, labels, views, view_labels,
+                                RETAIN if o.retain is None else o.retain, o.int8_weights)
+
+
+def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | None]:
+    """The reference index over the described rows (with ITQ codes when ``o.hash_bits``)."""
+    binary, codes_info = None, None
+    if o.hash_bits:
+        from runtime.search.binary_codes import BinaryCodes
+
+        from .itq import learn_itq
+
+        binary = BinaryCodes(*learn_itq(described.descriptors, o.hash_bits))
+        codes_info = {"type": "itq", "bits": o.hash_bits, "bytes_per_reference": o.hash_bits // 8}
+    features = FeatureStore.from_rows(described.features) if described.features is not None else None
+    index = ReferenceIndex(described.descriptors, described.instances, described.sources,
+                           o.index_params or IndexParams(), binary=binary, features=features,
+                           rotations=described.rotations, images=described.images,
+                           digests=described.digests or None)
+    return index, codes_info
+
+
+def _write_verified(out: Path, manifest: Manifest, members: dict, sign) -> None:
+    """Write atomically, then open what was written as a device would; a bundle that fails is removed."""
+    bf.write_bundle(out, manifest, members, signing_key=sign)
+    try:
+        Recognizer.open(out, providers=["CPUExecutionProvider"])
+    except SitelensError as exc:  # pragma: no cover - would be a bug in the writer
+        out.unlink(missing_ok=True)
+        raise SitelensError(f"{out}: the freshly written bundle failed verification ({exc})") from exc

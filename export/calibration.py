@@ -37,6 +37,7 @@ from tqdm import tqdm
 from runtime.image.image_io import load_image
 from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
 from runtime.metrics import rates
+from runtime.verify.verifier import FrameCache
 from runtime.recognizer import Findings, Recognizer
 from runtime.site import Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
@@ -104,10 +105,10 @@ def near_duplicates(rec: Recognizer, site: Site, alike_score: float, progress: b
 
 
 def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None) -> dict[str, Findings]:
-    cache = {} if cache is None else cache
-    if "desc" not in cache:
-        cache["desc"] = rec.embedder.embed(img)
-    return {m: rec.findings(img, cache["desc"], m, exclude=exclude, all_passes=True, cache=cache) for m in modes}
+    cache = FrameCache() if cache is None else cache
+    if cache.descriptor is None:
+        cache.descriptor = rec.embedder.embed(img)
+    return {m: rec.findings(img, cache.descriptor, m, exclude=exclude, all_passes=True, cache=cache) for m in modes}
 
 
 def synthetic_counts(references: int) -> tuple[int, int]:
@@ -148,7 +149,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
     with clock.stage("simulated views"):
         for k, ref in enumerate(tqdm(refs, desc="calibrate (simulated views)", unit="ref", disable=not progress)):
             for j, view in views(ref, k):
-                caches[k, j] = {}
+                caches[k, j] = FrameCache()
                 out.positives.append(Sample(_findings(rec, view, modes, cache=caches[k, j]), ref.instance,
                                             "simulated"))
     if len(rec.instances) > 1:
@@ -182,7 +183,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             out.negatives.append(Sample(_findings(rec, img, modes), None, "survey"))
             continue
         truth = next(iter(q.instances))
-        cache = {}
+        cache = FrameCache()
         out.positives.append(Sample(_findings(rec, img, modes, cache=cache), truth, "survey"))
         if len(rec.instances) > 1:
             out.negatives.append(Sample(_findings(rec, img, modes, set(q.instances), cache), None, "survey"))

@@ -35,7 +35,7 @@ from runtime.bundle.manifest import Manifest, new_release
 from runtime.metrics import score_margin
 from runtime.reference_rows import image_rows
 from runtime.thresholds import Thresholds
-from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
+from runtime.verify.verifier import FrameCache, Verifier, VerifyParams, make_extractor, make_matcher
 
 log = logging.getLogger("sitelens")
 
@@ -299,7 +299,7 @@ class Recognizer:
         return result, desc
 
     def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
-                 exclude=None, stop=None, all_passes: bool = False, cache: dict | None = None,
+                 exclude=None, stop=None, all_passes: bool = False, cache: FrameCache | None = None,
                  deadline: float | None = None) -> Findings:
         """Global shortlist and geometric evidence for one image, before any threshold.
         ``exclude``: instances to leave out; ``stop``: evidence test that ends the rotation passes;
@@ -317,9 +317,9 @@ class Recognizer:
         def features_of(instances):
             return self.index.features_of(instances, desc, rows, shared)
 
-        cache = {} if cache is None else cache
+        cache = FrameCache() if cache is None else cache
         evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)
-        return Findings(hits, evidence, cache.get("truncated", False))
+        return Findings(hits, evidence, cache.truncated)
 
     def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None,
                multi: bool = False) -> Recognition:

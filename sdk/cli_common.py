@@ -8,7 +8,9 @@ import click
 
 from runtime.errors import SitelensError
 from runtime.models.providers import NAMED
+from export.options import BuildOptions
 from runtime.kinds import MATCH_MODES, PRECISIONS
+from runtime.search.index_params import IndexParams
 from runtime.verify.local_features import FEATURES
 
 
@@ -74,7 +76,7 @@ key_option = click.option(
     help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")
 
 verify_option = click.option(
-    "--verify", type=click.Choice([*FEATURES, "none"]), default="xfeat", show_default=True,
+    "--verify", type=click.Choice([*FEATURES, "none"]), default=BuildOptions.verify, show_default=True,
     help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
          "or none (global descriptor only).")
 
@@ -84,15 +86,15 @@ BUILD_OPTIONS = (
     click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="instances.csv for a manifest site."),
     click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2."),
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
-    click.option("--target-far", type=float, default=0.01, show_default=True, help="False-accept rate for thresholds."),
+    click.option("--target-far", type=float, default=BuildOptions.target_far, show_default=True, help="False-accept rate for thresholds."),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
                                         "against exact search on the site's simulated views)."),
     click.option("--M", "m", type=int, help="HNSW graph degree (default 16; raised when ef alone cannot reach the recall)."),
-    click.option("--precision", type=click.Choice(list(PRECISIONS)), default="fp32", show_default=True,
+    click.option("--precision", type=click.Choice(list(PRECISIONS)), default=BuildOptions.precision, show_default=True,
                  help="Model precision; checked against FP32, falls back if worse. int8: fastest on CPUs; "
                       "fp16: for GPUs (slower than fp32 on CPUs)."),
-    click.option("--int8-weights", type=click.Choice(["8", "7"]), default="8", show_default=True,
+    click.option("--int8-weights", type=click.Choice(["8", "7"]), default=str(BuildOptions.int8_weights), show_default=True,
                  help="Bits of INT8 weights: 8 for CPUs with VNNI or AMX, ARM and GPUs; 7 for x86 CPUs "
                       "without VNNI, whose int8 products saturate (the runtime warns there)."),
     click.option("--hash-bits", type=click.Choice(["64", "128", "256", "512", "1024"]), default=None,
@@ -126,19 +128,12 @@ build_options = options(*BUILD_OPTIONS)
 BUILD_OPTION_NAMES = tuple(o(lambda: None).__click_params__[0].name for o in BUILD_OPTIONS)
 
 
-def build_kwargs(opts: dict) -> dict:
-    """click values of BUILD_OPTIONS -> build_bundle keyword arguments."""
-    from runtime.search.index_params import IndexParams
-
+def build_options_from(opts: dict) -> BuildOptions:
+    """click values of BUILD_OPTIONS -> the BuildOptions that ``build_bundle`` takes. Options whose
+    click name is a BuildOptions field pass as they are; the others are converted here."""
     o = dict(opts)
-    return {
-        "size": o["size"], "metadata": o["metadata"], "multiscale": o["multiscale"],
-        "per_instance_mean": o["per_instance_mean"], "target_far": o["target_far"],
-        "calibrate": not o["no_calibrate"],
-        "index_params": None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or IndexParams.M, ef=o["ef"] or IndexParams.ef),
-        "precision": o["precision"], "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
-        "verify": o["verify"], "keep_blank": o["keep_blank"], "sign": o["sign"], "upright": o["upright"],
-        "survey": o["survey"], "int8_weights": int(o["int8_weights"]), "site_id": o["site_id"],
-        "release": o["release"], "expires": o["expires"], "ref_keypoints": o["ref_keypoints"],
-        "turned_features": o["turned_features"], "spread_keypoints": o["spread_keypoints"],
-    }
+    same = {k: v for k, v in o.items() if k in BuildOptions.names()}
+    index = None if o["m"] is None and o["ef"] is None else IndexParams(M=o["m"] or IndexParams.M, ef=o["ef"] or IndexParams.ef)
+    return BuildOptions(**{**same, "calibrate": not o["no_calibrate"], "index_params": index,
+                           "hash_bits": int(o["hash_bits"]) if o["hash_bits"] else None,
+                           "int8_weights": int(o["int8_weights"])})

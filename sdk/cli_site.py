@@ -8,7 +8,7 @@ import click
 from training.backbone_registry import DEFAULT_BACKBONE, default_size
 from training.config import LOSSES, TrainConfig
 
-from .cli_common import build_kwargs, build_options, friendly, key_option, open_recognizer, trust_option
+from .cli_common import build_options, build_options_from, friendly, key_option, open_recognizer, trust_option
 
 
 @click.command()
@@ -82,7 +82,7 @@ def bundle(site, out, model, backbone, weights, update, **opts):
         return
     from export.bundler import build_bundle
 
-    _wrote(build_bundle(site, out, model, backbone=backbone, weights=weights, **build_kwargs(opts)))
+    _wrote(build_bundle(site, out, model, build_options_from(opts), backbone=backbone, weights=weights))
 
 
 @click.command("export")
@@ -101,7 +101,7 @@ def export_cmd(run, site, out, tensorrt, **opts):
         from runtime.models.tensorrt_cache import require_tensorrt
 
         require_tensorrt()  # fail before the long export, not after
-    path = build_bundle(site, out, run, **build_kwargs(opts))
+    path = build_bundle(site, out, run, build_options_from(opts))
     _wrote(path)
     if tensorrt:
         from export.tensorrt_warm import warm_engine_cache

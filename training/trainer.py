@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,27 @@ def _snapshot(net) -> dict:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+@dataclass
+class Run:
+    """What every epoch of one training run works with: the network (``model`` is it, or its DDP
+    wrapper), the losses and optimiser, the site's references and this process's place among the
+    ``world`` processes."""
+
+    model: torch.nn.Module
+    net: DescriptorNet
+    loss_fn: torch.nn.Module
+    ce: torch.nn.Module | None
+    opt: torch.optim.Optimizer
+    data: ReferenceSet
+    spec: InputSpec
+    cfg: TrainConfig
+    negatives: int
+    rank: int
+    world: int
+    device: torch.device
+    progress: bool
+
+
 def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None = None, resume: bool = True,
           progress: bool = True) -> Path:
     """Fine-tune on the site's references only and write a run folder (model.pt, config.json,
@@ -112,6 +133,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     model = net if world == 1 else torch.nn.parallel.DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None)
     validate = Validator(data, spec, cfg.val_views, cfg.seed, cfg.clutter)
+    run = Run(model, net, loss_fn, ce, opt, data, spec, cfg, negatives, rank, world, device, progress)
 
     history, best, best_state, start_epoch = [], {"val_mP@1": -1.0, "epoch": -1}, None, 0
     state = load_resume(out, device) if resume else None
@@ -131,8 +153,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     t0, stale = time.time(), 0
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         strategy = "semihard" if epoch <= cfg.semihard_epochs else "hardest"
-        losses = run_epoch(model, net, loss_fn, ce, opt, data, spec, cfg, negatives, epoch, strategy, rank, world,
-                           device, progress)
+        losses = run_epoch(run, epoch, strategy)
         val = validate(net)
         entry = {"epoch": epoch, "loss": round(float(np.mean(losses)) if losses else 0.0, 5),
                  "val_mP@1": round(val, 4), "steps": len(losses), "strategy": strategy,
@@ -173,10 +194,12 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     return out
 
 
-def run_epoch(model, net, loss_fn, ce, opt, data: ReferenceSet, spec: InputSpec, cfg: TrainConfig, negatives: int,
-              epoch: int, strategy: str, rank: int, world: int, device, progress: bool) -> list[float]:
+def run_epoch(run: Run, epoch: int, strategy: str) -> list[float]:
     """Mine this epoch's tuples from the references' current descriptors, then one optimiser step
     per batch of simulated views. Returns the loss of every step."""
+    model, net, loss_fn, ce, opt, data, spec, cfg = (run.model, run.net, run.loss_fn, run.ce, run.opt, run.data,
+                                                     run.spec, run.cfg)
+    negatives, rank, world, device, progress = run.negatives, run.rank, run.world, run.device, run.progress
     rng = np.random.default_rng(cfg.seed * 7919 + epoch * 31 + rank)
     pool = describe(net, data.images, spec, device)
     anchors = np.repeat(data.shard(rank, world), cfg.views_per_ref)

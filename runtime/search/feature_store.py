@@ -7,7 +7,17 @@ earlier rows is never disturbed.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+
+
+class RowFeatures(NamedTuple):
+    """One reference row's local features, as the verifier gets them (``ReferenceIndex.features_of``)."""
+    row: int                  # index row
+    rotation: int             # quarter turns of the row's reference image
+    keypoints: np.ndarray
+    descriptors: np.ndarray
 
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from runtime.search.binary_codes import BinaryCodes
 from runtime.errors import SitelensError
 from runtime.kinds import MATCH_MODES  # noqa: F401 (validated here, re-exported)
-from runtime.search.feature_store import FeatureStore
+from runtime.search.feature_store import FeatureStore, RowFeatures
 from runtime.search.index_params import IndexParams
 from runtime.search.rwlock import RWLock
 
@@ -187,8 +187,8 @@ class ReferenceIndex:
             return {inst: list(self._rows.get(inst, ())) for inst in instances}
 
     def features_of(self, instances, query: np.ndarray | None = None, limit: int | None = None,
-                    shared_turns: bool = False) -> dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]]:
-        """(row, rotation, keypoints, descriptors) of the live rows of each given instance (a consistent
+                    shared_turns: bool = False) -> dict[str, list[RowFeatures]]:
+        """The local features of the live rows of each given instance (a consistent
         snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``.
         ``shared_turns``: a quarter-turned row gets the features of its image's upright row (the
         verifier turns the query back instead)."""
@@ -201,7 +201,7 @@ class ReferenceIndex:
                 upright = {self.images[i]: i for i in rows if self.rotations[i] == 0} if shared_turns else {}
                 if query is not None and len(rows) > 1:
                     rows = [rows[i] for i in np.argsort(-(self.descriptors[rows] @ query), kind="stable")]
-                out[inst] = [(i, self.rotations[i], *self.features.row(upright.get(self.images[i], i)))
+                out[inst] = [RowFeatures(i, self.rotations[i], *self.features.row(upright.get(self.images[i], i)))
                              for i in rows[:limit]]
             return out
 

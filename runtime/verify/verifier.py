@@ -17,14 +17,37 @@ evidence), and its cost (``bench/verifiers.py``) is paid only on those frames.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 
 from runtime.errors import SitelensError
+from runtime.search.feature_store import RowFeatures
 from runtime.verify.geometric import Evidence, fit_homography, fundamental_inliers, hull_area, outline_in_query
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from runtime.verify.matching import mutual_nearest_many, ratio_test
+
+
+
+class QueryFeatures(NamedTuple):
+    """The frame's local features (at one quarter turn)."""
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    area: float                       # of the keypoints' convex hull: what coverage is measured against
+
+
+@dataclass
+class FrameCache:
+    """What verifying one frame has computed, kept across calls on that frame (the first
+    candidates, the second look, several works in one frame, calibration's several match modes),
+    so nothing is extracted or matched twice. Keyed by reference row."""
+    query: dict[int, QueryFeatures] = field(default_factory=dict)   # by quarter turn of the frame
+    pairs: dict[int, tuple] = field(default_factory=dict)          # mutual-nearest correspondences
+    matches: dict[int, tuple] = field(default_factory=dict)        # (Evidence, (query points, reference points))
+    glue: dict[int, int] = field(default_factory=dict)             # learned matcher's fundamental inliers
+    descriptor: np.ndarray | None = None   # the frame's global descriptor, for callers that score it several ways
+    truncated: bool = False                # the time budget skipped a stage in the last ``evidence`` call
 
 
 @dataclass
@@ -148,15 +171,15 @@ class Verifier:
     def _correspondences(self, q, descs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(query, reference) keypoint indices for each reference row's descriptors."""
         if self.params.feature == "xfeat":
-            return mutual_nearest_many(q[1], descs, self.params.min_cosine)
-        return [ratio_test(q[1], d, self.extractor.binary, self.params.ratio) for d in descs]
+            return mutual_nearest_many(q.descriptors, descs, self.params.min_cosine)
+        return [ratio_test(q.descriptors, d, self.extractor.binary, self.params.ratio) for d in descs]
 
     def _match(self, q, rotation: int, kp, pairs) -> tuple[Evidence, tuple | None]:
         """Homography evidence of one reference row from its correspondences, plus the matched points."""
         if len(kp) == 0:
             return Evidence(rotation=rotation), None
         qi, ri = pairs
-        src, dst = q[0][qi], kp[ri].astype(np.float32)
+        src, dst = q.keypoints[qi], kp[ri].astype(np.float32)
         fit = fit_homography(src, dst)
         mask = None if fit is None else fit[1]
         inliers = int(mask.sum()) if mask is not None else 0
@@ -164,22 +187,21 @@ class Verifier:
         region = None
         if inliers >= 3:
             coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
-            q_coverage = hull_area(src[mask]) / max(q[2], 1.0)
+            q_coverage = hull_area(src[mask]) / max(q.area, 1.0)
             corners = outline_in_query(fit[0], kp.astype(np.float32))
             region = None if corners is None else tuple(map(tuple, corners.tolist()))  # working frame, turned back
         return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage, region), (src, dst)
 
-    def query_features(self, img_rgb: np.ndarray, cache: dict | None = None, rotation: int = 0):
-        """(keypoints, descriptors, area of the keypoints' hull) of the frame, turned back by
-        ``rotation`` quarter turns (to match the upright features of a row of that rotation)."""
-        key = "q" if not rotation else ("q", rotation)
-        if cache is not None and key in cache:
-            return cache[key]
+    def query_features(self, img_rgb: np.ndarray, cache: FrameCache | None = None, rotation: int = 0) -> QueryFeatures:
+        """The frame's features, turned back by ``rotation`` quarter turns (to match the upright
+        features of a row of that rotation)."""
+        if cache is not None and rotation in cache.query:
+            return cache.query[rotation]
         img = np.ascontiguousarray(np.rot90(img_rgb, -rotation)) if rotation else img_rgb
         kp, desc = self.extractor.extract(img, self.params.query_keypoints)
-        q = (kp, desc, hull_area(kp))
+        q = QueryFeatures(kp, desc, hull_area(kp))
         if cache is not None:
-            cache[key] = q
+            cache.query[rotation] = q
         return q
 
     def _turns(self, first: list[str], feats: dict) -> tuple[set[int], set[int]]:
@@ -191,11 +213,11 @@ class Verifier:
         but a quarter turn left from one right, or upside down from either, much less well."""
         if not self.shared_turns:
             return {0, 1, 2, 3}, set()
-        top = next((rows[0][1] for inst in first if (rows := feats.get(inst))), 0)
+        top = next((rows[0].rotation for inst in first if (rows := feats.get(inst))), 0)
         return {0, top}, {0, 1, 2, 3} - {0, top}
 
     def evidence(self, img_rgb: np.ndarray, candidates: list[str], features_of,
-                 verified=None, all_passes: bool = False, cache: dict | None = None,
+                 verified=None, all_passes: bool = False, cache: FrameCache | None = None,
                  deadline: float | None = None) -> dict[str, Evidence]:
         """Evidence per candidate instance (its best reference row); the second look's candidates
         appear only when it ran.
@@ -203,18 +225,18 @@ class Verifier:
         ``candidates``: the global shortlist, best first; the first ``params.candidates`` are
         verified, the next ``params.second_look`` only when none of those verified (see
         ``_second_look``).
-        ``features_of(instances)`` -> {instance: [(row, rotation, keypoints, descriptors), ...]}, each
+        ``features_of(instances)`` -> {instance: [RowFeatures (row, rotation, keypoints, descriptors), ...]}, each
         candidate's rows best first (the first row of every candidate is matched before any second);
         asked for the second look's candidates only when it runs;
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row (calibration: negatives must get every chance);
-        ``cache``: a dict kept across calls on the same image (query features, per-row results);
+        ``cache``: a ``FrameCache`` kept across calls on the same image (query features, per-row results);
         ``deadline`` (a ``time.perf_counter()`` value): the stages after the first (the candidates'
         next rows, the second look, the 3-D models, the learned matcher) are skipped once it has
         passed, and the learned matcher also when less time is left than its last call took; the
-        evidence found so far is returned (``cache["truncated"]`` says whether anything was skipped)."""
-        cache = {} if cache is None else cache
-        cache["truncated"] = False
+        evidence found so far is returned (``cache.truncated`` says whether anything was skipped)."""
+        cache = FrameCache() if cache is None else cache
+        cache.truncated = False
         shared = self.shared_turns
 
         def qs(rotation: int):  # the frame's features for rows of ``rotation``
@@ -222,7 +244,7 @@ class Verifier:
 
         def late(need: float = 0.0) -> bool:
             if deadline is not None and time.perf_counter() + need > deadline:
-                cache["truncated"] = True
+                cache.truncated = True
                 return True
             return False
 
@@ -231,9 +253,9 @@ class Verifier:
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
         best: dict[str, tuple] = {}  # the reference row behind each candidate's evidence
-        if len(q[0]) == 0:
+        if len(q.keypoints) == 0:
             return out
-        all_feats = features_of(first)
+        all_feats = _rows(features_of(first))
         turns, later_turns = self._turns(first, all_feats)
 
         def done() -> bool:
@@ -244,13 +266,13 @@ class Verifier:
         for phase, allowed in ((0, turns), (1, turns), (2, later_turns)):
             if (phase and late()) or not allowed:
                 break
-            feats = {i: [f for f in rows if f[1] in allowed] for i, rows in all_feats.items()}
+            feats = {i: [f for f in rows if f.rotation in allowed] for i, rows in all_feats.items()}
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
             self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
             for inst, row_feats in todo:
-                ev, p = cache[("m", row_feats[0])]
+                ev, p = cache.matches[row_feats.row]
                 if ev.better_than(out[inst]):
                     out[inst], pts[inst], best[inst] = ev, p, row_feats
             if done():
@@ -258,7 +280,7 @@ class Verifier:
             if phase == 2:
                 turns = turns | later_turns
         if second and not done() and not late():
-            more = {i: [f for f in rows if f[1] in turns] for i, rows in features_of(second).items()}
+            more = {i: [f for f in rows if f.rotation in turns] for i, rows in _rows(features_of(second)).items()}
             self._second_look(qs, second, more, out, pts, best, cache)
         if self.params.fundamental and not late():
             self._fundamental(out, pts, verified)
@@ -278,22 +300,23 @@ class Verifier:
             pts = _unturn(pts, turns, th, tw)
         return replace(ev, region=tuple(map(tuple, pts.tolist())))
 
-    def _match_rows(self, qs, rows, cache: dict) -> None:
-        """Correspondences and homography evidence of reference rows, into ``cache[("m", row)]``;
+    def _match_rows(self, qs, rows, cache: FrameCache) -> None:
+        """Correspondences and homography evidence of reference rows, into ``cache.matches``;
         ``qs(rotation)``: the frame's features for rows of that rotation."""
-        fresh = [f for f in rows if ("m", f[0]) not in cache]
+        fresh = [f for f in rows if f.row not in cache.matches]
         for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(qs, fresh, cache)):
-            cache[("m", row)] = self._match(qs(rotation), rotation, kp, pairs)
+            cache.matches[row] = self._match(qs(rotation), rotation, kp, pairs)
 
-    def _pairs(self, qs, rows, cache: dict) -> list:
-        todo = [f for f in rows if ("p", f[0]) not in cache]
-        for rotation in sorted({f[1] for f in todo}):
-            group = [f for f in todo if f[1] == rotation]
-            for (row, *_), pairs in zip(group, self._correspondences(qs(rotation), [f[3] for f in group])):
-                cache[("p", row)] = pairs
-        return [cache[("p", f[0])] for f in rows]
+    def _pairs(self, qs, rows, cache: FrameCache) -> list:
+        todo = [f for f in rows if f.row not in cache.pairs]
+        for rotation in sorted({f.rotation for f in todo}):
+            group = [f for f in todo if f.rotation == rotation]
+            for f, pairs in zip(group, self._correspondences(qs(rotation), [f.descriptors for f in group])):
+                cache.pairs[f.row] = pairs
+        return [cache.pairs[f.row] for f in rows]
 
-    def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict, cache: dict) -> None:
+    def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict,
+                     cache: FrameCache) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in one
         batch (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
@@ -304,10 +327,10 @@ class Verifier:
         ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
         for inst in ranked[: self.params.second_look_geometry]:
             self._match_rows(qs, [rows[inst]], cache)
-            out[inst], pts[inst] = cache[("m", rows[inst][0])]
+            out[inst], pts[inst] = cache.matches[rows[inst].row]
             best[inst] = rows[inst]
         for inst in ranked[self.params.second_look_geometry:]:
-            out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst][1])
+            out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst].rotation)
 
     def _fundamental(self, out: dict[str, Evidence], pts: dict, verified) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
@@ -320,7 +343,7 @@ class Verifier:
             ev = out[inst]
             out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))
 
-    def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: dict,
+    def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: FrameCache,
               late=lambda need=0.0: False) -> None:
         """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
         inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
@@ -338,13 +361,18 @@ class Verifier:
                         key=lambda i: (-out[i].fundamental, -out[i].matches))
         for inst in ranked[: self.params.glue_candidates]:
             row, rotation, kp, desc = best[inst]
-            if ("g", row) not in cache:
+            if row not in cache.glue:
                 if late(self._glue_seconds):
                     break
                 start = time.perf_counter()
                 kp = kp.astype(np.float32)
                 q = qs(rotation)
-                qi, ri = self.matcher.match(q[0], q[1], kp, desc)
-                cache[("g", row)] = fundamental_inliers(q[0][qi], kp[ri])
+                qi, ri = self.matcher.match(q.keypoints, q.descriptors, kp, desc)
+                cache.glue[row] = fundamental_inliers(q.keypoints[qi], kp[ri])
                 self._glue_seconds = time.perf_counter() - start
-            out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache[("g", row)]))
+            out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache.glue[row]))
+
+
+def _rows(feats: dict) -> dict[str, list[RowFeatures]]:
+    """``features_of``'s answer as RowFeatures (plain (row, rotation, keypoints, descriptors) tuples too)."""
+    return {inst: [RowFeatures(*f) for f in rows] for inst, rows in feats.items()}

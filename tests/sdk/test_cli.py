@@ -87,6 +87,20 @@ def test_bundle_and_export_take_the_same_build_options():
     assert export - bundle == {"run", "tensorrt"}
 
 
+def test_build_options_map_onto_one_definition(tmp_path):
+    """Every CLI build option is a BuildOptions field or one of the few converted ones, and the
+    CLI's defaults are BuildOptions' defaults."""
+    from export.options import BuildOptions
+    from sdk.cli_common import BUILD_OPTION_NAMES, build_options_from
+
+    assert set(BUILD_OPTION_NAMES) - set(BuildOptions.names()) == {"m", "ef", "no_calibrate"}
+    ctx = main.commands["bundle"].make_context("bundle", [str(tmp_path), "-o", str(tmp_path / "x.sitelens")])
+    defaults = {k: v for k, v in ctx.params.items() if k in BUILD_OPTION_NAMES}
+    built = build_options_from(defaults)
+    assert built == BuildOptions(turned_features="stored")  # the CLI names the verifier's default explicitly
+    assert build_options_from({**defaults, "ef": 80, "no_calibrate": True, "hash_bits": "256"}).index_params.ef == 80
+
+
 def test_provider_choice(tiny_bundle, tiny_site):
     import onnxruntime
 

@@ -8,7 +8,7 @@ from runtime.search.feature_store import FeatureStore
 from runtime.verify.geometric import Evidence, sane_homography
 from runtime.image.image_io import load_image
 from runtime.recognizer import Recognizer
-from runtime.verify.verifier import Verifier, VerifyParams, make_extractor
+from runtime.verify.verifier import FrameCache, Verifier, VerifyParams, make_extractor
 from tests.conftest import planar_scene, poster
 
 
@@ -94,11 +94,10 @@ def test_turned_query_is_verified(turned_features):
     rows = [(r, r, *(verifier.reference_features(art, r) if turned_features == "stored" else upright))
             for r in (1, 0, 2, 3)]                  # the index lists the best-matching (turned) row first
     upright_only = verifier.evidence(turned, ["shown"], lambda names: {"shown": [rows[1]]})
-    cache = {}
+    cache = FrameCache()
     ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, lambda e: e.support >= 15, cache=cache)
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1 and upright_only["shown"].support < 15
-    extractions = [k for k in cache if k == "q" or (isinstance(k, tuple) and k[0] == "q")]
-    assert len(extractions) == (2 if turned_features == "query" else 1)   # upright, and the turn it verified at
+    assert len(cache.query) == (2 if turned_features == "query" else 1)   # upright, and the turn it verified at
     if turned_features == "query":   # the top row a quarter turn the wrong way: the other turns are tried next
         wrong_way = [(3, 3, *upright), (0, 0, *upright), (1, 1, *upright)]
         ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": wrong_way}, lambda e: e.support >= 15)

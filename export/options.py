@@ -1,0 +1,81 @@
+"""What shapes a bundle besides the site and the model: one definition, taken by
+``build_bundle`` and made by the CLI's build options (``sdk/cli_common.build_options``), so a
+default is written once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import SitelensError
+from runtime.search.index_params import IndexParams
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """``index_params``: HNSW M/ef; None chooses them for recall@1 >= ``TARGET_RECALL`` against exact
+    search on the site's simulated views (the measured recall is stored either way).
+    ``verify``: local features for geometric verification of the shortlist: "xfeat" (learned, ONNX),
+    "orb", "sift", or None/"none" (off).
+    ``upright``: the site's objects are only ever seen upright (no quarter-turned reference rows).
+    ``survey``: a manifest/folder of real photos (``__unknown__`` = not in the site) used in calibration.
+    ``sign``: an Ed25519 private key file (or key object) to sign the bundle with.
+    ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
+    ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
+    ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/models/int8_products.py``).
+    ``ref_keypoints``: local-feature keypoints kept per reference image (the bundle's main cost per
+    work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
+    the image; ``turned_features`` "query": quarter-turned rows share their image's upright
+    features (a quarter of the bytes; the frame is turned back at match time instead).
+    ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
+    build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
+    refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
+
+    size: int | None = None              # network input side (default: the run's, else the backbone's)
+    max_aspect: float = 2.0
+    index_params: IndexParams | None = None
+    multiscale: bool = False
+    per_instance_mean: bool = False
+    calibrate: bool = True
+    target_far: float = 0.01
+    metadata: str | Path | None = None   # instances.csv for a manifest site
+    precision: str = "fp32"
+    hash_bits: int | None = None
+    verify: str | None = "xfeat"
+    keep_blank: bool = False
+    retain: float | None = None
+    sign: Any = None
+    upright: bool = False
+    survey: Any = None
+    int8_weights: int = 8
+    site_id: str | None = None
+    release: int | None = None
+    expires: str | None = None
+    ref_keypoints: int | None = None
+    turned_features: str | None = None
+    spread_keypoints: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @property
+    def verifies(self) -> bool:
+        return self.verify not in (None, "none")
+
+    def check(self) -> None:
+        """Refuse contradictory or malformed options before a long build, not when reading it back."""
+        from runtime.bundle.manifest import SITE_ID, parse_expiry
+
+        if self.verifies and self.per_instance_mean:
+            raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
+                                "or --verify none)")
+        if self.site_id is not None and not SITE_ID.match(self.site_id):
+            raise SitelensError(f"--site-id {self.site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
+        if self.release is not None and not 0 <= int(self.release) < (1 << 63):
+            raise SitelensError(f"--release {self.release}: a whole number >= 0")
+        if self.expires is not None:
+            try:
+                parse_expiry(self.expires)
+            except ValueError:
+                raise SitelensError(f"--expires {self.expires!r}: not an ISO date (e.g. 2027-06-30)") from None
