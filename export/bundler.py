@@ -188,7 +188,10 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
 
         with clock.stage("calibrate"):
             rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
-            manifest.thresholds = calibrate_rules(rec, site, o.target_far, survey, progress=progress, clock=clock)
+            views = {} if o.calibration_views is None else {"min_views": o.calibration_views,
+                                                             "max_views": o.calibration_views}
+            manifest.thresholds = calibrate_rules(rec, site, o.target_far, survey, progress=progress, clock=clock,
+                                                  **views)
     with clock.stage("write"):
         _write_verified(out, manifest, members, o.sign)
     clock.seconds["total"] = time.perf_counter() - start

@@ -123,7 +123,9 @@ def synthetic_counts(references: int) -> tuple[int, int]:
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
            max_views: int = 800, backgrounds: int | None = None, collages: int | None = None, seed: int = 0,
            progress: bool = True, clock: StageClock | None = None) -> SampleSet:
-    """``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``)."""
+    """``min_views``/``max_views``: simulated views of references, ``ceil(min_views / references)``
+    of each (1-10) over at most ``max_views // that`` references (``BuildOptions.calibration_views``
+    sets both); ``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``)."""
     clock = clock or StageClock()
     counts = synthetic_counts(len(site.references))
     backgrounds = counts[0] if backgrounds is None else backgrounds

@@ -27,6 +27,10 @@ class BuildOptions:
     work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
     the image; ``turned_features`` "query": quarter-turned rows share their image's upright
     features (a quarter of the bytes; the frame is turned back at match time instead).
+    ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
+    site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
+    (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
+    so they are stricter, never looser (the false-accept budget's count rounds down).
     ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
     build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
     refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
@@ -38,6 +42,7 @@ class BuildOptions:
     per_instance_mean: bool = False
     calibrate: bool = True
     target_far: float = 0.01
+    calibration_views: int | None = None
     metadata: str | Path | None = None   # instances.csv for a manifest site
     precision: str = "fp32"
     hash_bits: int | None = None
@@ -70,6 +75,8 @@ class BuildOptions:
         if self.verifies and self.per_instance_mean:
             raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
                                 "or --verify none)")
+        if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
+            raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
         if self.site_id is not None and not SITE_ID.match(self.site_id):
             raise SitelensError(f"--site-id {self.site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
         if self.release is not None and not 0 <= int(self.release) < (1 << 63):

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.bundle import format as bf
-from runtime.bundle.index_members import features_from_contents, index_from_members, index_members
+from runtime.bundle.index_members import (features_from_contents, hnsw_file, index_from_members, index_members,
+                                          reference_descriptors)
 from runtime.search.binary_codes import BinaryCodes
 from runtime.models.embedder import Embedder
 from runtime.errors import BundleError, SitelensError
@@ -189,9 +190,9 @@ class Recognizer:
             self._feature_maker = Verifier(params, extractor, matcher)  # describes added references, even with verify=False
             if verify:
                 self.verifier = self._feature_maker
-        refs = bf.reference_descriptors(contents)
+        refs = reference_descriptors(contents)
         self.index = index_from_members(
-            refs, contents.json(bf.LABELS), bf.hnsw_file(contents, refs), self.manifest.index.params,
+            refs, contents.json(bf.LABELS), hnsw_file(contents, refs), self.manifest.index.params,
             source=str(self.path), binary=binary, features=features, checked=contents.checked)
         self.metadata: dict[str, dict] = dict(self.manifest.instances)
         self.thresholds = self.manifest.thresholds or Thresholds()

@@ -87,6 +87,9 @@ BUILD_OPTIONS = (
     click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2."),
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
     click.option("--target-far", type=float, default=BuildOptions.target_far, show_default=True, help="False-accept rate for thresholds."),
+    click.option("--calibration-views", type=int,
+                 help="Simulated visitor views calibration scores (default: 400-800 by the site's size): fewer "
+                      "build quicker, with stricter rules."),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
                                         "against exact search on the site's simulated views)."),

@@ -10,7 +10,7 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/b
                       vectors (``runtime/bundle/hnsw_file.py``; they are put back from refs.npy on open);
                       ``index.hnsw``, the whole hnswlib file, in bundles of schema 1-2
 - ``refs.npy``        reference descriptors: int8 with one scale per row in ``refs_scale.npy``
-                      (schema 3), or float16 (schema 1-2); ``reference_descriptors`` reads either
+                      (schema 3), or float16 (schema 1-2); ``index_members.reference_descriptors`` reads either
 - ``labels.json``     instance id of each reference row (+ source file names)
 - ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
 - ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import io
 import json
 import os
-import re
 import struct
 import zipfile
 import zlib
@@ -46,36 +44,22 @@ import numpy as np
 
 from runtime.bundle import signing
 from runtime.errors import BundleError
-from runtime.verify.local_features import STORED_DESCRIPTORS
 from runtime.bundle.atomic import atomic_write, edit_lock, remove_stale_temps  # noqa: F401 (re-exported)
-from runtime.bundle.members import (CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL,
+from runtime.bundle.members import (  # noqa: F401 (member names re-exported as bf.NAME)
+                                    CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL,
                                     MANIFEST, MAX_MANIFEST_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS,
                                     MAX_SIGNATURE_BYTES, MAX_TOTAL_BYTES, MEMBERS, MODEL, REFS, REFS_SCALE,
                                     REQUIRED_MEMBERS, SIGNATURE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS)
-from runtime.bundle.hnsw_file import check_hnsw_bytes, with_vectors
+from runtime.bundle.npy import npy_bytes, npy_load  # noqa: F401 (re-exported)
 from runtime.bundle.manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)
 
 
 
 log = logging.getLogger("sitelens")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def npy_load(data: bytes, name: str, source: str) -> np.ndarray:
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError, TypeError, struct.error, SyntaxError) as exc:
-        raise BundleError(f"{source}: member {name} is not a plain numpy array ({exc})") from None
 
 
 def manifest_digest(path: str | Path) -> str | None:
@@ -278,71 +262,10 @@ def read_bundle(path: str | Path, trusted_keys=None, check: bool = True) -> Bund
         zf.close()
     contents = BundleContents(path, manifest, raw, manifest_bytes, signature_bytes, sig)
     if check:
+        from runtime.bundle.index_members import check_consistency
+
         check_consistency(contents)
     return contents
-
-
-def check_consistency(contents: BundleContents) -> None:
-    """Members must agree with each other and with the manifest; raise BundleError otherwise."""
-    src, m = str(contents.path), contents.manifest
-    refs = reference_descriptors(contents)
-    rows, dim = refs.shape
-    if dim != m.model.descriptor_dim:
-        raise BundleError(f"{src}: refs.npy has {dim}-d descriptors, the manifest says {m.model.descriptor_dim}")
-    if rows != m.index.count:
-        raise BundleError(f"{src}: refs.npy has {rows} rows, the manifest's index count is {m.index.count}")
-    labels = contents.json(LABELS)
-    instances = labels.get("instances") if isinstance(labels, dict) else None
-    if not isinstance(instances, list) or len(instances) != rows or not all(isinstance(i, str) for i in instances):
-        raise BundleError(f"{src}: labels.json must list one instance id (string) per refs.npy row ({rows})")
-    sources = labels.get("sources")
-    if sources is not None and (not isinstance(sources, list) or len(sources) != rows):
-        raise BundleError(f"{src}: labels.json sources must have one entry per refs.npy row ({rows})")
-    rotations = labels.get("rotations")
-    if rotations is not None and (not isinstance(rotations, list) or len(rotations) != rows or not all(
-            isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 3 for r in rotations)):
-        raise BundleError(f"{src}: labels.json rotations must be one quarter-turn count (0-3) per refs.npy row")
-    images = labels.get("images")
-    if images is not None and (not isinstance(images, list) or len(images) != rows or not all(
-            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in images)):
-        raise BundleError(f"{src}: labels.json images must be one image id (integer >= 0) per refs.npy row")
-    digests = labels.get("digests")
-    if digests is not None and (not isinstance(digests, list) or len(digests) != rows or not all(
-            isinstance(d, str) and (d == "" or _SHA256.match(d)) for d in digests)):
-        raise BundleError(f"{src}: labels.json digests must be one sha256 (hex, or empty) per refs.npy row")
-    if not np.isfinite(refs).all():
-        raise BundleError(f"{src}: refs.npy holds non-finite values")
-    if INDEX in contents.members:
-        check_hnsw_bytes(contents.members[INDEX], dim, rows, src)
-    else:
-        check_hnsw_bytes(contents.members[GRAPH], dim, rows, src, vectors=False)
-    if CODES in contents.members or m.codes:
-        codes, proj, mean = contents.array(CODES), contents.array(ITQ_PROJ), contents.array(ITQ_MEAN)
-        bits = proj.shape[1] if proj.ndim == 2 else -1
-        if (codes.ndim != 2 or codes.dtype != np.uint8 or len(codes) != rows or proj.shape[0] != dim
-                or bits <= 0 or bits % 64 or codes.shape[1] != bits // 8 or mean.shape != (dim,)):
-            raise BundleError(f"{src}: binary codes do not fit the references (codes {codes.shape}, "
-                              f"projection {proj.shape}, mean {mean.shape}, {rows} rows of {dim})")
-    if VERIFY_OFFSETS in contents.members or m.verification:
-        offsets, kpts, desc = (contents.array(n) for n in (VERIFY_OFFSETS, VERIFY_KPTS, VERIFY_DESC))
-        if (offsets.ndim != 1 or len(offsets) != rows + 1 or offsets.dtype.kind not in "iu" or offsets[0] != 0
-                or np.any(np.diff(offsets) < 0) or offsets[-1] != len(kpts) or len(kpts) != len(desc)
-                or kpts.ndim != 2 or kpts.shape[1] != 2):
-            raise BundleError(f"{src}: verification keypoints do not fit the references "
-                              f"({len(offsets)} offsets for {rows} rows, {len(kpts)} keypoints, {len(desc)} descriptors)")
-        feature = (m.verification or {}).get("feature")
-        if feature not in STORED_DESCRIPTORS:
-            raise BundleError(f"{src}: verification keypoints without a known local feature ({feature!r}; "
-                              f"sitelens knows {', '.join(STORED_DESCRIPTORS)})")
-        dtype, width = STORED_DESCRIPTORS[feature]
-        if desc.ndim != 2 or (len(desc) and (desc.dtype != dtype or desc.shape[1] != width)):
-            raise BundleError(f"{src}: verification descriptors are {desc.dtype} {desc.shape[1:]}, "
-                              f"but {feature} stores {dtype} ({width},)")
-        if feature == "xfeat" and LOCAL_MODEL not in contents.members:
-            raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
-        if feature == "xfeat" and (m.verification or {}).get("glue_candidates") and GLUE_MODEL not in contents.members:
-            raise BundleError(f"{src}: verification with the learned matcher needs the {GLUE_MODEL} member")
-    contents.checked = True
 
 
 def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[Path, signing.SignatureInfo]:
@@ -356,43 +279,3 @@ def sign_bundle(path: str | Path, key, out: str | Path | None = None) -> tuple[P
     atomic_write(target, lambda fh: _zip_members(fh, contents.manifest_bytes, members, signature))
     info = signing.describe_signature(signature, str(target))
     return target, info
-
-
-def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length descriptors -> (int8 rows, float32 scale per row): row i ~ q[i] * scale[i], half
-    of float16's bytes; a cosine between two rows moves by about 1e-3 (the device, the index and
-    calibration all use these same rounded rows)."""
-    x = np.asarray(x, np.float32)
-    scale = np.abs(x).max(axis=1) / 127.0 if len(x) else np.zeros(0, np.float32)
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    return np.clip(np.round(x / scale[:, None]), -127, 127).astype(np.int8), scale
-
-
-def reference_descriptors(contents: BundleContents) -> np.ndarray:
-    """The reference descriptors as float32 (int8 x scale, or float16 in older bundles); raises
-    BundleError when refs.npy (and its scale) are not of a known form."""
-    src = str(contents.path)
-    refs = contents.array(REFS)
-    if refs.ndim != 2:
-        raise BundleError(f"{src}: refs.npy must be a 2-D array, got {refs.dtype} {refs.shape}")
-    if refs.dtype == np.int8:
-        scale = contents.array(REFS_SCALE)
-        if scale.shape != (len(refs),) or scale.dtype.kind != "f" or not np.all(np.isfinite(scale) & (scale > 0)):
-            raise BundleError(f"{src}: refs_scale.npy must hold one positive scale per refs.npy row ({len(refs)})")
-        return refs.astype(np.float32) * scale.astype(np.float32)[:, None]
-    if refs.dtype.kind != "f" or REFS_SCALE in contents.members:
-        raise BundleError(f"{src}: refs.npy must be int8 with refs_scale.npy, or float, got {refs.dtype}")
-    return refs.astype(np.float32)
-
-
-def hnsw_file(contents: BundleContents, refs: np.ndarray) -> bytes:
-    """The hnswlib file of a checked bundle: ``index.hnsw`` as stored (schema 1-2), or
-    ``index.graph`` with the vectors of ``refs`` put back (schema 3). The graph is checked here
-    unless ``check_consistency`` already did."""
-    if INDEX in contents.members:
-        return contents.members[INDEX]
-    if GRAPH not in contents.members:
-        raise BundleError(f"{contents.path}: neither {GRAPH} nor {INDEX} in the bundle")
-    if not contents.checked:
-        check_hnsw_bytes(contents.members[GRAPH], refs.shape[1], len(refs), str(contents.path), vectors=False)
-    return with_vectors(contents.members[GRAPH], refs)

@@ -27,6 +27,18 @@ def test_small_sites_calibrate_on_fewer_synthetic_negatives():
     assert synthetic_counts(20) == (120, 80) and synthetic_counts(3) == (60, 40)
 
 
+def test_calibration_views_sets_the_simulated_samples(tiny_bundle):
+    """``calibration_views`` (``--calibration-views``): that many simulated views, each scored with
+    the whole site and with its work left out; out of range is refused before a build."""
+    from export.options import BuildOptions
+    from runtime.errors import SitelensError
+
+    report = Recognizer.open(tiny_bundle).manifest.thresholds.calibration["modes"]["hnsw"]["simulated"]
+    assert report["positives"] == report["negatives"] == 48   # the fixture's setting
+    with pytest.raises(SitelensError, match="calibration-views"):
+        BuildOptions(calibration_views=3).check()
+
+
 def test_look_alikes_by_score_plane_or_3d_structure():
     from runtime.verify.geometric import Evidence
 

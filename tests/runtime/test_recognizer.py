@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.bundle import format as bf
+from runtime.bundle.index_members import reference_descriptors
 from runtime.errors import BundleError
 from runtime.recognizer import Recognizer
 
@@ -125,7 +126,7 @@ def test_schema_2_bundles_with_the_whole_hnsw_file_still_open(tiny_bundle, tmp_p
     from runtime.bundle.hnsw_file import with_vectors
 
     new = bf.read_bundle(tiny_bundle)
-    refs = bf.reference_descriptors(new).astype(np.float16)          # schema 2 stored float16 rows ...
+    refs = reference_descriptors(new).astype(np.float16)          # schema 2 stored float16 rows ...
     assert len(new.members[bf.GRAPH]) < 0.2 * refs.shape[1] * 4 * len(refs)
     members = {k: v for k, v in new.members.items() if k not in (bf.GRAPH, bf.REFS_SCALE)}
     members[bf.REFS] = bf.npy_bytes(refs)

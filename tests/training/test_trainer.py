@@ -23,7 +23,8 @@ def test_train_export_recognize(tmp_path):
     assert len(config["history"]) == 3 and (run / "training_curves.png").stat().st_size > 0
     assert (run / "resume.pt").exists()
     out = tmp_path / "site.sitelens"
-    r = CliRunner().invoke(main, ["-q", "export", str(run), "--site", str(site), "-o", str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(main, ["-q", "export", str(run), "--site", str(site), "-o", str(out),
+                                  "--calibration-views", "40"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     rec = Recognizer.open(out)
     assert rec.manifest.model.details["trained"] is True and rec.embedder.dim == 32
