@@ -1,7 +1,6 @@
 """site + model -> ``.sitelens`` bundle (ONNX, index, descriptors, manifest, thresholds)."""
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 from dataclasses import replace
@@ -13,7 +12,7 @@ from runtime.models.embedder import Embedder
 from runtime.search.feature_store import FeatureStore
 from runtime.errors import SitelensError
 from runtime.search.index import IndexParams, ReferenceIndex
-from runtime.bundle.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, new_release
+from runtime.bundle.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, created_stamp, new_release
 from runtime.image.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
@@ -171,7 +170,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                    training={k: run_config[k] for k in ("site", "epochs", "seed") if k in run_config})
     instances = described.instances
     manifest = Manifest(
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=created_stamp(),
         built_with=installed_versions(build=True),
         site=SiteInfo(site.name, len(set(instances)), len(instances), o.site_id or _site_id(site.name),
                       new_release() if o.release is None else int(o.release), o.expires),

@@ -18,7 +18,6 @@ a bundle whose contents nobody vouched for).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 from dataclasses import replace
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from runtime.bundle import format as bf
 from runtime.errors import SitelensError
 from runtime.image.image_io import file_digest
-from runtime.bundle.manifest import IndexInfo
+from runtime.bundle.manifest import IndexInfo, created_stamp
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
 from runtime.versions import installed as installed_versions
@@ -111,7 +110,7 @@ def update_bundle(site, old: str | Path, out: str | Path, *, metadata: str | Pat
         rec.index = rec.index.compacted()  # removed rows dropped, the graph rebuilt without them
         new_tuning = _tune(rec.index, rec.embedder, live, choose=tuning.get("note") != USER_SET)
     added = sum(len(wanted[i]) for i in fresh)
-    manifest.created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    manifest.created = created_stamp()
     manifest.built_with = installed_versions(build=True)
     manifest.index = IndexInfo(rec.index.params, rec.index.live_count, new_tuning)
     if manifest.thresholds is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +79,28 @@ class MemberInfo:
 SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+def build_time() -> _dt.datetime:
+    """Now (UTC), or ``SOURCE_DATE_EPOCH`` when set (reproducible-builds.org's convention): the
+    same inputs, seed and epoch then give a byte-identical manifest."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise BundleError(f"SOURCE_DATE_EPOCH={epoch!r}: not a number of seconds since 1970") from None
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def created_stamp() -> str:
+    """The manifest's ``created`` field: ``build_time`` in ISO form, to the second."""
+    return build_time().isoformat(timespec="seconds")
+
+
 def new_release() -> int:
-    """A release number that grows with time (UTC YYYYMMDDHHMMSS): every build and every saved edit
-    gets a larger one than the bundle before it, without a counter to keep anywhere."""
-    return int(_dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d%H%M%S"))
+    """A release number that grows with time (UTC YYYYMMDDHHMMSS of ``build_time``): every build
+    and every saved edit gets a larger one than the bundle before it, without a counter to keep
+    anywhere."""
+    return int(build_time().strftime("%Y%m%d%H%M%S"))
 
 
 def parse_expiry(text: str) -> _dt.datetime:

@@ -36,7 +36,10 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def build_hnsw(descriptors: np.ndarray, params: IndexParams, capacity: int | None = None,
-               threads: int = -1) -> hnswlib.Index:
+               threads: int = 1) -> hnswlib.Index:
+    """An HNSW graph of ``descriptors`` (row i has label i). One insert thread by default: hnswlib's
+    parallel inserts link rows in an order that varies from run to run, so the same rows would give
+    a different graph (and a different bundle) each time."""
     n, dim = descriptors.shape
     index = hnswlib.Index(space="ip", dim=dim)
     index.init_index(max_elements=max(capacity or n, 1), ef_construction=params.ef_construction,

@@ -275,3 +275,16 @@ def test_bad_crc_names_the_member(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(BundleError, match="member labels.json is corrupt"):
         bf.read_bundle(path)
+
+
+def test_source_date_epoch_sets_the_build_time(monkeypatch):
+    """Reproducible builds: SOURCE_DATE_EPOCH fixes ``created`` and the release number; a value
+    that is not a number is refused by name."""
+    from runtime.bundle.manifest import created_stamp, new_release
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    assert created_stamp() == "2026-01-01T00:00:00+00:00"
+    assert new_release() == 20260101000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+    with pytest.raises(BundleError, match="SOURCE_DATE_EPOCH"):
+        new_release()

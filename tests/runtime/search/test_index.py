@@ -62,3 +62,16 @@ def test_dim_mismatch_rejected():
     idx = ReferenceIndex(x, labels)
     with pytest.raises(SitelensError, match="descriptor dim 8 != index dim"):
         idx.add(np.zeros((1, 8), np.float32), "bad")
+
+
+def test_the_same_rows_give_the_same_graph(tmp_path):
+    """build_hnsw inserts on one thread by default: a rebuilt bundle holds the same graph bytes."""
+    from runtime.search.index import build_hnsw
+
+    rows = np.random.default_rng(3).normal(size=(600, 32)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    saved = []
+    for i in range(2):
+        build_hnsw(rows, IndexParams(M=8, ef_construction=40)).save_index(str(tmp_path / f"{i}.bin"))
+        saved.append((tmp_path / f"{i}.bin").read_bytes())
+    assert saved[0] == saved[1]
