@@ -157,9 +157,11 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS
     with clock.stage("describe"):
+        recipe = (onnx_bytes, spec, verifier.params if verifier is not None else None,
+                  verify_models.get(bf.LOCAL_MODEL))
         described = describe_references(embedder, site, scales, per_instance_mean=o.per_instance_mean,
                                         progress=progress, keep_blank=o.keep_blank, rotations=rotations,
-                                        verifier=verifier)
+                                        verifier=verifier, workers=o.processes, recipe=recipe)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     with clock.stage("index"):
         index, codes_info = _index_stage(described, o)
@@ -186,11 +188,12 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
         from .calibration import calibrate as calibrate_rules
 
         with clock.stage("calibrate"):
-            rec = Recognizer(bf.BundleContents(out, manifest, members), providers=["CPUExecutionProvider"])
+            contents = bf.BundleContents(out, manifest, members)
+            rec = Recognizer(contents, providers=["CPUExecutionProvider"])
             views = {} if o.calibration_views is None else {"min_views": o.calibration_views,
                                                              "max_views": o.calibration_views}
             manifest.thresholds = calibrate_rules(rec, site, o.target_far, survey, progress=progress, clock=clock,
-                                                  **views)
+                                                  workers=o.processes, contents=contents, **views)
     with clock.stage("write"):
         _write_verified(out, manifest, members, o.sign)
     clock.seconds["total"] = time.perf_counter() - start

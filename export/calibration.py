@@ -32,7 +32,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from runtime.image.image_io import load_image
 from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
@@ -45,6 +44,7 @@ from training.simulator import CameraViewSimulator, SimulatorConfig, collage, ra
 from training.simulator.sampler import pick
 
 from .stages import StageClock
+from .workers import Pool
 
 log = logging.getLogger("sitelens")
 
@@ -83,25 +83,89 @@ def alike(score: float, evidence, alike_score: float) -> bool:
                                      or evidence.fundamental >= DUPLICATE_FUNDAMENTAL)
 
 
-def near_duplicates(rec: Recognizer, site: Site, alike_score: float, progress: bool = True) -> dict[str, set]:
+def near_duplicates(rec: Recognizer, site: Site, alike_score: float, progress: bool = True,
+                    pool: Pool | None = None) -> dict[str, set]:
     """Instances whose references show the same thing (a work catalogued twice, overlapping views
     of neighbouring buildings, blank images): no 'unknown work' for each other, so they are left
     out of each other's negatives, and reported. Every reference is matched against the site with
-    its own instance left out; another instance is alike when ``alike`` says so."""
+    its own instance left out; another instance is alike when ``alike`` says so. ``pool``: a
+    ``Pool`` of ``Scorer`` workers (default: this process)."""
+    pool = pool or Pool(Scorer(rec), make_scorer, ())
     dups: dict[str, set] = {}
-    for ref in tqdm(site.references, desc="calibrate (look-alikes)", unit="ref", disable=not progress):
-        img = load_image(ref.path)
-        f = rec.findings(img, rec.embedder.embed(img), "exact", exclude={ref.instance}, all_passes=True)
-        for inst, score, _ in f.hits:
-            if alike(score, (f.verification or {}).get(inst), alike_score):
-                dups.setdefault(ref.instance, set()).add(inst)
-                dups.setdefault(inst, set()).add(ref.instance)
+    found = pool.map(_look_alikes, [(ref, alike_score) for ref in site.references], "calibrate (look-alikes)", progress)
+    for ref, alike_instances in zip(site.references, found):
+        for inst in alike_instances:
+            dups.setdefault(ref.instance, set()).add(inst)
+            dups.setdefault(inst, set()).add(ref.instance)
     if dups:
         pairs = sorted({tuple(sorted((a, b))) for a, bs in dups.items() for b in bs})
         log.warning("sitelens: %d pair(s) of instances look alike (same work twice, overlapping views or blank "
                     "references); they are not used as each other's unknowns: %s", len(pairs),
                     ", ".join(f"{a}~{b}" for a, b in pairs[:20]) + (" ..." if len(pairs) > 20 else ""))
     return dups
+
+
+@dataclass
+class Scorer:
+    """What scoring calibration samples takes: the recognizer (the device's path), the match modes
+    and how simulated views are made. Each worker process makes its own (``make_scorer``)."""
+    rec: Recognizer
+    modes: tuple = ()
+    seed: int = 0
+    views_per_ref: int = 1
+    turned: bool = False
+
+    def __post_init__(self):
+        self.sim = CameraViewSimulator(seed=self.seed)   # stateless when given a generator per view
+
+    def view(self, img: np.ndarray, k: int, j: int) -> np.ndarray:
+        """View ``j`` of the ``k``-th chosen reference: the same in every pass and every process
+        (one generator per view); a quarter of them turned when the bundle holds turned rows."""
+        r = np.random.default_rng([self.seed, k, j])
+        view = self.sim(img, r)
+        if self.turned and r.random() < 0.25:
+            view = np.ascontiguousarray(np.rot90(view, int(r.integers(1, 4))))
+        return view
+
+
+def make_scorer(path, manifest, members: dict, modes: tuple, seed: int, views_per_ref: int, turned: bool,
+                threads: int) -> Scorer:
+    """A worker's Scorer: the recognizer rebuilt from the bundle being built (manifest and member bytes)."""
+    from runtime.bundle.format import BundleContents
+
+    rec = Recognizer(BundleContents(path, manifest, members), providers=["CPUExecutionProvider"], threads=threads)
+    return Scorer(rec, modes, seed, views_per_ref, turned)
+
+
+def _look_alikes(sc: Scorer, item) -> list[str]:
+    """Instances another reference (``item``: reference, alike score) looks like."""
+    ref, alike_score = item
+    img = load_image(ref.path)
+    f = sc.rec.findings(img, sc.rec.embedder.embed(img), "exact", exclude={ref.instance}, all_passes=True)
+    return [inst for inst, score, _ in f.hits if alike(score, (f.verification or {}).get(inst), alike_score)]
+
+
+def _score_views(sc: Scorer, item) -> list[tuple]:
+    """(findings with the whole site or None, findings with ``left_out`` left out or None) for each
+    view of one reference; ``item``: (k, reference, whole site?, left_out set or None). The two
+    scorings of a view share its FrameCache: the second only matches what the first did not."""
+    k, ref, whole, left_out = item
+    img = load_image(ref.path)
+    out = []
+    for j in range(sc.views_per_ref):
+        view, cache = sc.view(img, k, j), FrameCache()
+        pos = _findings(sc.rec, view, sc.modes, cache=cache) if whole else None
+        neg = _findings(sc.rec, view, sc.modes, set(left_out), cache) if left_out is not None else None
+        out.append((pos, neg))
+    return out
+
+
+def _score_image(sc: Scorer, item) -> list[dict]:
+    """Findings of one image (``item``: image, exclusion sets) for each exclusion set (None: the
+    whole site), sharing one FrameCache."""
+    img, excludes = item
+    cache = FrameCache()
+    return [_findings(sc.rec, img, sc.modes, None if ex is None else set(ex), cache) for ex in excludes]
 
 
 def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None) -> dict[str, Findings]:
@@ -122,73 +186,79 @@ def synthetic_counts(references: int) -> tuple[int, int]:
 
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
            max_views: int = 800, backgrounds: int | None = None, collages: int | None = None, seed: int = 0,
-           progress: bool = True, clock: StageClock | None = None) -> SampleSet:
+           progress: bool = True, clock: StageClock | None = None, workers: int = 1, contents=None) -> SampleSet:
     """``min_views``/``max_views``: simulated views of references, ``ceil(min_views / references)``
     of each (1-10) over at most ``max_views // that`` references (``BuildOptions.calibration_views``
-    sets both); ``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``)."""
+    sets both); ``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``).
+    ``workers`` > 1: samples are scored in that many processes, each with the recognizer rebuilt
+    from ``contents`` (the ``BundleContents`` ``rec`` was made from); the samples are the same."""
+    from .workers import threads_per_worker
+
     clock = clock or StageClock()
     counts = synthetic_counts(len(site.references))
     backgrounds = counts[0] if backgrounds is None else backgrounds
     collages = counts[1] if collages is None else collages
     rng = np.random.default_rng(seed)
     turned = len(rec.rotations) > 1
-    sim = CameraViewSimulator(seed=seed)
     views_per_ref = int(np.clip(np.ceil(min_views / max(len(site.references), 1)), 1, 10))
     refs = [site.references[i] for i in pick(len(site.references), max_views // views_per_ref, rng)]
-
-    def views(ref, k):  # the same views in both passes (one generator per view)
-        img = load_image(ref.path)
-        for j in range(views_per_ref):
-            r = np.random.default_rng([seed, k, j])
-            view = sim(img, r)
-            if turned and r.random() < 0.25:
-                view = np.ascontiguousarray(np.rot90(view, int(r.integers(1, 4))))
-            yield j, view
-
+    modes = tuple(modes)
+    several = len(rec.instances) > 1
+    recipe = () if contents is None or workers <= 1 else (
+        contents.path, contents.manifest, contents.members, modes, seed, views_per_ref, turned,
+        threads_per_worker(workers))
     out = SampleSet()
     dups: dict[str, set] = {}
-    caches: dict = {}
-    with clock.stage("simulated views"):
-        for k, ref in enumerate(tqdm(refs, desc="calibrate (simulated views)", unit="ref", disable=not progress)):
-            for j, view in views(ref, k):
-                caches[k, j] = FrameCache()
-                out.positives.append(Sample(_findings(rec, view, modes, cache=caches[k, j]), ref.instance,
-                                            "simulated"))
-    if len(rec.instances) > 1:
-        right = [s.findings["exact"].hits[0][1] for s in out.positives
-                 if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
-        with clock.stage("look-alikes"):
-            dups = near_duplicates(rec, site, float(np.median(right)) if right else 1.0, progress)
-        with clock.stage("simulated views left out"):
-            for k, ref in enumerate(refs):
-                left_out = {ref.instance} | dups.get(ref.instance, set())
-                for j, view in views(ref, k):
-                    out.negatives.append(Sample(_findings(rec, view, modes, left_out, caches.pop((k, j))), None,
-                                                "simulated"))
-    with clock.stage("walls and labels"):
-        for i in range(backgrounds):
-            label = bool(i % 2)
-            img = wall_label(rng, 360, 480) if label else random_wall(rng, 360, 480)
-            out.negatives.append(Sample(_findings(rec, img, modes), None, "label" if label else "wall"))
-    if len(rec.instances) > 2:
-        mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
-        chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
-        with clock.stage("cluttered scenes"):
-            for i in tqdm(range(collages), desc="calibrate (cluttered scenes)", unit="img", disable=not progress):
-                group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
-                img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
-                left_out = set().union(*({r.instance} | dups.get(r.instance, set()) for r in group))
-                out.negatives.append(Sample(_findings(rec, img, modes, left_out), None, "scene"))
-    for q in tqdm(survey or [], desc="calibrate (survey photos)", unit="img", disable=not progress):
-        img = load_image(q.path)
-        if q.is_unknown:
-            out.negatives.append(Sample(_findings(rec, img, modes), None, "survey"))
-            continue
-        truth = next(iter(q.instances))
-        cache = FrameCache()
-        out.positives.append(Sample(_findings(rec, img, modes, cache=cache), truth, "survey"))
-        if len(rec.instances) > 1:
-            out.negatives.append(Sample(_findings(rec, img, modes, set(q.instances), cache), None, "survey"))
+    with Pool(Scorer(rec, modes, seed, views_per_ref, turned), make_scorer, recipe, workers if recipe else 1) as pool:
+        with clock.stage("simulated views"):  # each view with the whole site, and with its own work left out
+            scored = pool.map(_score_views, [(k, ref, True, {ref.instance} if several else None)
+                                             for k, ref in enumerate(refs)], "calibrate (simulated views)", progress)
+        out.positives = [Sample(pos, ref.instance, "simulated") for ref, views in zip(refs, scored) for pos, _ in views]
+        if several:
+            right = [s.findings["exact"].hits[0][1] for s in out.positives
+                     if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
+            with clock.stage("look-alikes"):
+                dups = near_duplicates(rec, site, float(np.median(right)) if right else 1.0, progress, pool)
+            with clock.stage("simulated views left out"):  # again, for works with look-alikes: those left out too
+                again = [k for k, ref in enumerate(refs) if dups.get(ref.instance)]
+                rescored = pool.map(_score_views, [(k, refs[k], False, {refs[k].instance} | dups[refs[k].instance])
+                                                   for k in again], "calibrate (look-alikes left out)", progress)
+                scored = list(scored)
+                for k, views in zip(again, rescored):
+                    scored[k] = views
+            out.negatives = [Sample(neg, None, "simulated") for views in scored for _, neg in views]
+        with clock.stage("walls and labels"):
+            walls = ((wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480), (None,))
+                     for i in range(backgrounds))
+            found = pool.map(_score_image, walls, "calibrate (walls and labels)", progress, batch=64)
+            out.negatives += [Sample(f[0], None, "label" if i % 2 else "wall") for i, f in enumerate(found)]
+        if len(rec.instances) > 2:
+            mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
+            chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
+
+            def scenes():
+                for i in range(collages):
+                    group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
+                    img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
+                    yield img, (set().union(*({r.instance} | dups.get(r.instance, set()) for r in group)),)
+
+            with clock.stage("cluttered scenes"):
+                found = pool.map(_score_image, scenes(), "calibrate (cluttered scenes)", progress, batch=64)
+                out.negatives += [Sample(f[0], None, "scene") for f in found]
+        if survey:
+            def photos():
+                for q in survey:
+                    known = not q.is_unknown
+                    yield load_image(q.path), (None, set(q.instances)) if known and several else (None,)
+
+            found = pool.map(_score_image, photos(), "calibrate (survey photos)", progress, batch=64)
+            for q, f in zip(survey, found):
+                if q.is_unknown:
+                    out.negatives.append(Sample(f[0], None, "survey"))
+                    continue
+                out.positives.append(Sample(f[0], next(iter(q.instances)), "survey"))
+                if several:
+                    out.negatives.append(Sample(f[1], None, "survey"))
     return out
 
 

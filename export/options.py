@@ -31,6 +31,10 @@ class BuildOptions:
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
     so they are stricter, never looser (the false-accept budget's count rounds down).
+    ``workers``: processes that describe references and score calibration samples, 0 for one per
+    core (each holds its own models; the bundle is the same for any number, see ``export/workers.py``).
+    Workers are spawned processes: a script calling ``build_bundle`` with ``workers`` != 1 needs
+    the usual ``if __name__ == "__main__":`` guard.
     ``site_id`` (default: the site's name), ``release`` (default: ``manifest.new_release()``, the
     build time) and ``expires`` (ISO date, default none) go into the signed manifest, for devices to
     refuse other sites' bundles, rollbacks and stale bundles (``Recognizer.open``)."""
@@ -43,6 +47,7 @@ class BuildOptions:
     calibrate: bool = True
     target_far: float = 0.01
     calibration_views: int | None = None
+    workers: int = 1
     metadata: str | Path | None = None   # instances.csv for a manifest site
     precision: str = "fp32"
     hash_bits: int | None = None
@@ -77,6 +82,8 @@ class BuildOptions:
                                 "or --verify none)")
         if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
             raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
+        if not 0 <= int(self.workers) <= 256:
+            raise SitelensError(f"--workers {self.workers}: between 0 (one per core) and 256")
         if self.site_id is not None and not SITE_ID.match(self.site_id):
             raise SitelensError(f"--site-id {self.site_id!r}: letters, digits, '.', '_' and '-' only, at most 128")
         if self.release is not None and not 0 <= int(self.release) < (1 << 63):
@@ -86,3 +93,10 @@ class BuildOptions:
                 parse_expiry(self.expires)
             except ValueError:
                 raise SitelensError(f"--expires {self.expires!r}: not an ISO date (e.g. 2027-06-30)") from None
+
+    @property
+    def processes(self) -> int:
+        """Worker processes to use (``workers``, 0 resolved to one per core)."""
+        from .workers import default_workers
+
+        return int(self.workers) or default_workers()

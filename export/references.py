@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from runtime.models.embedder import Embedder
 from runtime.errors import ImageError, SiteError
@@ -37,26 +36,70 @@ class Described:
     digests: list[str] = field(default_factory=list)      # sha256 of each row's image file
 
 
+@dataclass
+class Describer:
+    """What describing one reference image takes: the network, the local-feature maker and the
+    rows to make. ``recipe`` rebuilds it in a worker process (``export/workers.py``)."""
+    embedder: Embedder
+    verifier: object | None
+    rotations: tuple
+    scales: tuple
+    gem_p: float
+    keep_blank: bool = False
+
+
+def make_describer(onnx_bytes: bytes, spec, verify_params, local_onnx: bytes | None, rotations, scales, gem_p: float,
+                   keep_blank: bool, threads: int | None = None) -> Describer:
+    """A Describer from the models' bytes (what a worker process receives)."""
+    verifier = None
+    if verify_params is not None:
+        from runtime.verify.verifier import Verifier, make_extractor
+
+        verifier = Verifier(verify_params, make_extractor(verify_params, local_onnx, "build", threads))
+    embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"], threads=threads)
+    return Describer(embedder, verifier, tuple(rotations), tuple(scales), gem_p, keep_blank)
+
+
+def _describe_one(d: Describer, ref: Reference):
+    """("bad", reason) for an unreadable image; else (digest, blank, ImageRows or None: a blank
+    image is not described unless ``keep_blank``)."""
+    try:
+        img = load_image(ref.path)
+        digest = file_digest(ref.path)
+    except ImageError as exc:
+        return "bad", str(exc)
+    blank = is_blank(img)
+    if blank and not d.keep_blank:
+        return digest, blank, None
+    return digest, blank, image_rows(img, d.embedder, d.rotations, d.scales, d.gem_p, d.verifier, keep_blank=True)
+
+
 def describe_references(embedder: Embedder, site: Site, scales=(1.0,), gem_p: float = 1.0,
                         per_instance_mean: bool = False, progress: bool = True, keep_blank: bool = False,
-                        rotations=(0,), verifier=None) -> Described:
+                        rotations=(0,), verifier=None, workers: int = 1, recipe: tuple = ()) -> Described:
     """Unreadable images are all reported at once. Textureless references (a blank or uniform
     image) identify nothing and would fire on every plain wall: they are left out with a warning
-    unless ``keep_blank``. ``verifier``: also compute each reference's local features."""
+    unless ``keep_blank``. ``verifier``: also compute each reference's local features.
+    ``workers`` > 1 (with ``recipe``: the network's ONNX bytes, its InputSpec, the verifier's
+    VerifyParams or None and the local-feature ONNX bytes or None): that many processes, each
+    describing with its own ``make_describer(*recipe, ...)``; the rows are the same."""
+    from .workers import run, threads_per_worker
+
+    describer = Describer(embedder, verifier, tuple(rotations), tuple(scales), gem_p, keep_blank)
+    recipe = (*recipe, tuple(rotations), tuple(scales), gem_p, keep_blank, threads_per_worker(workers)) if recipe else ()
+    results = run(_describe_one, site.references, describer, make_describer, recipe, workers if recipe else 1,
+                  desc="describe references", progress=progress)
     descs, instances, sources, rots, images, feats, bad, blank, used = [], [], [], [], [], [], [], [], []
     digests = []
-    for ref in tqdm(site.references, desc="describe references", unit="img", disable=not progress):
-        try:
-            img = load_image(ref.path)
-            digest = file_digest(ref.path)
-        except ImageError as exc:
-            bad.append(str(exc))
+    for ref, result in zip(site.references, results):
+        if result[0] == "bad":
+            bad.append(result[1])
             continue
-        if is_blank(img):   # reported together below; image_rows leaves blank images out the same way
+        digest, is_blank_image, rows = result
+        if is_blank_image:   # reported together below; image_rows leaves blank images out the same way
             blank.append(str(ref.path))
             if not keep_blank:
                 continue
-        rows = image_rows(img, embedder, rotations, scales, gem_p, verifier, keep_blank=True)
         used.append(ref)
         n = len(rows.descriptors)
         descs += rows.descriptors

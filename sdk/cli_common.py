@@ -90,6 +90,9 @@ BUILD_OPTIONS = (
     click.option("--calibration-views", type=int,
                  help="Simulated visitor views calibration scores (default: 400-800 by the site's size): fewer "
                       "build quicker, with stricter rules."),
+    click.option("--workers", type=int, default=BuildOptions.workers, show_default=True,
+                 help="Processes that describe references and score calibration samples (0: one per core); "
+                      "the bundle is the same for any number."),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
                                         "against exact search on the site's simulated views)."),

@@ -1,0 +1,108 @@
+"""Build stages over independent items (reference images, calibration samples) in a pool of
+processes, ``--workers N``.
+
+``Pool(state, make_state, make_args, workers).map(task, items)`` calls ``task(state, item)`` for
+every item and returns the results in the items' order (``run``: one stage in a pool of its own). With one worker everything runs in this process on
+``state`` (the objects the build already holds). With more, each worker process (spawned, so no
+ONNX Runtime thread pool is inherited half-initialised from a fork) builds its own state once with
+``make_state(*make_args)`` (models from their ONNX bytes) and ONNX Runtime runs with
+``cores // workers`` threads in each, so the pool does not oversubscribe the machine.
+
+Results do not depend on the number of workers: each item carries everything that decides its
+result (its seeds included), and ONNX Runtime's CPU kernels give the same outputs at any thread
+count (``tests/export/test_workers.py``). Items and results cross process boundaries as Python
+objects of this package (numpy arrays, dataclasses), between processes of the same build; nothing
+read from a file or a bundle is unpickled.
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Iterable
+
+from tqdm import tqdm
+
+_STATE: Any = None  # the worker's own state (models), made once by _start
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """Workers when the user gave none: one per core, at most 8 (each holds its own models)."""
+    return min(cores(), 8)
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, cores() // max(workers, 1))
+
+
+def _start(make_state: Callable, make_args: tuple) -> None:
+    global _STATE
+    _STATE = make_state(*make_args)
+
+
+def _call(task: Callable, item) -> Any:
+    return task(_STATE, item)
+
+
+class Pool:
+    """``with Pool(state, make_state, make_args, workers) as pool: pool.map(task, items)``: the
+    same pool (and each worker's models) for several stages. ``task`` and ``make_state`` must be
+    module-level functions (they are named, not pickled, across processes)."""
+
+    def __init__(self, state: Any, make_state: Callable, make_args: tuple, workers: int = 1):
+        self.state, self.make_state, self.make_args = state, make_state, make_args
+        self.workers = max(1, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "Pool":
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start, initargs=(self.make_state, self.make_args))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def map(self, task: Callable, items: Iterable, desc: str = "", progress: bool = True,
+            batch: int | None = None) -> list:
+        """``[task(state, item) for item in items]`` in the items' order. ``items`` may be a
+        generator: the pool takes ``batch`` of them at a time (default: all), so at most that many
+        (images, say) are held at once."""
+        out: list = []
+        total = len(items) if hasattr(items, "__len__") else None
+        items = iter(items)
+        with tqdm(total=total, desc=desc, unit="item", disable=not progress) as bar:
+            while True:
+                chunk = list(itertools.islice(items, batch)) if batch else list(items)
+                if not chunk:
+                    return out
+                if self._pool is None or len(chunk) < 2:
+                    for item in chunk:
+                        out.append(task(self.state, item))
+                        bar.update()
+                else:
+                    size = max(1, min(16, len(chunk) // (4 * self.workers)))
+                    for result in self._pool.map(_call, [task] * len(chunk), chunk, chunksize=size):
+                        out.append(result)
+                        bar.update()
+                if not batch:
+                    return out
+
+
+def run(task: Callable, items: Iterable, state: Any, make_state: Callable, make_args: tuple, workers: int = 1,
+        desc: str = "", progress: bool = True) -> list:
+    """One stage's ``Pool.map`` in a pool of its own (none when ``workers`` <= 1)."""
+    items = list(items)
+    with Pool(state, make_state, make_args, min(workers, len(items)) if len(items) > 1 else 1) as pool:
+        return pool.map(task, items, desc, progress)
