@@ -85,8 +85,9 @@ def calibrated(tmp_path_factory, tiny_net):
     write_rgb(root / "survey" / "wall.jpg", random_wall(rng, 160, 200))
     rows.append("survey/wall.jpg,__unknown__,query")
     (root / "survey.csv").write_text("\n".join(rows) + "\n")
+    # 40 simulated views (5 a reference) instead of 80: these tests read the rules' form, not their values
     return build_bundle(site, root / "c.sitelens", tiny_net, size=SMALL_SIZE, progress=False, hash_bits=64,
-                        verify="orb", survey=root / "survey.csv", target_far=0.05)
+                        verify="orb", survey=root / "survey.csv", target_far=0.05, calibration_views=40)
 
 
 def test_rules_for_every_match_mode(calibrated):
