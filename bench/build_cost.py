@@ -7,13 +7,15 @@ exporting the network and local-feature models, describing references, building 
 index, calibration (simulated views, look-alikes, walls and labels, cluttered scenes) and writing.
 Reported: seconds per stage, seconds per reference, the bundle's bytes per reference image per
 member. Then the incremental rebuild of the second size after ``--added`` new works
-(``bundle --update``), and the embedded demo site (12 works) built in full.
+(``bundle --update``), and the embedded demo site (12 works) built in full. ``--workers 1 2``:
+every site built with each number of worker processes (``sitelens bundle --workers N``), in one
+run so the times compare.
 
 Sites: every shared set's reference images (coil100, mcv_museum, smvs_books, smvs_landmarks: about
 a thousand, as works of their sets), in a fixed interleaved order, then procedural paintings
 (``sdk.demo_site.paint``, one work each) where a size needs more.
 
-    python bench/build_cost.py [--sizes 100 1000 5000] [--added 10] [--out build_cost]
+    python bench/build_cost.py [--sizes 100 1000 5000] [--added 10] [--workers 1 2] [--out build_cost]
 """
 from __future__ import annotations
 
@@ -83,20 +85,22 @@ def bundle_bytes(path: Path) -> dict:
             "bytes_per_reference_image": per, "site_bytes_per_reference_image": sum(per.values())}
 
 
-def build(manifest: Path, out: Path) -> dict:
+def build(manifest: Path, out: Path, workers: int = 1) -> dict:
     from export.bundler import build_bundle
     from export.stages import StageClock
 
     clock = StageClock()
-    build_bundle(manifest, out, None, progress=False, clock=clock)
+    build_bundle(manifest, out, None, progress=False, clock=clock, workers=workers)
     seconds = {k: round(v, 1) for k, v in clock.seconds.items()}
-    return {"seconds": seconds, **bundle_bytes(out)}
+    return {"workers": workers, "seconds": seconds, **bundle_bytes(out)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", nargs="+", type=int, default=[100, 1000])
     ap.add_argument("--added", type=int, default=10, help="works added before the incremental rebuild")
+    ap.add_argument("--workers", nargs="+", type=int, default=[1],
+                    help="build every site with each of these numbers of worker processes")
     ap.add_argument("--keep", help="keep sites and bundles in this folder")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
@@ -107,13 +111,15 @@ def main():
     for n in args.sizes:
         rows = real[:n] + painted(work / "painted", max(0, n - len(real)))
         manifest = write_site(rows, work / f"site_{n}" / "manifest.csv")
-        out = work / f"site_{n}.sitelens"
-        row = {"references": len(rows), "works": len({w for _, w in rows}),
-               "painted": max(0, n - len(real)), **build(manifest, out)}
-        row["seconds_per_reference"] = round(row["seconds"]["total"] / len(rows), 3)
-        result["sites"][str(n)] = row
-        last = (n, rows, out)
-        emit(result, args, args.out, show=False)
+        for workers in args.workers:
+            key = str(n) if len(args.workers) == 1 else f"{n}/{workers}"
+            out = work / f"site_{key.replace('/', '_')}.sitelens"
+            row = {"references": len(rows), "works": len({w for _, w in rows}),
+                   "painted": max(0, n - len(real)), **build(manifest, out, workers)}
+            row["seconds_per_reference"] = round(row["seconds"]["total"] / len(rows), 3)
+            result["sites"][key] = row
+            last = (n, rows, out)
+            emit(result, args, args.out, show=False)
     if last is not None and args.added:
         from export.stages import StageClock
         from export.update import update_bundle
@@ -130,11 +136,15 @@ def main():
     from sdk.demo_site import make_demo_site
 
     site, _ = make_demo_site(work / "demo")
-    t = time.perf_counter()
-    demo = build(site, work / "demo.sitelens")
-    result["demo_site"] = {"works": len([p for p in site.iterdir() if p.is_dir()]),
-                           "references": len(list(site.rglob("*.jpg"))), **demo,
-                           "wall_seconds": round(time.perf_counter() - t, 1)}
+    for workers in args.workers:
+        t = time.perf_counter()
+        demo = build(site, work / f"demo_{workers}.sitelens", workers)
+        demo = {"works": len([p for p in site.iterdir() if p.is_dir()]),
+                "references": len(list(site.rglob("*.jpg"))), **demo,
+                "wall_seconds": round(time.perf_counter() - t, 1)}
+        result.setdefault("demo_site", demo)   # the first number of workers; all of them below
+        result.setdefault("demo_sites", []).append(demo)
+        emit(result, args, args.out, show=False)
     emit(result, args, args.out)
 
 

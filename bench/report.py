@@ -358,7 +358,9 @@ BUILD_STAGES = ("network", "local-feature models", "describe", "index", "calibra
 
 
 def build_cost(r: dict) -> list[str]:
-    out = ["## Building a bundle as the site grows (`bench/build_cost.py`)", "",
+    several = len({s.get("workers", 1) for s in r["sites"].values()}) > 1
+    out = ["## Building a bundle as the site grows (`bench/build_cost.py`)"
+           + (", in worker processes (`--workers`)" if several else ""), "",
            f"`sitelens bundle` off the shelf with the defaults, on sites of the shared sets' reference images "
            f"({r['real_references']} real ones; procedural paintings beyond), each stage timed; seconds. KB per "
            "reference image: the bundle's members that grow with the site (the three models apart). Then the "
@@ -367,11 +369,12 @@ def build_cost(r: dict) -> list[str]:
     rows = []
     for n, s in r["sites"].items():
         sec = s["seconds"]
-        rows.append([s["references"], s["works"], _f(sec["total"] / 60, 1), _f(s["seconds_per_reference"], 2),
+        rows.append([s["references"], s["works"], s.get("workers", 1), _f(sec["total"] / 60, 1),
+                     _f(s["seconds_per_reference"], 2),
                      *[_f(sec.get(k), 0) for k in ("describe", "index", "calibrate")],
                      *[_f(sec.get(k), 0) for k in BUILD_STAGES if k.startswith("calibrate/")],
                      _f(s["file_mb"], 1), _f(s["site_bytes_per_reference_image"] / 1e3, 1)])
-    out += _table(["references", "works", "total (min)", "s per reference", "describe", "index", "calibrate",
+    out += _table(["references", "works", "workers", "total (min)", "s per reference", "describe", "index", "calibrate",
                    "simulated views", "look-alikes", "views left out", "walls and labels", "cluttered scenes",
                    "bundle MB", "KB per reference image"], rows)
     members = sorted({m for s in r["sites"].values() for m in s["bytes_per_reference_image"]})
@@ -384,8 +387,9 @@ def build_cost(r: dict) -> list[str]:
         out += ["", f"Incremental rebuild of the {u['references']}-reference site after adding {u['added_works']} "
                     f"works: **{_f(u['seconds']['total'], 1)} s** ("
                     + ", ".join(f"{k} {_f(v, 1)} s" for k, v in u["seconds"].items() if k != "total") + ")."]
-    if d:
-        out += ["", f"The demo site ({d['works']} works, {d['references']} reference images) built in full: "
+    for d in r.get("demo_sites") or ([d] if d else []):
+        out += ["", f"The demo site ({d['works']} works, {d['references']} reference images) built in full"
+                    + (f" with {d['workers']} worker process(es)" if several else "") + ": "
                     f"**{_f(d['seconds']['total'], 0)} s**, of which calibration {_f(d['seconds'].get('calibrate'), 0)} s; "
                     f"bundle {_f(d['file_mb'], 1)} MB ({_f(d['models_mb'], 1)} MB of models)."]
     return out + [""]
