@@ -16,7 +16,8 @@ from runtime.errors import SitelensError
 from runtime.version import __version__
 
 from . import cli_keys, cli_site
-from .cli_common import budget_option, device_options, friendly, open_recognizer, trust_option, verify_option
+from .cli_common import (budget_option, calibration_views_option, device_options, friendly, open_recognizer,
+                         trust_option, verify_option)
 
 
 @click.group()
@@ -237,12 +238,13 @@ def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, 
 @click.option("--epochs", type=int, default=3, show_default=True, help="Fine-tuning epochs (0 = off the shelf only).")
 @click.option("--size", type=int, help="Network input side (default: the backbone's).")
 @verify_option
+@calibration_views_option
 @friendly
-def demo(out, epochs, size, verify):
+def demo(out, epochs, size, verify, calibration_views):
     """Generate the embedded demo site, bundle it, fine-tune, and recognize visitor photos."""
     from sdk.demo import run_demo
 
-    run_demo(Path(out), epochs=epochs, size=size, verify=verify)
+    run_demo(Path(out), epochs=epochs, size=size, verify=verify, calibration_views=calibration_views)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,6 +75,10 @@ key_option = click.option(
     "--key", "key", type=click.Path(exists=True, dir_okay=False),
     help="Private key (site.key) to sign the result with; without it a signed bundle comes out unsigned.")
 
+calibration_views_option = click.option(
+    "--calibration-views", type=int,
+    help="Simulated visitor views calibration scores (default: 400-800 by the site's size): fewer "
+         "build quicker, with stricter rules.")
 verify_option = click.option(
     "--verify", type=click.Choice([*FEATURES, "none"]), default=BuildOptions.verify, show_default=True,
     help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
@@ -87,9 +91,7 @@ BUILD_OPTIONS = (
     click.option("--multiscale", is_flag=True, help="Describe references at scales 1, 1/sqrt2, sqrt2."),
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
     click.option("--target-far", type=float, default=BuildOptions.target_far, show_default=True, help="False-accept rate for thresholds."),
-    click.option("--calibration-views", type=int,
-                 help="Simulated visitor views calibration scores (default: 400-800 by the site's size): fewer "
-                      "build quicker, with stricter rules."),
+    calibration_views_option,
     click.option("--workers", type=int, default=BuildOptions.workers, show_default=True,
                  help="Processes that describe references and score calibration samples (0: one per core); "
                       "the bundle is the same for any number."),
