@@ -424,7 +424,28 @@ def large_site(r: dict) -> list[str]:
     return out + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+def learn_from_visitors(r: dict) -> list[str]:
+    rows, reasons = [], []
+    for name, s in r["sets"].items():
+        b, a = s["before"], s["after"] or s["before"]
+        rows.append([name, s["references"], s["first_week"], f"{s['logged']} ({s['logged_wrong']})",
+                     f"{s['added']} ({s['added_wrong']})", f"{b['known']} / {b['unknown']}",
+                     f"{_f(b['mP@1'])} → {_f(a['mP@1'])}", f"{_f(b['true_accept_rate'])} → {_f(a['true_accept_rate'])}",
+                     f"{_f(b.get('wrong_accept_rate'))} → {_f(a.get('wrong_accept_rate'))}",
+                     f"{_f(b['false_accept_rate'])} → {_f(a['false_accept_rate'])}", "yes" if s["recalibrated"] else "no"])
+        reasons.append(f"- {name}: " + (", ".join(f"{why} ({n})" for why, n in s["refused"].items()) or "none"))
+    out = ["## A site that learns from its visitors (`bench/learn_from_visitors.py`)", "",
+           "Each set's query photos split in halves (known and unknown alike): the first half recognized with the "
+           "visitor log on (`recognize --log`), `sitelens learn` adds the strongest entries as references, the "
+           "held-out half scored with the bundle before and after. Logged: verified answers written to the log "
+           "(in brackets: answers that were wrong: another work, or a photo of no known work); added: entries "
+           "`learn` took (in brackets: wrong pseudo-labels).", "", _origin(r), ""]
+    out += _table(["set", "references", "first-week photos", "logged (wrong)", "added (wrong)",
+                   "held out known / unknown", "mP@1", "TAR", "WAR", "FAR", "recalibrated"], rows)
+    return out + ["", "Entries left out, by reason:", "", *reasons, ""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)

@@ -34,7 +34,7 @@ from runtime.verify.geometric import Evidence, polygon_iou
 from runtime.image.image_io import ImageLike, file_digest, is_blank, load_image
 from runtime.bundle.manifest import Manifest, new_release
 from runtime.metrics import score_margin
-from runtime.reference_rows import image_rows
+from runtime.reference_rows import ImageRows, image_rows
 from runtime.thresholds import Thresholds
 from runtime.verify.verifier import FrameCache, Verifier, VerifyParams, make_extractor, make_matcher
 
@@ -419,17 +419,31 @@ class Recognizer:
         names = [str(Path(i).name) if isinstance(i, (str, Path)) else "" for i in images]
         digests = [file_digest(i) if isinstance(i, (str, Path)) else
                    hashlib.sha256(i).hexdigest() if isinstance(i, (bytes, bytearray)) else "" for i in images]
-        rgb = [load_image(i) for i in images]
-        feature_maker = self._feature_maker if self.index.features is not None else None
-        rows = [image_rows(img, self.embedder, self.rotations, self.scales, feature_maker=feature_maker) for img in rgb]
+        rows = [self.rows_of(load_image(i), keep_blank=False) for i in images]
         blank = [k for k, r in enumerate(rows) if r is None]
         if blank:
             log.warning("sitelens: add(%r): %d image(s) with almost no texture left out (they would match plain "
                         "walls): %s", instance_id, len(blank), ", ".join(names[k] or f"#{k}" for k in blank))
-            if len(blank) == len(rgb):
+            if len(blank) == len(rows):
                 raise SitelensError(f"add({instance_id!r}): no usable image (all have almost no texture)")
-            keep = [k for k in range(len(rgb)) if k not in set(blank)]
+            keep = [k for k in range(len(rows)) if k not in set(blank)]
             rows, names, digests = [rows[k] for k in keep], [names[k] for k in keep], [digests[k] for k in keep]
+        return self.add_rows(instance_id, rows, names, digests, metadata)
+
+    def rows_of(self, img: np.ndarray, keep_blank: bool = True) -> ImageRows | None:
+        """The index rows a decoded RGB image would add as a reference (``image_rows`` with this
+        bundle's quarter turns, scales and local features); None for a blank image unless ``keep_blank``."""
+        maker = self._feature_maker if self.index.features is not None else None
+        return image_rows(img, self.embedder, self.rotations, self.scales, feature_maker=maker, keep_blank=keep_blank)
+
+    def add_rows(self, instance_id: str, rows: list[ImageRows], names: list[str], digests: list[str],
+                 metadata: dict | None = None) -> int:
+        """Add reference images already described (``rows_of``, or a visitor-log entry's rows) to
+        ``instance_id``; ``names``/``digests``: each image's source name and sha256. Returns how
+        many images were added."""
+        with_features = self.index.features is not None
+        if with_features and any(r.features is None or len(r.features) != len(r.descriptors) for r in rows):
+            raise SitelensError(f"add({instance_id!r}): rows without local features for a bundle that verifies")
         descs, sources, rotations, features, image_ids, row_digests = [], [], [], [], [], []
         for k, (r, name) in enumerate(zip(rows, names)):
             n = len(r.descriptors)
@@ -440,7 +454,7 @@ class Recognizer:
             image_ids += [k] * n
             row_digests += [digests[k]] * n
         with self._edit_lock:
-            self.index.add(np.stack(descs), instance_id, sources, features if feature_maker is not None else None,
+            self.index.add(np.stack(descs), instance_id, sources, features if with_features else None,
                            rotations, image_ids, row_digests)
             if metadata is not None or instance_id not in self.metadata:
                 self.metadata[instance_id] = dict(metadata or {})

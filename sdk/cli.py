@@ -1,7 +1,7 @@
 """The `sitelens` command line. Heavy modules (torch) are imported inside the commands.
 
 Device commands (recognize, eval, camera) live here; a site engineer's (train, bundle, export,
-add, remove) in ``cli_site.py``; signing (keygen, sign, verify) in ``cli_keys.py``.
+add, remove, learn) in ``cli_site.py``; signing (keygen, sign, verify) in ``cli_keys.py``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from runtime.version import __version__
 
 from . import cli_keys, cli_site
 from .cli_common import (budget_option, calibration_views_option, device_options, friendly, open_recognizer,
-                         trust_option, verify_option)
+                         open_visitor_log, trust_option, verify_option, visitor_log_options)
 
 
 @click.group()
@@ -29,7 +29,7 @@ def main(quiet: bool):
 
 
 for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add, cli_site.remove,
-             cli_keys.keygen, cli_keys.sign, cli_keys.verify):
+             cli_site.learn, cli_keys.keygen, cli_keys.sign, cli_keys.verify):
     main.add_command(_cmd)
 
 
@@ -41,14 +41,22 @@ for _cmd in (cli_site.train, cli_site.bundle, cli_site.export_cmd, cli_site.add,
 @click.option("--multi", is_flag=True, help="Every work that verifies (a wall with several), with its region.")
 @device_options
 @budget_option
+@visitor_log_options
 @friendly
-def recognize(bundle, images, k, as_json, multi, match, trust, site_id, min_release, provider, budget_ms):
+def recognize(bundle, images, k, as_json, multi, match, trust, site_id, min_release, provider, budget_ms,
+              log_dir, log_mb, log_images):
     """Recognize IMAGES with BUNDLE."""
+    from runtime.image.image_io import load_image
+
     rec = open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms)
+    visitor_log = open_visitor_log(log_dir, log_mb, log_images, min_interval_s=0.0)  # each photo its own visit
     failed = 0
     for img in images:
         try:
-            r = rec.recognize(img, k=k, multi=multi)
+            rgb = load_image(img, rec.decode_need)
+            r = rec.recognize(rgb, k=k, multi=multi)
+            if visitor_log is not None:
+                visitor_log.record(rec, rgb, r)
         except SitelensError as exc:
             failed += 1
             click.echo(json.dumps({"image": img, "error": str(exc)}) if as_json else f"{img}: ERROR {exc}")
@@ -213,15 +221,16 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
               help="Frames with several works: announce the one nearest the centre, or the largest.")
 @device_options
 @budget_option
+@visitor_log_options
 @friendly
 def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, match, trust, site_id, min_release,
-           provider, budget_ms):
+           provider, budget_ms, log_dir, log_mb, log_images):
     """Recognize a live camera or video; print one JSON line per event (recognized/unknown/lost)."""
     from runtime.stream import DecisionLayer, RecognitionStream
 
     rec = open_recognizer(bundle, match, trust, provider, site_id, min_release, budget_ms)
     stream = RecognitionStream(rec, source, DecisionLayer(k, n, debounce), realtime=realtime, max_seconds=max_seconds,
-                               multi=multi)
+                               multi=multi, visitor_log=open_visitor_log(log_dir, log_mb, log_images))
     try:
         for event in stream:
             click.echo(json.dumps(event.to_dict()))

@@ -46,6 +46,24 @@ def open_recognizer(bundle: str, match: str = "hnsw", trust=(), provider: str = 
                            site_id=site_id, min_release=min_release, budget_ms=budget_ms)
 
 
+def visitor_log_options(fn):
+    """``--log DIR`` (opt-in log of verified answers for ``sitelens learn``), ``--log-mb``, ``--log-images``."""
+    fn = click.option("--log-images", is_flag=True, help="Keep a JPEG of each logged frame too (off: descriptors and "
+                                                           "keypoints only).")(fn)
+    fn = click.option("--log-mb", type=float, default=64.0, show_default=True,
+                      help="Disk the visitor log may use; the oldest entries go first.")(fn)
+    return click.option("--log", "log_dir", type=click.Path(file_okay=False),
+                        help="Log frames accepted by verification to this folder (for `sitelens learn`).")(fn)
+
+
+def open_visitor_log(log_dir, log_mb: float, log_images: bool, min_interval_s: float = 10.0):
+    if not log_dir:
+        return None
+    from runtime.visitor_log import VisitorLog
+
+    return VisitorLog(log_dir, int(log_mb * (1 << 20)), keep_images=log_images, min_interval_s=min_interval_s)
+
+
 budget_option = click.option(
     "--budget-ms", type=float, default=None,
     help="Time budget per frame: verification's later stages are skipped once it is spent and the answer rests on "

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
 from training.backbone_registry import DEFAULT_BACKBONE, default_size
 from training.config import LOSSES, TrainConfig
 
-from .cli_common import build_options, build_options_from, friendly, key_option, open_recognizer, trust_option
+from .cli_common import (build_options, build_options_from, calibration_views_option, friendly, key_option,
+                         open_recognizer, trust_option)
 
 
 @click.command()
@@ -150,3 +152,46 @@ def remove(bundle, instance, trust, key):
     n = rec.remove(instance)
     _resave(rec, bundle, key)
     click.echo(f"removed {instance} ({n} reference(s)); {len(rec.instances)} instances left in {bundle}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.argument("log_dir", metavar="LOG", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="The new bundle.")
+@click.option("--site", type=click.Path(exists=True), help="The site's references: recalibrate the new bundle "
+                                                           "(default: keep BUNDLE's thresholds).")
+@click.option("--support-factor", type=float, default=2.0, show_default=True,
+              help="Geometric evidence a frame needs, as a multiple of the bundle's rule.")
+@click.option("--max-per-work", type=int, default=5, show_default=True, help="Frames added per work at most.")
+@calibration_views_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@trust_option
+@key_option
+@friendly
+def learn(bundle, log_dir, out, site, support_factor, max_per_work, calibration_views, as_json, trust, key):
+    """Add the strongest frames of a visitor LOG (`recognize`/`camera --log`) to BUNDLE as references."""
+    import json
+
+    from export.learn import learn as learn_from_log
+
+    report = learn_from_log(bundle, log_dir, out, site=site, support_factor=support_factor,
+                            max_per_work=max_per_work, trusted_keys=list(trust) or None, sign=key,
+                            calibration_views=calibration_views, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"{report['entries']} logged frame(s); {len(report['added'])} added, {len(report['refused'])} left out, "
+               f"{len(report['unreadable'])} unreadable")
+    for a in report["added"]:
+        click.echo(f"  added   {a['entry']} -> {a['instance']} (score {a['score']:.3f}, support {a['support']})")
+    for r in report["refused"]:
+        detail = f" ({r['detail']})" if r["detail"] else ""
+        click.echo(f"  left    {r['entry']} ({r['instance']}): {r['reason']}{detail}")
+    for p in report["unreadable"]:
+        click.echo(f"  unreadable {p}")
+    th = report["thresholds"]
+    click.echo("thresholds recalibrated" if th["recalibrated"] else f"thresholds: {th['why']}")
+    if report["out"]:
+        _wrote(Path(report["out"]))
+    else:
+        click.echo(f"nothing to add: {out} not written")

@@ -41,13 +41,17 @@ def pick_work(works, shape: tuple[int, int], how: str):
 class RecognitionStream:
     def __init__(self, recognizer: Recognizer, source, decision: DecisionLayer | None = None,
                  on_event: Callable[[Event], None] | None = None, on_frame: Callable | None = None,
-                 realtime: bool = False, max_seconds: float | None = None, multi: str | None = None, **source_kw):
+                 realtime: bool = False, max_seconds: float | None = None, multi: str | None = None,
+                 visitor_log=None, **source_kw):
         """``multi``: when a frame shows several works, announce the one nearest the frame's centre
-        ("centre") or the one that fills most of it ("largest"); None: the best-supported one."""
+        ("centre") or the one that fills most of it ("largest"); None: the best-supported one.
+        ``visitor_log``: a ``runtime.visitor_log.VisitorLog`` that records verified answers
+        (opt-in; for ``sitelens learn``)."""
         if multi not in (None, "centre", "largest"):
             raise ValueError(f"multi must be None, 'centre' or 'largest', got {multi!r}")
         self.recognizer = recognizer
         self.multi = multi
+        self.visitor_log = visitor_log
         self.source: FrameSource = open_source(source, realtime=realtime, **source_kw)
         self.decision = decision or DecisionLayer()
         self.on_event, self.on_frame = on_event, on_frame
@@ -69,6 +73,8 @@ class RecognitionStream:
                 rec = self.recognizer.recognize(frame.image, k=2, multi=self.multi is not None)
                 self.busy_s += time.perf_counter() - t0
                 self.frames += 1
+                if self.visitor_log is not None:
+                    self.visitor_log.record(self.recognizer, frame.image, rec, t=frame.t)
                 if self.on_frame:
                     self.on_frame(frame, rec)
                 instance, score = rec.instance, rec.score

@@ -55,14 +55,21 @@ def test_file_stream_events_and_times(tiny_bundle, video):
     assert stream.stats()["frames"] == 50
 
 
-def test_camera_cli_prints_json_lines(tiny_bundle, video):
-    r = CliRunner().invoke(main, ["-q", "camera", str(tiny_bundle), "--source", str(video), "--stats"],
-                           catch_exceptions=False)
+def test_camera_cli_prints_json_lines(tiny_bundle, video, tmp_path):
+    """... and with ``--log``, verified answers go to the visitor log, one per work per visit
+    (10 s of stream time), without the frames."""
+    from runtime.visitor_log import read_log
+
+    r = CliRunner().invoke(main, ["-q", "camera", str(tiny_bundle), "--source", str(video), "--stats",
+                                  "--log", str(tmp_path / "log")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.strip().splitlines()]
     assert {"event", "instance", "score", "t"} <= set(lines[0])
     assert [x["event"] for x in lines][-1] == "stats"
     assert any(x["event"] == "recognized" and x["instance"] == "the_orchard" for x in lines)
+    entries, problems = read_log(tmp_path / "log")
+    works = [e.instance for e in entries]
+    assert not problems and "the_orchard" in works and len(works) == len(set(works))
 
 
 def test_iterator_source_and_stop(tiny_bundle, tiny_site):

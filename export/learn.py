@@ -1,0 +1,138 @@
+"""``sitelens learn BUNDLE LOG -o NEW``: a site that learns from its visitors.
+
+Frames the device accepted by geometric verification (``runtime.visitor_log``) are added as extra
+references of their works when they clear a stricter bar than the one that accepted them:
+
+- the entry was logged by this site's bundle (same site and model fingerprint: rows from another
+  network would be meaningless here), and its work is still in the site;
+- geometric evidence at least ``support_factor`` times the bundle's rule (support, or the
+  fundamental-matrix count for a rule that verifies by it): a homography or 3-D fit that many
+  times stronger than the one that accepts an answer, which a wrong work does not reach by chance;
+- the frame's global descriptor, searched again in the bundle as it is now, still shortlists the
+  work (the entry was verified against this bundle's references, not another version's). It need
+  not rank it first: frames the global descriptor ranks low and geometry confirms are the ones
+  that teach the site most;
+- not a near copy (cosine >= ``redundant``) of a row the work already has or of a frame chosen
+  before it, and at most ``max_per_work`` frames per work (the strongest first).
+
+Nothing is added silently: the report lists every frame added (work, score, support) and every
+one left out with its reason. With ``site`` (the site's references), the new bundle is
+recalibrated as a full build is; without it the old thresholds are kept and the report says so
+(the added rows are real views of known works: they raise scores of those works' photos, and the
+held-out measurement in ``bench/learn_from_visitors.py`` checks false accepts did not rise).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import SitelensError
+from runtime.recognizer import Recognizer
+from runtime.visitor_log import LogEntry, read_log
+
+log = logging.getLogger("sitelens")
+
+
+def _bar(rule, evidence: dict, factor: float) -> bool:
+    support, fundamental = float(evidence.get("support") or 0), float(evidence.get("fundamental") or 0)
+    if rule.support is not None and support >= factor * rule.support:
+        return True
+    return rule.fundamental is not None and fundamental >= factor * rule.fundamental
+
+
+def _upright(entry: LogEntry) -> np.ndarray:
+    rots = entry.rows.rotations
+    return np.asarray(entry.rows.descriptors[rots.index(0) if 0 in rots else 0], np.float32)
+
+
+def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0, max_per_work: int = 5,
+           redundant: float = 0.97) -> tuple[list[LogEntry], list[dict]]:
+    """(entries to add, [{entry, instance, reason}] of those left out), by the module's rules."""
+    rule = rec.thresholds.rule("exact")
+    shortlist = max(rec.verifier.params.shortlist if rec.verifier else 2, 2)
+    m = rec.manifest
+    refused, passed = [], []
+    for e in entries:
+        reason, detail = None, ""
+        if e.site.get("fingerprint") != m.model.fingerprint or e.site.get("site_id") != m.site.site_id:
+            reason = "logged by another site's bundle or network"
+        elif e.instance not in set(rec.instances):
+            reason = "its work is no longer in the site"
+        elif not _bar(rule, e.evidence, support_factor):
+            reason = f"geometric evidence under {support_factor:g}x the bundle's rule"
+            detail = f"support {e.evidence.get('support')}, fundamental {e.evidence.get('fundamental')}"
+        else:
+            hits = rec.index.search_rows(_upright(e), shortlist, "exact")[0]
+            score = next((h[1] for h in hits if h[0] == e.instance), None)
+            if score is None:
+                reason = "the work is not in the frame's shortlist in this bundle"
+                detail = ", ".join(h[0] for h in hits[:3])
+            elif score >= redundant:
+                reason, detail = "a near copy of a reference the work has", f"cosine {score:.3f}"
+        if reason:
+            refused.append({"entry": e.path.name, "instance": e.instance, "reason": reason, "detail": detail})
+        else:
+            passed.append(e)
+    chosen: list[LogEntry] = []
+    per_work: dict[str, list[np.ndarray]] = {}
+    for e in sorted(passed, key=lambda e: (-float(e.evidence.get("support") or 0), e.path.name)):
+        mine = per_work.setdefault(e.instance, [])
+        d = _upright(e) / max(np.linalg.norm(_upright(e)), 1e-12)
+        if len(mine) >= max_per_work:
+            refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
+                            "reason": f"{max_per_work} stronger frames of this work chosen already"})
+        elif any(float(d @ other) >= redundant for other in mine):
+            refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
+                            "reason": "a near copy of a stronger frame chosen already"})
+        else:
+            mine.append(d)
+            chosen.append(e)
+    return sorted(chosen, key=lambda e: e.path.name), refused
+
+
+def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None, support_factor: float = 2.0,
+          max_per_work: int = 5, trusted_keys=None, sign=None, calibration_views: int | None = None,
+          progress: bool = True) -> dict:
+    """Write ``out``: ``bundle`` with the visitor log's strongest frames as extra references; the
+    report (a dict) says what was added and what was left out, and why. ``site``: recalibrate
+    on it (``calibration_views`` as ``BuildOptions.calibration_views``)."""
+    if support_factor < 1.0:
+        raise SitelensError(f"--support-factor {support_factor}: at least 1 (the bar that accepted the frame)")
+    if max_per_work < 1:
+        raise SitelensError(f"--max-per-work {max_per_work}: at least 1")
+    rec = Recognizer.open(bundle, trusted_keys=trusted_keys)
+    if rec.verifier is None:
+        raise SitelensError(f"{bundle}: learning needs a bundle that verifies (built with --verify)")
+    entries, problems = read_log(log_folder)
+    chosen, refused = choose(rec, entries, support_factor, max_per_work)
+    before = rec.index.live_count
+    for e in chosen:
+        digest = hashlib.sha256(e.path.read_bytes()).hexdigest()
+        rec.add_rows(e.instance, [e.rows], [f"visitor:{e.path.name}"], [digest])
+    report = {"bundle": str(bundle), "log": str(log_folder), "entries": len(entries), "unreadable": problems,
+              "added": [{"entry": e.path.name, "instance": e.instance, "score": round(e.score, 4),
+                         "support": e.evidence.get("support"), "fundamental": e.evidence.get("fundamental")}
+                        for e in chosen],
+              "refused": refused, "rows_before": before, "rows_after": rec.index.live_count,
+              "support_factor": support_factor, "max_per_work": max_per_work}
+    if chosen and site is not None:
+        from runtime.site import load_site
+
+        from .calibration import calibrate
+
+        old = rec.thresholds
+        views = {} if calibration_views is None else {"min_views": calibration_views, "max_views": calibration_views}
+        rec.thresholds = calibrate(rec, load_site(site), old.target_far, progress=progress, **views)
+        report["thresholds"] = {"recalibrated": True, "before": old.rule("hnsw").to_dict(),
+                                "after": rec.thresholds.rule("hnsw").to_dict()}
+    else:
+        report["thresholds"] = {"recalibrated": False,
+                                "why": "nothing added" if not chosen else "kept the bundle's (give --site to recalibrate)"}
+    if chosen:
+        rec.manifest.thresholds = rec.thresholds
+        rec.save(out, signing_key=sign)
+    report["out"] = str(out) if chosen else None
+    return report

@@ -1,0 +1,195 @@
+"""An opt-in log of frames the device accepted by geometric verification: the rows a frame would
+add as a reference of its work (``reference_rows.image_rows``: global descriptor and local features
+per quarter turn), the answer and its evidence. ``sitelens learn`` turns the strongest entries into
+extra references (``export/learn.py``): real light, real glass, real angles.
+
+Privacy and disk: descriptors and keypoints only, never the frame itself unless ``keep_images``
+(then a JPEG of it); the folder holds at most ``max_bytes`` of entries, the oldest deleted first;
+one entry per work per ``min_interval_s`` (a visitor standing before a painting is one entry, not
+thirty a second).
+
+Format: one ``*.entry`` file per frame, a zip of ``entry.json`` and plain ``.npy`` members
+(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i), written to a temporary
+name and renamed, so a reader sees whole entries or none. ``read_log`` treats the folder as
+hostile: file and member sizes are bounded before anything is parsed, only known members are
+read, no pickles.
+
+Thread safety: ``record`` may be called from several threads (one lock); ``read_log`` may run while
+a device writes (it sees the entries renamed into place before it listed the folder).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.bundle.npy import npy_bytes, npy_load
+from runtime.errors import BundleError, SitelensError
+from runtime.reference_rows import ImageRows
+
+log = logging.getLogger("sitelens")
+
+SUFFIX = ".entry"
+MAX_ENTRY_BYTES = 16 << 20       # an entry is a few hundred KB (four rows of local features)
+MAX_ENTRIES = 100_000
+_MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|(kpts|desc)_[0-9]{1,2}\.npy|image\.jpg)$")
+
+
+@dataclass
+class LogEntry:
+    """One logged frame: its rows (as ``Recognizer.add`` would make them) and the answer it got."""
+    path: Path
+    instance: str
+    score: float
+    margin: float
+    evidence: dict            # the accepted work's verification evidence (``Evidence.to_dict``)
+    site: dict                # the bundle that answered: site id, release, model fingerprint
+    time: float               # seconds since 1970 when it was recorded
+    rows: ImageRows
+
+
+class VisitorLog:
+    """``log.record(recognizer, image, recognition)`` after each answer; returns the entry written,
+    or None (only accepted, verified answers are logged, at most one per work per ``min_interval_s``)."""
+
+    def __init__(self, folder: str | Path, max_bytes: int = 64 << 20, keep_images: bool = False,
+                 min_interval_s: float = 10.0):
+        if max_bytes < MAX_ENTRY_BYTES // 16:
+            raise SitelensError(f"visitor log {folder}: max_bytes {max_bytes} is too small for one entry")
+        self.folder = Path(folder)
+        self.max_bytes, self.keep_images, self.min_interval_s = int(max_bytes), keep_images, float(min_interval_s)
+        self._last: dict[str, float] = {}
+        self._seq = 0
+        self._lock = threading.Lock()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SitelensError(f"visitor log {self.folder}: cannot create the folder ({exc.strerror})") from None
+
+    def record(self, rec, image: np.ndarray, result, t: float | None = None) -> Path | None:
+        """``t``: the frame's time in seconds (a stream's position; default: the clock), for
+        ``min_interval_s``."""
+        if not (result.accepted and result.verified and result.instance and result.verification):
+            return None
+        now = time.time()
+        t = now if t is None else float(t)
+        with self._lock:
+            if t - self._last.get(result.instance, -np.inf) < self.min_interval_s:
+                return None
+            self._last[result.instance] = t
+        rows = rec.rows_of(image)
+        m = rec.manifest
+        meta = {"instance": result.instance, "score": float(result.score), "margin": float(result.margin),
+                "evidence": result.verification.get(result.instance) or {}, "time": now,
+                "site": {"name": m.site.name, "site_id": m.site.site_id, "release": m.site.release,
+                         "fingerprint": m.model.fingerprint}}
+        members = {"entry.json": json.dumps(meta, sort_keys=True).encode(),
+                   "descriptors.npy": npy_bytes(np.stack(rows.descriptors).astype(np.float32)),
+                   "rotations.npy": npy_bytes(np.asarray(rows.rotations, np.int8))}
+        for i, (kp, desc) in enumerate(rows.features or []):
+            members[f"kpts_{i}.npy"], members[f"desc_{i}.npy"] = npy_bytes(kp), npy_bytes(desc)
+        if self.keep_images:
+            import cv2
+
+            ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                members["image.jpg"] = jpg.tobytes()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+        with self._lock:
+            self._seq += 1   # names sort in the order entries were written (by this process)
+            name = f"{int(now * 1000):015d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
+            tmp = self.folder / (name + ".tmp")
+            try:
+                tmp.write_bytes(buf.getvalue())
+                os.replace(tmp, self.folder / name)
+            except OSError as exc:   # a full disk must not stop recognition: the entry is dropped
+                tmp.unlink(missing_ok=True)
+                log.warning("sitelens: visitor log %s: entry not written (%s)", self.folder, exc.strerror)
+                return None
+            self._trim()
+        return self.folder / name
+
+    def _trim(self) -> None:
+        """Oldest entries deleted until the folder's entries fit ``max_bytes``."""
+        entries = sorted(self.folder.glob("*" + SUFFIX))
+        sizes = [p.stat().st_size for p in entries]
+        total = sum(sizes)
+        for path, size in zip(entries, sizes):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+
+
+def _read_entry(path: Path) -> LogEntry:
+    size = path.stat().st_size
+    if size > MAX_ENTRY_BYTES:
+        raise BundleError(f"{path}: {size} bytes, more than a log entry holds ({MAX_ENTRY_BYTES})")
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = {i.filename: i for i in z.infolist()}
+            unknown = [n for n in infos if not _MEMBER.match(n)]
+            if unknown or "entry.json" not in infos or "descriptors.npy" not in infos:
+                raise BundleError(f"{path}: not a visitor-log entry (members {sorted(infos)[:6]})")
+            if sum(i.file_size for i in infos.values()) > MAX_ENTRY_BYTES:
+                raise BundleError(f"{path}: members larger than a log entry holds")
+            data = {n: z.read(n) for n in infos if n != "image.jpg"}
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleError(f"{path}: not a readable visitor-log entry ({exc})") from None
+    try:
+        meta = json.loads(data["entry.json"])
+        instance, site = meta["instance"], meta.get("site") or {}
+        if not isinstance(instance, str) or not isinstance(site, dict):
+            raise TypeError("instance or site of the wrong type")
+        score, margin, when = float(meta["score"]), float(meta["margin"]), float(meta["time"])
+        evidence = meta.get("evidence") or {}
+        if not isinstance(evidence, dict):
+            raise TypeError("evidence is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{path}: entry.json is not a log entry ({exc})") from None
+    descriptors = npy_load(data["descriptors.npy"], "descriptors.npy", str(path))
+    rotations = npy_load(data.get("rotations.npy", b""), "rotations.npy", str(path)) \
+        if "rotations.npy" in data else np.zeros(len(descriptors), np.int8)
+    if descriptors.ndim != 2 or descriptors.dtype != np.float32 or len(rotations) != len(descriptors):
+        raise BundleError(f"{path}: descriptors of shape {descriptors.shape} ({descriptors.dtype}) and "
+                          f"{len(rotations)} rotations do not make rows")
+    features = None
+    if "kpts_0.npy" in data:
+        features = []
+        for i in range(len(descriptors)):
+            if f"kpts_{i}.npy" not in data or f"desc_{i}.npy" not in data:
+                raise BundleError(f"{path}: row {i} has no local features")
+            features.append((npy_load(data[f"kpts_{i}.npy"], f"kpts_{i}.npy", str(path)),
+                             npy_load(data[f"desc_{i}.npy"], f"desc_{i}.npy", str(path))))
+    rows = ImageRows(list(descriptors), [int(r) for r in rotations], features)
+    return LogEntry(path, instance, score, margin, evidence, site, when, rows)
+
+
+def read_log(folder: str | Path) -> tuple[list[LogEntry], list[str]]:
+    """(entries oldest first, problems): an entry that cannot be read is reported by name, never
+    half used."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SitelensError(f"{folder}: no such visitor-log folder")
+    paths = sorted(folder.glob("*" + SUFFIX))
+    if len(paths) > MAX_ENTRIES:
+        raise SitelensError(f"{folder}: {len(paths)} entries, more than a log holds ({MAX_ENTRIES})")
+    entries, problems = [], []
+    for path in paths:
+        try:
+            entries.append(_read_entry(path))
+        except BundleError as exc:
+            problems.append(str(exc))
+    return entries, problems
