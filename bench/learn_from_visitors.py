@@ -6,7 +6,7 @@ query photos are split in two halves, known and unknown alike (by a hash of the 
 split is fixed): the "first week" is recognized with the visitor log on (as ``sitelens recognize
 --log``, one entry per accepted, verified photo), ``learn`` adds the strongest entries as
 references, and the held-out half is scored with the old bundle and with the new one
-(``runtime.evaluate``: mP@1, TAR, WAR, FAR, GAP). Also reported: what was added, what was left
+(``sitelens eval --json``: mP@1, TAR, WAR, FAR, GAP). Also reported: what was added, what was left
 out and why, and every added entry whose photo shows another work or none (a wrong pseudo-label).
 The own-site bundles are built off the shelf with the defaults (``sitelens bundle``), or reused
 from ``--keep`` (``bench/large_site.py`` writes the same ones there).
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from _common import OPEN_SETS, emit, site_manifest  # first: before numpy loads
 
-from hard_sets import KEYS, sitelens
-from large_site import rows_of, write
+from hard_sets import sitelens
+from large_site import evaluate, rows_of, write
 
 
 def halves(rows):
@@ -37,15 +37,6 @@ def halves(rows):
         first += group[0::2]
         held += group[1::2]
     return first, held
-
-
-def scores(bundle: Path, queries: Path) -> dict:
-    from runtime.evaluate import evaluate
-    from runtime.recognizer import Recognizer
-    from runtime.site import load_queries
-
-    result = evaluate(Recognizer.open(bundle), load_queries(queries), progress=False)
-    return {k: result.get(k) for k in KEYS}
 
 
 def main():
@@ -94,7 +85,7 @@ def main():
                "added": len(report["added"]), "added_wrong": len(wrong), "wrong": wrong,
                "refused": dict(Counter(r["reason"] for r in report["refused"])),
                "recalibrated": report["thresholds"]["recalibrated"],
-               "before": scores(bundle, held_csv), "after": scores(new, held_csv) if report["out"] else None}
+               "before": evaluate(bundle, held_csv), "after": evaluate(new, held_csv) if report["out"] else None}
         result["sets"][name] = row
         emit(result, args, args.out, show=False)
     emit(result, args, args.out)

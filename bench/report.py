@@ -445,7 +445,30 @@ def learn_from_visitors(r: dict) -> list[str]:
     return out + ["", "Entries left out, by reason:", "", *reasons, ""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+def bundle_size(r: dict) -> list[str]:
+    rows, members = [], sorted({m for s in r["sets"].values() for v in s.values() for m in v["bytes_per_reference_image"]})
+    for name, variants in r["sets"].items():
+        base = variants.get("default")
+        for variant, v in variants.items():
+            def delta(key):
+                if base is None or variant == "default" or v.get(key) is None or base.get(key) is None:
+                    return ""
+                return f" ({v[key] - base[key]:+.3f})"
+            rows.append([name, variant, " ".join(r["variants"].get(variant, [])) or "(defaults)", v["reference_images"],
+                         _f(v["kb_per_reference_image"], 1), *(v["bytes_per_reference_image"].get(m, 0) for m in members),
+                         _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
+                         _f(v.get("wrong_accept_rate")), _f(v["false_accept_rate"]), _f(v.get("GAP"))])
+    out = ["## Bytes per work against answers (`bench/bundle_size.py`)", "",
+           "Each open dev set's site built off the shelf with the defaults but for the options that set how many "
+           "local features a reference keeps; bytes per reference image by member (`inspect --json`, models "
+           "apart) beside the set's scores (`eval --json` on its open-set manifest; in brackets: the change "
+           "from the defaults).", "", _origin(r), ""]
+    out += _table(["set", "variant", "options", "reference images", "KB per reference image", *members,
+                   "mP@1", "TAR", "WAR", "FAR", "GAP"], rows)
+    return out + [""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)

@@ -62,7 +62,8 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
               spread_keypoints: bool = False):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
-    ``ref_keypoints``: keypoints kept per reference image (default: the feature's);
+    ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
+    quarter-turned row at most half as many;
     ``turned_features``, ``spread_keypoints``: see ``VerifyParams``."""
     if not verify or verify == "none":
         return None, {}
@@ -73,6 +74,8 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
         if not 16 <= int(ref_keypoints) <= 2048:
             raise SitelensError(f"--ref-keypoints {ref_keypoints}: between 16 and 2048")
         params.ref_keypoints = int(ref_keypoints)
+        # quarter-turned rows keep half as many (as the defaults do): the count sets the bytes per work
+        params.turned_keypoints = min(params.turned_keypoints, max(16, int(ref_keypoints) // 2))
     if turned_features is not None:
         params.turned_features = turned_features
     params.ref_spread = bool(spread_keypoints)

@@ -23,8 +23,9 @@ class BuildOptions:
     ``retain``: share of FP32's mP@1 a reduced precision must keep to ship (default
     ``export.precision.RETAIN``; benchmarks pass 0 to measure a precision that would fall back).
     ``int8_weights``: 8, or 7 for devices with x86 CPUs without VNNI (``runtime/models/int8_products.py``).
-    ``ref_keypoints``: local-feature keypoints kept per reference image (the bundle's main cost per
-    work; default: the feature's, see ``VerifyParams``); ``spread_keypoints``: keep them spread over
+    ``ref_keypoints``: local-feature keypoints kept per upright reference row, each quarter-turned
+    row at most half as many (the bundle's main cost per work; default: the feature's, see
+    ``VerifyParams``); ``spread_keypoints``: keep them spread over
     the image; ``turned_features`` "query": quarter-turned rows share their image's upright
     features (a quarter of the bytes; the frame is turned back at match time instead).
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole

@@ -127,8 +127,9 @@ BUILD_OPTIONS = (
                  help="Also store ITQ binary codes of this many bits (e.g. 256)."),
     verify_option,
     click.option("--ref-keypoints", type=int,
-                 help="Local-feature keypoints kept per reference image (default 512 for xfeat): fewer make a "
-                      "smaller bundle (about 68 bytes each)."),
+                 help="Local-feature keypoints kept per reference image, upright (default 512 for xfeat); each "
+                      "quarter-turned copy keeps at most half as many. Fewer make a smaller bundle (about 68 bytes "
+                      "each)."),
     click.option("--spread-keypoints", is_flag=True,
                  help="Keep each reference's keypoints spread over the image (the strongest of every grid cell "
                       "first), not only its most contrasted part."),

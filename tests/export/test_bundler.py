@@ -69,3 +69,15 @@ def test_blank_reference_warns(tmp_path, tiny_net, caplog):
     kept = build_bundle(site, tmp_path / "k.sitelens", tiny_net, size=64, progress=False, calibrate=False,
                         keep_blank=True)
     assert "plain" in json.loads(zipfile.ZipFile(kept).read(bf.MANIFEST))["instances"]
+
+
+def test_ref_keypoints_sets_upright_and_turned_counts():
+    """--ref-keypoints N keeps N keypoints per upright reference row and at most N/2 per turned one."""
+    from export.bundler import _verifier
+
+    verifier, models = _verifier("orb", ref_keypoints=100, spread_keypoints=True)
+    assert (verifier.params.ref_keypoints, verifier.params.turned_keypoints, verifier.params.ref_spread) == (100, 50, True)
+    assert not models
+    assert _verifier("orb", ref_keypoints=2000)[0].params.turned_keypoints == 400   # never more than the default
+    with pytest.raises(SitelensError, match="--ref-keypoints 8"):
+        _verifier("orb", ref_keypoints=8)
