@@ -1,12 +1,19 @@
-"""An opt-in log of frames the device accepted by geometric verification: the rows a frame would
-add as a reference of its work (``reference_rows.image_rows``: global descriptor and local features
-per quarter turn), the answer and its evidence. ``sitelens learn`` turns the strongest entries into
-extra references (``export/learn.py``): real light, real glass, real angles.
+"""An opt-in log of frames the device accepted by geometric verification: the rows the work's part
+of the frame would add as a reference of it (``reference_rows.image_rows``: global descriptor and
+local features per quarter turn), the answer and its evidence. ``sitelens learn`` turns the
+strongest entries into extra references (``export/learn.py``): real light, real glass, real angles.
+
+Only the work is kept, never the room around it: the rows are made from the frame cropped to the
+work's outline (the verified homography's projection of the reference, clipped to the frame). A
+whole frame as a reference would carry its background (the same desk, wall or street in many
+visitors' photos) and then match other works' and unknown objects' photos taken there. Answers
+verified without an outline (3-D evidence alone) and outlines under ``MIN_CROP`` pixels a side
+are not logged.
 
 Privacy and disk: descriptors and keypoints only, never the frame itself unless ``keep_images``
-(then a JPEG of it); the folder holds at most ``max_bytes`` of entries, the oldest deleted first;
-one entry per work per ``min_interval_s`` (a visitor standing before a painting is one entry, not
-thirty a second).
+(then a JPEG of the work's part of it); the folder holds at most ``max_bytes`` of entries, the
+oldest deleted first; one entry per work per ``min_interval_s`` (a visitor standing before a
+painting is one entry, not thirty a second).
 
 Format: one ``*.entry`` file per frame, a zip of ``entry.json`` and plain ``.npy`` members
 (``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i), written to a temporary
@@ -41,6 +48,7 @@ log = logging.getLogger("sitelens")
 SUFFIX = ".entry"
 MAX_ENTRY_BYTES = 16 << 20       # an entry is a few hundred KB (four rows of local features)
 MAX_ENTRIES = 100_000
+MIN_CROP = 64                    # pixels a side of the work's part of the frame worth describing
 _MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|(kpts|desc)_[0-9]{1,2}\.npy|image\.jpg)$")
 
 
@@ -57,9 +65,27 @@ class LogEntry:
     rows: ImageRows
 
 
+def work_crop(image: np.ndarray, region) -> np.ndarray | None:
+    """The part of ``image`` inside the bounding box of ``region`` (the work's outline, (x, y)
+    corners in the image's pixels) clipped to the image; None without an outline, or when the
+    box is under ``MIN_CROP`` pixels a side."""
+    if region is None:
+        return None
+    pts = np.asarray(region, np.float64).reshape(-1, 2)
+    if not len(pts) or not np.all(np.isfinite(pts)):
+        return None
+    h, w = image.shape[:2]
+    x0, y0 = (int(np.clip(np.floor(v), 0, n)) for v, n in zip(pts.min(axis=0), (w, h)))
+    x1, y1 = (int(np.clip(np.ceil(v), 0, n)) for v, n in zip(pts.max(axis=0), (w, h)))
+    if x1 - x0 < MIN_CROP or y1 - y0 < MIN_CROP:
+        return None
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
 class VisitorLog:
     """``log.record(recognizer, image, recognition)`` after each answer; returns the entry written,
-    or None (only accepted, verified answers are logged, at most one per work per ``min_interval_s``)."""
+    or None (only accepted answers verified with the work's outline are logged, at most one per
+    work per ``min_interval_s``)."""
 
     def __init__(self, folder: str | Path, max_bytes: int = 64 << 20, keep_images: bool = False,
                  min_interval_s: float = 10.0):
@@ -80,16 +106,20 @@ class VisitorLog:
         ``min_interval_s``."""
         if not (result.accepted and result.verified and result.instance and result.verification):
             return None
+        evidence = result.verification.get(result.instance) or {}
+        crop = work_crop(image, evidence.get("region"))
+        if crop is None:
+            return None
         now = time.time()
         t = now if t is None else float(t)
         with self._lock:
             if t - self._last.get(result.instance, -np.inf) < self.min_interval_s:
                 return None
             self._last[result.instance] = t
-        rows = rec.rows_of(image)
+        rows = rec.rows_of(crop)
         m = rec.manifest
         meta = {"instance": result.instance, "score": float(result.score), "margin": float(result.margin),
-                "evidence": result.verification.get(result.instance) or {}, "time": now,
+                "evidence": evidence, "time": now, "crop": [int(crop.shape[1]), int(crop.shape[0])],
                 "site": {"name": m.site.name, "site_id": m.site.site_id, "release": m.site.release,
                          "fingerprint": m.model.fingerprint}}
         members = {"entry.json": json.dumps(meta, sort_keys=True).encode(),
@@ -100,7 +130,7 @@ class VisitorLog:
         if self.keep_images:
             import cv2
 
-            ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            ok, jpg = cv2.imencode(".jpg", np.ascontiguousarray(crop[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
             if ok:
                 members["image.jpg"] = jpg.tobytes()
         buf = io.BytesIO()

@@ -51,8 +51,22 @@ def test_verified_answers_are_logged_with_their_rows(recorded):
     e = entries[0]
     assert len(e.rows.descriptors) == len(rec.rotations) == len(e.rows.features)
     assert e.site["fingerprint"] == rec.manifest.model.fingerprint and e.evidence["support"] > 0
+    with zipfile.ZipFile(e.path) as z:   # rows of the work's part of the frame, not of the wall around it
+        width, height = json.loads(z.read("entry.json"))["crop"]
+    frame = next(f for w, f, r, wrote in answers if wrote == e.path)
+    assert width * height < 0.9 * frame.shape[0] * frame.shape[1]
     with zipfile.ZipFile(e.path) as z:   # no frame kept unless asked
         assert "image.jpg" not in z.namelist()
+
+
+def test_work_crop_is_the_outline_clipped_to_the_frame():
+    from runtime.visitor_log import MIN_CROP, work_crop
+
+    img = np.arange(200 * 300 * 3, dtype=np.uint8).reshape(200, 300, 3)
+    crop = work_crop(img, [[-20, 10], [150.4, 12], [149, 250], [-3, 240]])
+    assert crop.shape == (190, 151, 3) and np.array_equal(crop, img[10:200, 0:151])
+    assert work_crop(img, None) is None and work_crop(img, [[0, 0], [float("nan"), 5]]) is None
+    assert work_crop(img, [[0, 0], [MIN_CROP - 1, 0], [MIN_CROP - 1, 150], [0, 150]]) is None
 
 
 def test_unverified_answers_and_repeats_are_not_logged(recorded, tmp_path):
