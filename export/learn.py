@@ -13,7 +13,9 @@ references of their works when they clear a stricter bar than the one that accep
   not rank it first: frames the global descriptor ranks low and geometry confirms are the ones
   that teach the site most;
 - not a near copy (cosine >= ``redundant``) of a row the work already has or of a frame chosen
-  before it, and at most ``max_per_work`` frames per work (the strongest first).
+  before it, and at most ``max_per_work`` frames per work (the strongest first);
+- it does not outrank their own work for any other logged frame (``_outranks``): a visitor's
+  view of one work must not become what other works' photos look most like.
 
 Nothing is added silently: the report lists every frame added (work, score, support) and every
 one left out with its reason. With ``site`` (the site's references), the new bundle is
@@ -55,12 +57,17 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
     shortlist = max(rec.verifier.params.shortlist if rec.verifier else 2, 2)
     m = rec.manifest
     refused, passed = [], []
+    live = set(rec.instances)
+    ours = [e for e in entries if e.frame is not None and e.instance in live
+            and e.site.get("fingerprint") == m.model.fingerprint and e.site.get("site_id") == m.site.site_id]
     for e in entries:
         reason, detail = None, ""
         if e.site.get("fingerprint") != m.model.fingerprint or e.site.get("site_id") != m.site.site_id:
             reason = "logged by another site's bundle or network"
-        elif e.instance not in set(rec.instances):
+        elif e.instance not in live:
             reason = "its work is no longer in the site"
+        elif e.frame is None:
+            reason = "no whole-frame descriptor to check it against other visitors' photos"
         elif not _bar(rule, e.evidence, support_factor):
             reason = f"geometric evidence under {support_factor:g}x the bundle's rule"
             detail = f"support {e.evidence.get('support')}, fundamental {e.evidence.get('fundamental')}"
@@ -87,10 +94,38 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
         elif any(float(d @ other) >= redundant for other in mine):
             refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
                             "reason": "a near copy of a stronger frame chosen already"})
+        elif (beaten := _outranks(rec, e, ours)):
+            refused.append({"entry": e.path.name, "instance": e.instance,
+                            "detail": f"{len(beaten)}: " + ", ".join(beaten[:3]) + (", ..." if len(beaten) > 3 else ""),
+                            "reason": "would outrank their own work for logged frames of other works"})
         else:
             mine.append(d)
             chosen.append(e)
     return sorted(chosen, key=lambda e: e.path.name), refused
+
+
+def _unit(x) -> np.ndarray:
+    x = np.atleast_2d(np.asarray(x, np.float32))
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _outranks(rec: Recognizer, e: LogEntry, frames: list[LogEntry]) -> list[str]:
+    """The logged frames of other works whose whole-frame descriptor is closer to one of ``e``'s
+    rows than to any row of its own work in the bundle: visitors' photos look alike (one camera,
+    one light, one gallery), so a visitor's view can rank above the catalogue for other works'
+    photos and push their work out of the shortlist. The log's other frames, each verified, are
+    the visitors' photos to check that on; an entry that outranks any of them is left out."""
+    rows = _unit(e.rows.descriptors)
+    beaten = []
+    for f in frames:
+        if f is e or f.instance == e.instance:
+            continue
+        q = _unit(f.frame)[0]
+        own = rec.index.rows_of([f.instance])[f.instance]
+        best_own = float(np.max(rec.index.descriptors[own] @ q)) if own else -1.0
+        if float(np.max(rows @ q)) >= best_own:
+            beaten.append(f.path.name)
+    return beaten
 
 
 def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None, support_factor: float = 2.0,

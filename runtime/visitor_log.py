@@ -16,7 +16,8 @@ oldest deleted first; one entry per work per ``min_interval_s`` (a visitor stand
 painting is one entry, not thirty a second).
 
 Format: one ``*.entry`` file per frame, a zip of ``entry.json`` and plain ``.npy`` members
-(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i), written to a temporary
+(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i; ``frame``: the whole
+frame's global descriptor, as recognition searched it), written to a temporary
 name and renamed, so a reader sees whole entries or none. ``read_log`` treats the folder as
 hostile: file and member sizes are bounded before anything is parsed, only known members are
 read, no pickles.
@@ -49,7 +50,8 @@ SUFFIX = ".entry"
 MAX_ENTRY_BYTES = 16 << 20       # an entry is a few hundred KB (four rows of local features)
 MAX_ENTRIES = 100_000
 MIN_CROP = 64                    # pixels a side of the work's part of the frame worth describing
-_MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|(kpts|desc)_[0-9]{1,2}\.npy|image\.jpg)$")
+_MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|frame\.npy|(kpts|desc)_[0-9]{1,2}\.npy|"
+                     r"image\.jpg)$")
 
 
 @dataclass
@@ -63,6 +65,7 @@ class LogEntry:
     site: dict                # the bundle that answered: site id, release, model fingerprint
     time: float               # seconds since 1970 when it was recorded
     rows: ImageRows
+    frame: np.ndarray | None = None   # the whole frame's global descriptor (what a visitor's photo looks like)
 
 
 def work_crop(image: np.ndarray, region) -> np.ndarray | None:
@@ -124,7 +127,8 @@ class VisitorLog:
                          "fingerprint": m.model.fingerprint}}
         members = {"entry.json": json.dumps(meta, sort_keys=True).encode(),
                    "descriptors.npy": npy_bytes(np.stack(rows.descriptors).astype(np.float32)),
-                   "rotations.npy": npy_bytes(np.asarray(rows.rotations, np.int8))}
+                   "rotations.npy": npy_bytes(np.asarray(rows.rotations, np.int8)),
+                   "frame.npy": npy_bytes(np.asarray(rec.embed(image), np.float32).ravel())}
         for i, (kp, desc) in enumerate(rows.features or []):
             members[f"kpts_{i}.npy"], members[f"desc_{i}.npy"] = npy_bytes(kp), npy_bytes(desc)
         if self.keep_images:
@@ -203,8 +207,14 @@ def _read_entry(path: Path) -> LogEntry:
                 raise BundleError(f"{path}: row {i} has no local features")
             features.append((npy_load(data[f"kpts_{i}.npy"], f"kpts_{i}.npy", str(path)),
                              npy_load(data[f"desc_{i}.npy"], f"desc_{i}.npy", str(path))))
+    frame = None
+    if "frame.npy" in data:
+        frame = npy_load(data["frame.npy"], "frame.npy", str(path))
+        if frame.shape != (descriptors.shape[1],) or frame.dtype != np.float32:
+            raise BundleError(f"{path}: frame descriptor of shape {frame.shape} ({frame.dtype}), rows of width "
+                              f"{descriptors.shape[1]}")
     rows = ImageRows(list(descriptors), [int(r) for r in rotations], features)
-    return LogEntry(path, instance, score, margin, evidence, site, when, rows)
+    return LogEntry(path, instance, score, margin, evidence, site, when, rows, frame)
 
 
 def read_log(folder: str | Path) -> tuple[list[LogEntry], list[str]]:

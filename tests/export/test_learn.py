@@ -99,3 +99,30 @@ def test_learn_recalibrates_on_the_site(tiny_bundle, tiny_site, visits, tmp_path
     assert report["thresholds"]["recalibrated"] and set(report["thresholds"]) >= {"before", "after"}
     calibration = Recognizer.open(tmp_path / "n.sitelens").thresholds.calibration["modes"]["hnsw"]["simulated"]
     assert calibration["positives"] == 12
+
+
+def test_an_entry_that_other_works_photos_look_like_is_refused(tiny_bundle, visits, tmp_path):
+    """When a logged frame of one work looks more like another entry's view than like its own work
+    (here: its frame descriptor replaced by that view's), that view is left out, with the frame named."""
+    import zipfile
+
+    import numpy as np
+
+    from runtime.bundle.npy import npy_bytes
+
+    log_dir, _ = visits
+    entries, _ = read_log(log_dir)
+    a, b = next((a, b) for a in entries for b in entries if a.instance != b.instance)
+    other = tmp_path / "log"
+    other.mkdir()
+    for e in entries:
+        with zipfile.ZipFile(e.path) as src, zipfile.ZipFile(other / e.path.name, "w") as dst:
+            for name in src.namelist():
+                data = src.read(name)
+                if e is a and name == "frame.npy":
+                    data = npy_bytes(np.asarray(b.rows.descriptors[0], np.float32))
+                dst.writestr(name, data)
+    report = learn(tiny_bundle, other, tmp_path / "o.sitelens", support_factor=1.0, progress=False)
+    refused = {r["entry"]: r for r in report["refused"]}
+    assert b.path.name in refused and "would outrank their own work" in refused[b.path.name]["reason"]
+    assert a.path.name in refused[b.path.name]["detail"]
