@@ -67,8 +67,9 @@ def test_kill_during_bundle_command_keeps_the_old_bundle(tmp_path, tiny_site, ti
     out = tmp_path / "site.sitelens"
     out.write_bytes(tiny_bundle.read_bytes())
     old = out.read_bytes()
+    # ORB: no XFeat/LighterGlue export before the write, which is what is tested
     proc = subprocess.Popen([sys.executable, "-m", "sdk.cli", "-q", "bundle", str(tiny_site), "-o", str(out),
-                             "--size", str(SMALL_SIZE), "--no-calibrate"], cwd=ROOT,
+                             "--size", str(SMALL_SIZE), "--no-calibrate", "--verify", "orb"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         caught = _wait_for_temp(proc, out, timeout=240)
