@@ -82,6 +82,8 @@ def main():
         wrong = [a for a in report["added"] if truth.get(a["entry"]) != a["instance"]]
         row = {"references": sum(1 for r in rows if r[2] == "ref"), "first_week": len(first), "held_out": len(held),
                "logged": len(truth), "logged_wrong": sum(truth[e] != answered[e] for e in truth),
+               # only these can gain: a held-out photo of a work no first-week frame showed has nothing to learn from
+               "held_out_of_logged_works": sum(r[1] in set(truth.values()) for r in held if r[1] != "__unknown__"),
                "added": len(report["added"]), "added_wrong": len(wrong), "wrong": wrong,
                "refused": dict(Counter(r["reason"] for r in report["refused"])),
                "recalibrated": report["thresholds"]["recalibrated"],

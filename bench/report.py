@@ -429,7 +429,7 @@ def learn_from_visitors(r: dict) -> list[str]:
     for name, s in r["sets"].items():
         b, a = s["before"], s["after"] or s["before"]
         rows.append([name, s["references"], s["first_week"], f"{s['logged']} ({s['logged_wrong']})",
-                     f"{s['added']} ({s['added_wrong']})", f"{b['known']} / {b['unknown']}",
+                     f"{s['added']} ({s['added_wrong']})", f"{b['known']} / {b['unknown']}", s.get("held_out_of_logged_works", "-"),
                      f"{_f(b['mP@1'])} → {_f(a['mP@1'])}", f"{_f(b['true_accept_rate'])} → {_f(a['true_accept_rate'])}",
                      f"{_f(b.get('wrong_accept_rate'))} → {_f(a.get('wrong_accept_rate'))}",
                      f"{_f(b['false_accept_rate'])} → {_f(a['false_accept_rate'])}", "yes" if s["recalibrated"] else "no"])
@@ -439,9 +439,10 @@ def learn_from_visitors(r: dict) -> list[str]:
            "visitor log on (`recognize --log`), `sitelens learn` adds the strongest entries as references, the "
            "held-out half scored with the bundle before and after. Logged: verified answers written to the log "
            "(in brackets: answers that were wrong: another work, or a photo of no known work); added: entries "
-           "`learn` took (in brackets: wrong pseudo-labels).", "", _origin(r), ""]
+           "`learn` took (in brackets: wrong pseudo-labels). Only held-out photos of works the first week logged can "
+           "gain.", "", _origin(r), ""]
     out += _table(["set", "references", "first-week photos", "logged (wrong)", "added (wrong)",
-                   "held out known / unknown", "mP@1", "TAR", "WAR", "FAR", "recalibrated"], rows)
+                   "held out known / unknown", "held-out photos of logged works", "mP@1", "TAR", "WAR", "FAR", "recalibrated"], rows)
     return out + ["", "Entries left out, by reason:", "", *reasons, ""]
 
 
