@@ -8,14 +8,14 @@ references of their works when they clear a stricter bar than the one that accep
 - geometric evidence at least ``support_factor`` times the bundle's rule (support, or the
   fundamental-matrix count for a rule that verifies by it): a homography or 3-D fit that many
   times stronger than the one that accepts an answer, which a wrong work does not reach by chance;
-- the frame's global descriptor, searched again in the bundle as it is now, still shortlists the
-  work (the entry was verified against this bundle's references, not another version's). It need
+- the view's global descriptor (its upright row), searched again in the bundle as it is now,
+  still shortlists the work (the entry was verified against this bundle's references, not another version's). It need
   not rank it first: frames the global descriptor ranks low and geometry confirms are the ones
   that teach the site most;
 - not a near copy (cosine >= ``redundant``) of a row the work already has or of a frame chosen
   before it, and at most ``max_per_work`` frames per work (the strongest first);
-- it does not outrank their own work for any other logged frame (``_outranks``): a visitor's
-  view of one work must not become what other works' photos look most like.
+- it does not outrank their own work for any other logged frame (``_Frames.outranked_by``): a
+  visitor's view of one work must not become what other works' photos look most like.
 
 Nothing is added silently: the report lists every frame added (work, score, support) and every
 one left out with its reason. With ``site`` (the site's references), the new bundle is
@@ -25,7 +25,6 @@ held-out measurement in ``bench/learn_from_visitors.py`` checks false accepts di
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -58,8 +57,8 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
     m = rec.manifest
     refused, passed = [], []
     live = set(rec.instances)
-    ours = [e for e in entries if e.frame is not None and e.instance in live
-            and e.site.get("fingerprint") == m.model.fingerprint and e.site.get("site_id") == m.site.site_id]
+    ours = _Frames(rec, [e for e in entries if e.frame is not None and e.instance in live and
+                         e.site.get("fingerprint") == m.model.fingerprint and e.site.get("site_id") == m.site.site_id])
     for e in entries:
         reason, detail = None, ""
         if e.site.get("fingerprint") != m.model.fingerprint or e.site.get("site_id") != m.site.site_id:
@@ -87,14 +86,14 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
     per_work: dict[str, list[np.ndarray]] = {}
     for e in sorted(passed, key=lambda e: (-float(e.evidence.get("support") or 0), e.path.name)):
         mine = per_work.setdefault(e.instance, [])
-        d = _upright(e) / max(np.linalg.norm(_upright(e)), 1e-12)
+        d = _unit(_upright(e))[0]
         if len(mine) >= max_per_work:
             refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
                             "reason": f"{max_per_work} stronger frames of this work chosen already"})
         elif any(float(d @ other) >= redundant for other in mine):
             refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
                             "reason": "a near copy of a stronger frame chosen already"})
-        elif (beaten := _outranks(rec, e, ours)):
+        elif (beaten := ours.outranked_by(e)):
             refused.append({"entry": e.path.name, "instance": e.instance,
                             "detail": f"{len(beaten)}: " + ", ".join(beaten[:3]) + (", ..." if len(beaten) > 3 else ""),
                             "reason": "would outrank their own work for logged frames of other works"})
@@ -109,23 +108,29 @@ def _unit(x) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _outranks(rec: Recognizer, e: LogEntry, frames: list[LogEntry]) -> list[str]:
-    """The logged frames of other works whose whole-frame descriptor is closer to one of ``e``'s
-    rows than to any row of its own work in the bundle: visitors' photos look alike (one camera,
-    one light, one gallery), so a visitor's view can rank above the catalogue for other works'
-    photos and push their work out of the shortlist. The log's other frames, each verified, are
-    the visitors' photos to check that on; an entry that outranks any of them is left out."""
-    rows = _unit(e.rows.descriptors)
-    beaten = []
-    for f in frames:
-        if f is e or f.instance == e.instance:
-            continue
-        q = _unit(f.frame)[0]
-        own = rec.index.rows_of([f.instance])[f.instance]
-        best_own = float(np.max(rec.index.descriptors[own] @ q)) if own else -1.0
-        if float(np.max(rows @ q)) >= best_own:
-            beaten.append(f.path.name)
-    return beaten
+class _Frames:
+    """The logged frames that judge a view (``outranked_by``), with what is fixed for the whole
+    run computed once: each frame's unit descriptor and its best cosine to its own work's rows."""
+
+    def __init__(self, rec: Recognizer, entries: list[LogEntry]):
+        self.entries = entries
+        self.q = _unit([e.frame for e in entries]) if entries else np.zeros((0, rec.index.dim), np.float32)
+        rows = rec.index.rows_of({e.instance for e in entries})
+        self.best_own = np.array([float(np.max(rec.index.descriptors[rows[e.instance]] @ q)) if rows[e.instance]
+                                  else -1.0 for e, q in zip(entries, self.q)], np.float32)
+
+    def outranked_by(self, e: LogEntry) -> list[str]:
+        """The logged frames of other works whose whole-frame descriptor is closer to one of
+        ``e``'s rows than to any row of its own work in the bundle: visitors' photos look alike
+        (one camera, one light, one gallery), so a visitor's view can rank above the catalogue for
+        other works' photos and push their work out of the shortlist. The log's other frames, each
+        verified, are the visitors' photos to check that on; an entry that outranks any of them is
+        left out."""
+        if not self.entries:
+            return []
+        closest = np.max(self.q @ _unit(e.rows.descriptors).T, axis=1)
+        return [f.path.name for f, c, own in zip(self.entries, closest, self.best_own)
+                if f is not e and f.instance != e.instance and float(c) >= float(own)]
 
 
 def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None, support_factor: float = 2.0,
@@ -145,8 +150,7 @@ def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None
     chosen, refused = choose(rec, entries, support_factor, max_per_work)
     before = rec.index.live_count
     for e in chosen:
-        digest = hashlib.sha256(e.path.read_bytes()).hexdigest()
-        rec.add_rows(e.instance, [e.rows], [f"visitor:{e.path.name}"], [digest])
+        rec.add_rows(e.instance, [e.rows], [f"visitor:{e.path.name}"], [e.digest])
     report = {"bundle": str(bundle), "log": str(log_folder), "entries": len(entries), "unreadable": problems,
               "added": [{"entry": e.path.name, "instance": e.instance, "score": round(e.score, 4),
                          "support": e.evidence.get("support"), "fundamental": e.evidence.get("fundamental")}

@@ -16,17 +16,17 @@ oldest deleted first; one entry per work per ``min_interval_s`` (a visitor stand
 painting is one entry, not thirty a second).
 
 Format: one ``*.entry`` file per frame, a zip of ``entry.json`` and plain ``.npy`` members
-(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i; ``frame``: the whole
-frame's global descriptor, as recognition searched it), written to a temporary
-name and renamed, so a reader sees whole entries or none. ``read_log`` treats the folder as
-hostile: file and member sizes are bounded before anything is parsed, only known members are
-read, no pickles.
+(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i; ``frame``: the whole frame's
+global descriptor, as recognition searched it), written atomically (``runtime.bundle.atomic``), so
+a reader sees whole entries or none. ``read_log`` treats the folder as hostile: file and member
+sizes are bounded before anything is parsed, only known members are read, no pickles.
 
 Thread safety: ``record`` may be called from several threads (one lock); ``read_log`` may run while
 a device writes (it sees the entries renamed into place before it listed the folder).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.bundle.atomic import atomic_write
 from runtime.bundle.npy import npy_bytes, npy_load
 from runtime.errors import BundleError, SitelensError
 from runtime.reference_rows import ImageRows
@@ -66,6 +67,7 @@ class LogEntry:
     time: float               # seconds since 1970 when it was recorded
     rows: ImageRows
     frame: np.ndarray | None = None   # the whole frame's global descriptor (what a visitor's photo looks like)
+    digest: str = ""                  # sha256 of the entry file, as read
 
 
 def work_crop(image: np.ndarray, region) -> np.ndarray | None:
@@ -144,12 +146,9 @@ class VisitorLog:
         with self._lock:
             self._seq += 1   # names sort in the order entries were written (by this process)
             name = f"{int(now * 1000):015d}-{os.getpid()}-{self._seq:08d}{SUFFIX}"
-            tmp = self.folder / (name + ".tmp")
             try:
-                tmp.write_bytes(buf.getvalue())
-                os.replace(tmp, self.folder / name)
+                atomic_write(self.folder / name, lambda fh: fh.write(buf.getvalue()))
             except OSError as exc:   # a full disk must not stop recognition: the entry is dropped
-                tmp.unlink(missing_ok=True)
                 log.warning("sitelens: visitor log %s: entry not written (%s)", self.folder, exc.strerror)
                 return None
             self._trim()
@@ -172,7 +171,10 @@ def _read_entry(path: Path) -> LogEntry:
     if size > MAX_ENTRY_BYTES:
         raise BundleError(f"{path}: {size} bytes, more than a log entry holds ({MAX_ENTRY_BYTES})")
     try:
-        with zipfile.ZipFile(path) as z:
+        raw = path.read_bytes()
+        if len(raw) > MAX_ENTRY_BYTES:   # grew since it was measured
+            raise BundleError(f"{path}: more bytes than a log entry holds ({MAX_ENTRY_BYTES})")
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
             infos = {i.filename: i for i in z.infolist()}
             unknown = [n for n in infos if not _MEMBER.match(n)]
             if unknown or "entry.json" not in infos or "descriptors.npy" not in infos:
@@ -194,7 +196,7 @@ def _read_entry(path: Path) -> LogEntry:
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"{path}: entry.json is not a log entry ({exc})") from None
     descriptors = npy_load(data["descriptors.npy"], "descriptors.npy", str(path))
-    rotations = npy_load(data.get("rotations.npy", b""), "rotations.npy", str(path)) \
+    rotations = npy_load(data["rotations.npy"], "rotations.npy", str(path)) \
         if "rotations.npy" in data else np.zeros(len(descriptors), np.int8)
     if descriptors.ndim != 2 or descriptors.dtype != np.float32 or len(rotations) != len(descriptors):
         raise BundleError(f"{path}: descriptors of shape {descriptors.shape} ({descriptors.dtype}) and "
@@ -214,7 +216,7 @@ def _read_entry(path: Path) -> LogEntry:
             raise BundleError(f"{path}: frame descriptor of shape {frame.shape} ({frame.dtype}), rows of width "
                               f"{descriptors.shape[1]}")
     rows = ImageRows(list(descriptors), [int(r) for r in rotations], features)
-    return LogEntry(path, instance, score, margin, evidence, site, when, rows, frame)
+    return LogEntry(path, instance, score, margin, evidence, site, when, rows, frame, hashlib.sha256(raw).hexdigest())
 
 
 def read_log(folder: str | Path) -> tuple[list[LogEntry], list[str]]:
