@@ -22,9 +22,11 @@ half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarte
 score/margin rule what the negatives leave of it. Verification thresholds never go below
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
-to verify. Instances whose references show the same thing are found first (``near_duplicates``)
-and are not used as each other's unknowns: the same plane (homography support) or the same 3-D
-structure (fundamental-matrix inliers: two references of one facade from different corners).
+to verify. Instances whose references show the same thing are not used as each other's unknowns
+(``LookAlikes``): the same plane (homography support) or the same 3-D structure
+(fundamental-matrix inliers: two references of one facade from different corners). They are looked
+for only where they would matter: among the instances a negative could be accepted as
+(``suspects``), after which that negative is scored again with them left out.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ log = logging.getLogger("sitelens")
 
 MIN_SUPPORT = 12
 MIN_FUNDAMENTAL = 30
+MAX_REPORTED_PAIRS = 200  # look-alike pairs the bundle's calibration report lists (all are counted)
+SETTLE_ROUNDS = 3  # look-alike checks of simulated views: a work catalogued three times needs two
 SHARE_HOMOGRAPHY, SHARE_FUNDAMENTAL = 0.5, 0.25
 DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly against each other look alike
 # ... or sharing this many fundamental-matrix inliers: twice the 3-D test's floor (chance geometry
@@ -68,6 +72,7 @@ class Sample:
 class SampleSet:
     positives: list[Sample] = field(default_factory=list)
     negatives: list[Sample] = field(default_factory=list)
+    look_alikes: list[tuple[str, str]] = field(default_factory=list)   # pairs of instances (``LookAlikes``)
 
 
 def alike(score: float, evidence, alike_score: float) -> bool:
@@ -83,26 +88,66 @@ def alike(score: float, evidence, alike_score: float) -> bool:
                                      or evidence.fundamental >= DUPLICATE_FUNDAMENTAL)
 
 
-def near_duplicates(rec: Recognizer, site: Site, alike_score: float, progress: bool = True,
-                    pool: Pool | None = None) -> dict[str, set]:
+def suspects(findings: dict, alike_score: float) -> set[str]:
+    """Instances a negative's findings (match mode -> Findings) could be accepted as: a global
+    score of at least ``alike_score``, or verification evidence at the floors any rule keeps
+    (``MIN_SUPPORT``, ``MIN_FUNDAMENTAL``). Only these can make a look-alike count as a false
+    accept, so only these are tested for being one (``LookAlikes``)."""
+    out = set()
+    for f in findings.values():
+        out.update(inst for inst, score, _ in f.hits if score >= alike_score)
+        out.update(inst for inst, e in (f.verification or {}).items()
+                   if e.support >= MIN_SUPPORT or e.fundamental >= MIN_FUNDAMENTAL)
+    return out
+
+
+class LookAlikes:
     """Instances whose references show the same thing (a work catalogued twice, overlapping views
     of neighbouring buildings, blank images): no 'unknown work' for each other, so they are left
-    out of each other's negatives, and reported. Every reference is matched against the site with
-    its own instance left out; another instance is alike when ``alike`` says so. ``pool``: a
-    ``Pool`` of ``Scorer`` workers (default: this process)."""
-    pool = pool or Pool(Scorer(rec), make_scorer, ())
-    dups: dict[str, set] = {}
-    found = pool.map(_look_alikes, [(ref, alike_score) for ref in site.references], "calibrate (look-alikes)", progress)
-    for ref, alike_instances in zip(site.references, found):
-        for inst in alike_instances:
-            dups.setdefault(ref.instance, set()).add(inst)
-            dups.setdefault(inst, set()).add(ref.instance)
-    if dups:
-        pairs = sorted({tuple(sorted((a, b))) for a, bs in dups.items() for b in bs})
-        log.warning("sitelens: %d pair(s) of instances look alike (same work twice, overlapping views or blank "
-                    "references); they are not used as each other's unknowns: %s", len(pairs),
-                    ", ".join(f"{a}~{b}" for a, b in pairs[:20]) + (" ..." if len(pairs) > 20 else ""))
-    return dups
+    out of each other's negatives, and reported.
+
+    Found on demand: ``check(instances)`` matches each reference of those instances (once) against
+    the site with its own instance left out, and another instance is alike when ``alike`` says so
+    (both ways: a pair found from either side counts for both). Calibration checks only the
+    instances of a negative and of its ``suspects``: a look-alike that does not come near being
+    accepted changes no rule, and matching every reference made this stage grow with the site
+    (it was a third of a 1,000-reference build). ``pool``: a ``Pool`` of ``Scorer`` workers."""
+
+    def __init__(self, site: Site, pool: Pool, alike_score: float, progress: bool = True):
+        self.pool, self.alike_score, self.progress = pool, alike_score, progress
+        self.refs: dict[str, list] = {}
+        for ref in site.references:
+            self.refs.setdefault(ref.instance, []).append(ref)
+        self.checked: set[str] = set()
+        self.pairs: dict[str, set] = {}
+
+    def check(self, instances) -> None:
+        todo = sorted(set(instances) - self.checked)
+        self.checked.update(todo)
+        refs = [ref for inst in todo for ref in self.refs.get(inst, ())]
+        if not refs:
+            return
+        found = self.pool.map(_look_alikes, [(ref, self.alike_score) for ref in refs], "calibrate (look-alikes)",
+                              self.progress)
+        for ref, alike_instances in zip(refs, found):
+            for inst in alike_instances:
+                self.pairs.setdefault(ref.instance, set()).add(inst)
+                self.pairs.setdefault(inst, set()).add(ref.instance)
+
+    def of(self, instance: str) -> set:
+        """The look-alikes of ``instance`` found so far."""
+        return self.pairs.get(instance, set())
+
+    def found(self) -> list[tuple[str, str]]:
+        """The pairs found, each once, sorted."""
+        return sorted({tuple(sorted((a, b))) for a, bs in self.pairs.items() for b in bs})
+
+    def report(self) -> None:
+        pairs = self.found()
+        if pairs:
+            log.warning("sitelens: %d pair(s) of instances look alike (same work twice, overlapping views or blank "
+                        "references); they are not used as each other's unknowns: %s", len(pairs),
+                        ", ".join(f"{a}~{b}" for a, b in pairs[:20]) + (" ..." if len(pairs) > 20 else ""))
 
 
 @dataclass
@@ -208,24 +253,34 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
         contents.path, contents.manifest, contents.members, modes, seed, views_per_ref, turned,
         threads_per_worker(workers))
     out = SampleSet()
-    dups: dict[str, set] = {}
     with Pool(Scorer(rec, modes, seed, views_per_ref, turned), make_scorer, recipe, workers if recipe else 1) as pool:
         with clock.stage("simulated views"):  # each view with the whole site, and with its own work left out
             scored = pool.map(_score_views, [(k, ref, True, {ref.instance} if several else None)
                                              for k, ref in enumerate(refs)], "calibrate (simulated views)", progress)
         out.positives = [Sample(pos, ref.instance, "simulated") for ref, views in zip(refs, scored) for pos, _ in views]
+        looks = None
         if several:
             right = [s.findings["exact"].hits[0][1] for s in out.positives
                      if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
-            with clock.stage("look-alikes"):
-                dups = near_duplicates(rec, site, float(np.median(right)) if right else 1.0, progress, pool)
-            with clock.stage("simulated views left out"):  # again, for works with look-alikes: those left out too
-                again = [k for k, ref in enumerate(refs) if dups.get(ref.instance)]
-                rescored = pool.map(_score_views, [(k, refs[k], False, {refs[k].instance} | dups[refs[k].instance])
-                                                   for k in again], "calibrate (look-alikes left out)", progress)
-                scored = list(scored)
+            looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
+            left = [{ref.instance} for ref in refs]
+            pending = list(range(len(refs)))
+            for _ in range(SETTLE_ROUNDS):  # a third copy of a work may surface once the second is left out
+                with clock.stage("look-alikes"):
+                    near = {k: set().union(*(suspects(neg, looks.alike_score) for _, neg in scored[k])) - left[k]
+                            for k in pending}
+                    looks.check({refs[k].instance for k in near if near[k]} | set().union(*near.values()))
+                again = [k for k in pending if near[k] & looks.of(refs[k].instance)]
+                if not again:
+                    break
+                for k in again:
+                    left[k] = {refs[k].instance} | looks.of(refs[k].instance)
+                with clock.stage("simulated views left out"):  # again, with the look-alikes left out too
+                    rescored = pool.map(_score_views, [(k, refs[k], False, left[k]) for k in again],
+                                        "calibrate (look-alikes left out)", progress)
                 for k, views in zip(again, rescored):
-                    scored[k] = views
+                    scored[k] = [(pos, neg) for (pos, _), (_, neg) in zip(scored[k], views)]
+                pending = again
             out.negatives = [Sample(neg, None, "simulated") for views in scored for _, neg in views]
         with clock.stage("walls and labels"):
             walls = ((wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480), (None,))
@@ -235,16 +290,31 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
         if len(rec.instances) > 2:
             mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
             chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
+            groups = [chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3] for i in range(collages)]
+            left = [set().union(*({r.instance} | looks.of(r.instance) for r in group)) for group in groups]
 
-            def scenes():
-                for i in range(collages):
-                    group = chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3]
-                    img = mild(collage(rng, [load_image(r.path) for r in group]), rng)
-                    yield img, (set().union(*({r.instance} | dups.get(r.instance, set()) for r in group)),)
+            def scenes(which, excluded):  # scene i is drawn from its own generator: it can be drawn again
+                for i in which:
+                    r = np.random.default_rng([seed, 3, i])
+                    yield mild(collage(r, [load_image(ref.path) for ref in groups[i]]), r), (excluded[i],)
 
             with clock.stage("cluttered scenes"):
-                found = pool.map(_score_image, scenes(), "calibrate (cluttered scenes)", progress, batch=64)
-                out.negatives += [Sample(f[0], None, "scene") for f in found]
+                found = pool.map(_score_image, scenes(range(collages), left), "calibrate (cluttered scenes)",
+                                 progress, batch=64)
+                found = [f[0] for f in found]
+            with clock.stage("look-alikes"):  # a scene's works' look-alikes are not unknowns in it either
+                near = {i: suspects(f, looks.alike_score) - left[i] for i, f in enumerate(found)}
+                looks.check({r.instance for i in near if near[i] for r in groups[i]} | set().union(*near.values()))
+                again = [i for i in near if near[i] & set().union(*(looks.of(r.instance) for r in groups[i]))]
+            with clock.stage("cluttered scenes"):
+                for i in again:
+                    left[i] = left[i] | set().union(*(looks.of(r.instance) for r in groups[i]))
+                for i, f in zip(again, pool.map(_score_image, scenes(again, left), "", False, batch=64)):
+                    found[i] = f[0]
+            out.negatives += [Sample(f, None, "scene") for f in found]
+        if looks is not None:
+            looks.report()
+            out.look_alikes = looks.found()
         if survey:
             def photos():
                 for q in survey:
@@ -370,5 +440,7 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
             rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far)
     method = ("evidence from the device's recognition path; simulated views: full site (positives) vs own "
               "instance left out (negatives), walls and labels" + ("; survey photos" if survey else ""))
-    return Thresholds(rules, rules["hnsw"], target_far, {"method": method, "modes": reports,
-                                                         "min_support": MIN_SUPPORT, "min_fundamental": MIN_FUNDAMENTAL})
+    return Thresholds(rules, rules["hnsw"], target_far, {
+        "method": method, "modes": reports, "min_support": MIN_SUPPORT, "min_fundamental": MIN_FUNDAMENTAL,
+        "look_alikes": [list(p) for p in samples.look_alikes[:MAX_REPORTED_PAIRS]],
+        "look_alike_pairs": len(samples.look_alikes)})

@@ -205,6 +205,12 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
                 sv = rep["survey"]
                 parts.append(f"survey: TAR {sv['tar']} on {sv['positives']} photos, FAR {sv['far']} on {sv['negatives']}")
             lines.append(("", "; ".join(parts)))
+    cal = th.calibration or {}
+    if cal.get("look_alike_pairs"):
+        shown = ", ".join("~".join(map(str, p)) for p in (cal.get("look_alikes") or [])[:10])
+        more = cal["look_alike_pairs"] - min(10, len(cal.get("look_alikes") or []))
+        lines.append(("look-alikes", f"{cal['look_alike_pairs']} pair(s) of works not used as each other's unknowns: "
+                                     f"{shown}" + (f" and {more} more" if more > 0 else "")))
     return lines
 
 

@@ -67,6 +67,12 @@ def test_rule_paths():
 def calibrated(tmp_path_factory, tiny_net):
     root = tmp_path_factory.mktemp("calib")
     site = make_site(root / "site", n=8, refs=1, seed=21)
+    # a work catalogued twice: the copy is no unknown for the original (``LookAlikes``)
+    first = sorted(p for p in site.iterdir() if p.is_dir())[0]
+    (site / "zz_copy").mkdir()
+    (site / "zz_copy" / "a.jpg").write_bytes((first / "a.jpg").read_bytes())
+    with (site / "instances.csv").open("a") as fh:
+        fh.write("zz_copy,The same work again\n")
     # a survey walk: real-ish photos of works in the site, and of things not in it
     from training.simulator import CameraViewSimulator, random_wall
 
@@ -125,3 +131,32 @@ def test_survey_is_used_and_reported(calibrated):
     assert "survey" in out and "TAR" in out
     m = json.loads(CliRunner().invoke(main, ["-q", "inspect", str(calibrated), "--json"]).output)
     assert m["thresholds"]["calibration"]["modes"]["exact"]["survey"]["positives"] == 4
+
+
+def test_a_work_catalogued_twice_is_found_and_reported(calibrated):
+    """The copy surfaces as a strong match for views of the original with the original left out:
+    checked, found alike, left out of its negatives (the rules above stay within budget) and
+    listed in the bundle's calibration report and by ``inspect``."""
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    cal = Recognizer.open(calibrated).thresholds.calibration
+    first = sorted(p for p in (calibrated.parent / "site").iterdir() if p.is_dir())[0].name
+    # (the test network is small: some procedural paintings look alike to it by global score too)
+    assert [first, "zz_copy"] in cal["look_alikes"] and cal["look_alike_pairs"] == len(cal["look_alikes"])
+    out = CliRunner().invoke(main, ["-q", "inspect", str(calibrated)]).output
+    assert f"{first}~zz_copy" in out
+
+
+def test_suspects_are_what_a_rule_could_accept():
+    """A negative's suspects: hits at the look-alike score, or evidence at the verification floors."""
+    from export.calibration import MIN_FUNDAMENTAL, suspects
+    from runtime.recognizer import Findings
+    from runtime.verify.geometric import Evidence
+
+    f = Findings([("a", 0.9, 0), ("b", 0.5, 1), ("c", 0.4, 2), ("d", 0.3, 3)],
+                 {"a": Evidence(), "b": Evidence(40, MIN_SUPPORT, 0, 0, 0.3), "c": Evidence(40, 5, MIN_FUNDAMENTAL),
+                  "d": Evidence(40, MIN_SUPPORT - 1, MIN_FUNDAMENTAL - 1)})
+    assert suspects({"hnsw": f}, alike_score=0.8) == {"a", "b", "c"}
+    assert suspects({"hnsw": Findings([("a", 0.9, 0)])}, alike_score=0.95) == set()
