@@ -138,6 +138,18 @@ class LookAlikes:
         """The look-alikes of ``instance`` found so far."""
         return self.pairs.get(instance, set())
 
+    def widen(self, items: dict, owners: dict, left: dict) -> dict:
+        """Left-out sets that must grow. ``items``: key -> the findings (match mode -> Findings) of
+        one negative or of several of one source (a reference's views); ``owners``: key -> the
+        instances it shows; ``left``: key -> the instances already left out. Checks the owners and
+        suspects of every negative that has suspects; returns {key: left-out set with the owners'
+        look-alikes} for the keys where a suspect turned out to be one (those are scored again)."""
+        near = {key: set().union(*(suspects(f, self.alike_score) for f in found)) - left[key]
+                for key, found in items.items()}
+        self.check({inst for key in near if near[key] for inst in owners[key]} | set().union(*near.values()))
+        alikes = {key: set().union(*(self.of(inst) for inst in owners[key])) for key in near if near[key]}
+        return {key: left[key] | alikes[key] for key in alikes if near[key] & alikes[key]}
+
     def found(self) -> list[tuple[str, str]]:
         """The pairs found, each once, sorted."""
         return sorted({tuple(sorted((a, b))) for a, bs in self.pairs.items() for b in bs})
@@ -263,18 +275,16 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             right = [s.findings["exact"].hits[0][1] for s in out.positives
                      if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
             looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
-            left = [{ref.instance} for ref in refs]
+            left = {k: {ref.instance} for k, ref in enumerate(refs)}
             pending = list(range(len(refs)))
             for _ in range(SETTLE_ROUNDS):  # a third copy of a work may surface once the second is left out
                 with clock.stage("look-alikes"):
-                    near = {k: set().union(*(suspects(neg, looks.alike_score) for _, neg in scored[k])) - left[k]
-                            for k in pending}
-                    looks.check({refs[k].instance for k in near if near[k]} | set().union(*near.values()))
-                again = [k for k in pending if near[k] & looks.of(refs[k].instance)]
-                if not again:
+                    wider = looks.widen({k: [neg for _, neg in scored[k]] for k in pending},
+                                        {k: {refs[k].instance} for k in pending}, left)
+                if not wider:
                     break
-                for k in again:
-                    left[k] = {refs[k].instance} | looks.of(refs[k].instance)
+                left.update(wider)
+                again = sorted(wider)
                 with clock.stage("simulated views left out"):  # again, with the look-alikes left out too
                     rescored = pool.map(_score_views, [(k, refs[k], False, left[k]) for k in again],
                                         "calibrate (look-alikes left out)", progress)
@@ -291,7 +301,8 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
             chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
             groups = [chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3] for i in range(collages)]
-            left = [set().union(*({r.instance} | looks.of(r.instance) for r in group)) for group in groups]
+            owners = {i: {r.instance for r in group} for i, group in enumerate(groups)}
+            left = {i: set().union(*({inst} | looks.of(inst) for inst in owners[i])) for i in owners}
 
             def scenes(which, excluded):  # scene i is drawn from its own generator: it can be drawn again
                 for i in which:
@@ -303,12 +314,10 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                                  progress, batch=64)
                 found = [f[0] for f in found]
             with clock.stage("look-alikes"):  # a scene's works' look-alikes are not unknowns in it either
-                near = {i: suspects(f, looks.alike_score) - left[i] for i, f in enumerate(found)}
-                looks.check({r.instance for i in near if near[i] for r in groups[i]} | set().union(*near.values()))
-                again = [i for i in near if near[i] & set().union(*(looks.of(r.instance) for r in groups[i]))]
+                wider = looks.widen({i: [f] for i, f in enumerate(found)}, owners, left)
             with clock.stage("cluttered scenes"):
-                for i in again:
-                    left[i] = left[i] | set().union(*(looks.of(r.instance) for r in groups[i]))
+                left.update(wider)
+                again = sorted(wider)
                 for i, f in zip(again, pool.map(_score_image, scenes(again, left), "", False, batch=64)):
                     found[i] = f[0]
             out.negatives += [Sample(f, None, "scene") for f in found]

@@ -207,8 +207,9 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
             lines.append(("", "; ".join(parts)))
     cal = th.calibration or {}
     if cal.get("look_alike_pairs"):
-        shown = ", ".join("~".join(map(str, p)) for p in (cal.get("look_alikes") or [])[:10])
-        more = cal["look_alike_pairs"] - min(10, len(cal.get("look_alikes") or []))
+        listed = (cal.get("look_alikes") or [])[:10]
+        shown = ", ".join("~".join(map(str, p)) for p in listed)
+        more = cal["look_alike_pairs"] - len(listed)
         lines.append(("look-alikes", f"{cal['look_alike_pairs']} pair(s) of works not used as each other's unknowns: "
                                      f"{shown}" + (f" and {more} more" if more > 0 else "")))
     return lines
