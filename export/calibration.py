@@ -106,36 +106,30 @@ class LookAlikes:
     of neighbouring buildings, blank images): no 'unknown work' for each other, so they are left
     out of each other's negatives, and reported.
 
-    Found on demand, one pair at a time: ``check(pairs)`` matches each reference of one instance
-    against the other instance only (``Recognizer.findings(among=...)``: its best row's global
-    score and the verification of its rows), both ways, and the pair is alike when ``alike`` says
-    so from either side. Calibration checks only a negative's owners against its ``suspects``: a
-    look-alike that does not come near being accepted changes no rule. Matching every reference
-    against the whole site made this stage grow with the site (a third of a 1,000-reference
-    build), and so did matching the references of every suspect against the whole site: on a large
-    site of similar works most negatives have a suspect. ``pool``: a ``Pool`` of ``Scorer`` workers."""
+    Found on demand: ``check(instances)`` matches each reference of those instances (once) against
+    the site with its own instance left out, and another instance is alike when ``alike`` says so
+    (both ways: a pair found from either side counts for both). Calibration checks only the
+    instances of a negative and of its ``suspects``: a look-alike that does not come near being
+    accepted changes no rule, and matching every reference made this stage grow with the site
+    (it was a third of a 1,000-reference build). ``pool``: a ``Pool`` of ``Scorer`` workers."""
 
     def __init__(self, site: Site, pool: Pool, alike_score: float, progress: bool = True):
         self.pool, self.alike_score, self.progress = pool, alike_score, progress
         self.refs: dict[str, list] = {}
         for ref in site.references:
             self.refs.setdefault(ref.instance, []).append(ref)
-        self.tested: set[tuple[str, str]] = set()   # (instance whose references were matched, instance matched against)
+        self.checked: set[str] = set()
         self.pairs: dict[str, set] = {}
 
-    def check(self, pairs) -> None:
-        """Test each pair of instances (both ways) not tested before."""
-        todo: dict[str, set] = {}
-        for a, b in pairs:
-            for one, other in ((a, b), (b, a)):
-                if one != other and (one, other) not in self.tested:
-                    self.tested.add((one, other))
-                    todo.setdefault(one, set()).add(other)
-        items = [(ref, sorted(todo[inst]), self.alike_score) for inst in sorted(todo) for ref in self.refs.get(inst, ())]
-        if not items:
+    def check(self, instances) -> None:
+        todo = sorted(set(instances) - self.checked)
+        self.checked.update(todo)
+        refs = [ref for inst in todo for ref in self.refs.get(inst, ())]
+        if not refs:
             return
-        found = self.pool.map(_alike_to, items, "calibrate (look-alikes)", self.progress)
-        for (ref, _, _), alike_instances in zip(items, found):
+        found = self.pool.map(_look_alikes, [(ref, self.alike_score) for ref in refs], "calibrate (look-alikes)",
+                              self.progress)
+        for ref, alike_instances in zip(refs, found):
             for inst in alike_instances:
                 self.pairs.setdefault(ref.instance, set()).add(inst)
                 self.pairs.setdefault(inst, set()).add(ref.instance)
@@ -152,7 +146,7 @@ class LookAlikes:
         look-alikes} for the keys where a suspect turned out to be one (those are scored again)."""
         near = {key: set().union(*(suspects(f, self.alike_score) for f in found)) - left[key]
                 for key, found in items.items()}
-        self.check((owner, suspect) for key in near for owner in owners[key] for suspect in near[key])
+        self.check({inst for key in near if near[key] for inst in owners[key]} | set().union(*near.values()))
         alikes = {key: set().union(*(self.of(inst) for inst in owners[key])) for key in near if near[key]}
         return {key: left[key] | alikes[key] for key in alikes if near[key] & alikes[key]}
 
@@ -200,13 +194,11 @@ def make_scorer(path, manifest, members: dict, modes: tuple, seed: int, views_pe
     return Scorer(rec, modes, seed, views_per_ref, turned)
 
 
-def _alike_to(sc: Scorer, item) -> list[str]:
-    """Which of some other instances a reference looks like (``item``: reference, those instances,
-    alike score)."""
-    ref, others, alike_score = item
+def _look_alikes(sc: Scorer, item) -> list[str]:
+    """Instances another reference (``item``: reference, alike score) looks like."""
+    ref, alike_score = item
     img = load_image(ref.path)
-    f = sc.rec.findings(img, sc.rec.embedder.embed(img), "exact", exclude={ref.instance}, all_passes=True,
-                        among=others)
+    f = sc.rec.findings(img, sc.rec.embedder.embed(img), "exact", exclude={ref.instance}, all_passes=True)
     return [inst for inst, score, _ in f.hits if alike(score, (f.verification or {}).get(inst), alike_score)]
 
 

@@ -301,18 +301,13 @@ class Recognizer:
 
     def findings(self, img: np.ndarray, desc: np.ndarray, mode: str | None = None, k: int = 5,
                  exclude=None, stop=None, all_passes: bool = False, cache: FrameCache | None = None,
-                 deadline: float | None = None, among=None) -> Findings:
+                 deadline: float | None = None) -> Findings:
         """Global shortlist and geometric evidence for one image, before any threshold.
-        ``exclude``: instances to leave out; ``among``: only these instances, scored exactly whatever
-        ``mode`` and every one of them verified (calibration's look-alike test of chosen pairs);
-        ``stop``: evidence test that ends the rotation passes;
+        ``exclude``: instances to leave out; ``stop``: evidence test that ends the rotation passes;
         ``cache``: kept across calls on the same image (calibration scores each view several ways)."""
         mode = mode or self.match
         want = max(k, 2, self.verifier.params.shortlist if self.verifier else 0)
-        if among is not None:
-            hits = [h for h in self.index.scores_of(desc, among) if h[0] not in set(exclude or ())]
-        else:
-            hits = self.index.search_rows(desc, want, mode, exclude)[0]
+        hits = self.index.search_rows(desc, want, mode, exclude)[0]
         if self.verifier is None or not hits:
             return Findings(hits)
         names = [h[0] for h in hits[: self.verifier.params.shortlist]]
@@ -324,13 +319,7 @@ class Recognizer:
             return self.index.features_of(instances, desc, rows, shared)
 
         cache = FrameCache() if cache is None else cache
-        if among is None:
-            evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)
-            return Findings(hits, evidence, cache.truncated)
-        evidence, step = {}, max(self.verifier.params.candidates, 1)  # each chunk verified as first candidates
-        for i in range(0, len(hits), step):
-            evidence.update(self.verifier.evidence(img, [h[0] for h in hits[i: i + step]], features_of, stop,
-                                                   all_passes, cache, deadline))
+        evidence = self.verifier.evidence(img, names, features_of, stop, all_passes, cache, deadline)
         return Findings(hits, evidence, cache.truncated)
 
     def decide(self, findings: Findings, mode: str | None = None, k: int = 5, rule=None,

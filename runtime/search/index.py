@@ -5,7 +5,7 @@ Everything that belongs to a row changes together under one reader-writer lock, 
 ever sees a row without its label, code or keypoints. Thread safety per method, as hnswlib's
 README states it:
 
-- ``search`` / ``search_many`` / ``scores_of`` / ``similarities`` / ``rows_of`` / ``features_of``: shared lock;
+- ``search`` / ``search_many`` / ``similarities`` / ``rows_of`` / ``features_of``: shared lock;
   safe from many threads at once and alongside each other.
 - ``add`` / ``remove``: exclusive lock; they wait for running readers and block new ones
   meanwhile (hnswlib itself is not safe for concurrent add + query). ``add`` vs ``add``: serialised,
@@ -176,21 +176,6 @@ class ReferenceIndex:
                 best[inst] = (float(s), int(i))
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
         return [(inst, s, row) for inst, (s, row) in ranked]
-
-    def scores_of(self, query: np.ndarray, instances) -> list[tuple[str, float, int]]:
-        """(instance, score, best row) of the given instances that have live rows, best first: the
-        exact cosine of one descriptor to each instance's best row, as ``search_rows`` scores them
-        (calibration's look-alike test of a few chosen pairs, which must not depend on the graph)."""
-        q = l2_normalize(np.atleast_2d(query))[0]
-        with self.lock.read():
-            out = []
-            for inst in dict.fromkeys(instances):
-                rows = np.asarray([i for i in self._rows.get(inst, ()) if not self.deleted[i]], np.int64)
-                if len(rows):
-                    sims = self.descriptors[rows] @ q
-                    j = int(np.argmax(sims))
-                    out.append((inst, float(sims[j]), int(rows[j])))
-        return sorted(out, key=lambda t: -t[1])
 
     def similarities(self, queries: np.ndarray) -> np.ndarray:
         """Exact cosine similarity of queries to every live reference row (deleted = -inf)."""

@@ -161,18 +161,3 @@ def test_time_budget_bounds_verification_and_says_so(tiny_bundle):
     assert rushed.truncated and not rushed.accepted
     generous = Recognizer.open(tiny_bundle, budget_ms=60_000).recognize(wall)
     assert not generous.truncated and generous.candidates == full.candidates
-
-
-def test_findings_among_chosen_instances_verifies_every_one(tiny_bundle, tiny_site):
-    """``findings(among=...)`` (calibration's look-alike test of chosen pairs): only those
-    instances, each verified, however short the verifier's list of first candidates."""
-    from runtime.image.image_io import load_image
-
-    rec = Recognizer.open(tiny_bundle)
-    rec.verifier.params.candidates = 1
-    img = load_image(next(p for p in sorted(tiny_site.rglob("*.jpg"))))
-    others = rec.instances[:4]
-    f = rec.findings(img, rec.embedder.embed(img), "exact", exclude={others[0]}, all_passes=True, among=others)
-    assert sorted(h[0] for h in f.hits) == sorted(others[1:])
-    assert set(f.verification) == set(others[1:])
-    assert all(a[1] >= b[1] for a, b in zip(f.hits, f.hits[1:]))

@@ -75,17 +75,3 @@ def test_the_same_rows_give_the_same_graph(tmp_path):
         build_hnsw(rows, IndexParams(M=8, ef_construction=40)).save_index(str(tmp_path / f"{i}.bin"))
         saved.append((tmp_path / f"{i}.bin").read_bytes())
     assert saved[0] == saved[1]
-
-
-def test_scores_of_chosen_instances_is_exact_and_skips_what_is_gone():
-    """``scores_of``: each named instance's best live row (exact cosine, the same score
-    ``search_rows`` gives it), best first; removed or unknown instances are left out."""
-    x, labels, centres = _data()
-    idx = ReferenceIndex(x, labels)
-    got = idx.scores_of(centres[3], ["obj7", "obj3", "obj7", "nobody"])
-    assert [g[0] for g in got] == ["obj3", "obj7"]
-    full = {inst: (s, row) for inst, s, row in idx.search_rows(centres[3], k=30, mode="exact")[0]}
-    for inst, s, row in got:
-        assert row == full[inst][1] and s == pytest.approx(full[inst][0], abs=1e-6)
-    idx.remove("obj7")
-    assert [g[0] for g in idx.scores_of(centres[3], ["obj7", "obj3"])] == ["obj3"]
