@@ -42,6 +42,7 @@ import numpy as np
 
 from runtime.bundle.atomic import atomic_write
 from runtime.bundle.npy import npy_bytes, npy_load
+from runtime.bundle.zip_reader import BoundedZip
 from runtime.errors import BundleError, SitelensError
 from runtime.reference_rows import ImageRows
 
@@ -53,6 +54,7 @@ MAX_ENTRIES = 100_000
 MIN_CROP = 64                    # pixels a side of the work's part of the frame worth describing
 _MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|frame\.npy|(kpts|desc)_[0-9]{1,2}\.npy|"
                      r"image\.jpg)$")
+MAX_ENTRY_MEMBERS = 5 + 2 * 100   # what _MEMBER allows: four single members, the image, 100 rows' features
 
 
 @dataclass
@@ -172,18 +174,15 @@ def _read_entry(path: Path) -> LogEntry:
         raise BundleError(f"{path}: {size} bytes, more than a log entry holds ({MAX_ENTRY_BYTES})")
     try:
         raw = path.read_bytes()
-        if len(raw) > MAX_ENTRY_BYTES:   # grew since it was measured
-            raise BundleError(f"{path}: more bytes than a log entry holds ({MAX_ENTRY_BYTES})")
-        with zipfile.ZipFile(io.BytesIO(raw)) as z:
-            infos = {i.filename: i for i in z.infolist()}
-            unknown = [n for n in infos if not _MEMBER.match(n)]
-            if unknown or "entry.json" not in infos or "descriptors.npy" not in infos:
-                raise BundleError(f"{path}: not a visitor-log entry (members {sorted(infos)[:6]})")
-            if sum(i.file_size for i in infos.values()) > MAX_ENTRY_BYTES:
-                raise BundleError(f"{path}: members larger than a log entry holds")
-            data = {n: z.read(n) for n in infos if n != "image.jpg"}
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except OSError as exc:
         raise BundleError(f"{path}: not a readable visitor-log entry ({exc})") from None
+    if len(raw) > MAX_ENTRY_BYTES:   # grew since it was measured
+        raise BundleError(f"{path}: more bytes than a log entry holds ({MAX_ENTRY_BYTES})")
+    with BoundedZip(io.BytesIO(raw), str(path), "visitor-log entry", _MEMBER.match,
+                    ("entry.json", "descriptors.npy"), MAX_ENTRY_MEMBERS) as z:
+        if z.declared_total() > MAX_ENTRY_BYTES:
+            raise BundleError(f"{path}: members larger than a log entry holds")
+        data = {n: z.read(n, MAX_ENTRY_BYTES) for n in sorted(z.names()) if n != "image.jpg"}
     try:
         meta = json.loads(data["entry.json"])
         instance, site = meta["instance"], meta.get("site") or {}

@@ -28,13 +28,10 @@ before ONNX Runtime, hnswlib or numpy parse a byte of them.
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import os
-import struct
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +48,7 @@ from runtime.bundle.members import (  # noqa: F401 (member names re-exported as 
                                     MAX_SIGNATURE_BYTES, MAX_TOTAL_BYTES, MEMBERS, MODEL, REFS, REFS_SCALE,
                                     REQUIRED_MEMBERS, SIGNATURE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS)
 from runtime.bundle.npy import npy_bytes, npy_load  # noqa: F401 (re-exported)
+from runtime.bundle.zip_reader import BoundedZip, listing as _listing
 from runtime.bundle.manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)
 
 
@@ -68,7 +66,7 @@ def manifest_digest(path: str | Path) -> str | None:
     path = Path(path)
     if not path.is_file():
         return None
-    zf = _Zip(path)
+    zf = _open_zip(path)
     try:
         return sha256(zf.read(MANIFEST, MAX_MANIFEST_BYTES))
     finally:
@@ -131,80 +129,12 @@ class BundleContents:
         return npy_load(self.members[name], name, str(self.path))
 
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-               RuntimeError, ValueError, struct.error, KeyError, OverflowError, UnicodeDecodeError, IndexError)
-_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_KNOWN = frozenset({MANIFEST, SIGNATURE, *MEMBERS})
 
 
-def _listing(names, limit: int = 10) -> str:
-    """Names for an error message: escaped (no terminal control characters), at most ``limit``."""
-    names = list(names)
-    shown = ", ".join(ascii(n) for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-class _Zip:
-    """A bundle's zip, read member by member with bounded memory: the central directory is
-    checked first (entry count, names, compression methods), then members are inflated one at a
-    time, never more than the size they are allowed (``read``)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self.zf = zipfile.ZipFile(path)
-            infos = self.zf.infolist()
-        except zipfile.BadZipFile as exc:
-            raise BundleError(f"{path}: not a sitelens bundle or truncated file ({exc})") from None
-        except _ZIP_ERRORS as exc:
-            raise BundleError(f"{path}: corrupt bundle ({type(exc).__name__}: {exc})") from None
-        try:
-            if len(infos) > MAX_MEMBERS:
-                raise BundleError(f"{path}: not a sitelens bundle ({len(infos)} zip entries; a bundle has at most "
-                                  f"{MAX_MEMBERS})")
-            counts = collections.Counter(i.filename for i in infos)
-            dupes = sorted(n for n, c in counts.items() if c > 1)
-            if dupes:
-                raise BundleError(f"{path}: corrupt bundle (duplicate members {_listing(dupes)})")
-            if MANIFEST not in counts:
-                raise BundleError(f"{path}: not a sitelens bundle (no {MANIFEST})")
-            unknown = sorted(set(counts) - {MANIFEST, SIGNATURE, *MEMBERS})
-            if unknown:
-                raise BundleError(f"{path}: not a sitelens bundle (unknown members {_listing(unknown)})")
-            odd = sorted(i.filename for i in infos if i.compress_type not in _COMPRESSIONS)
-            if odd:
-                raise BundleError(f"{path}: members {_listing(odd)} use a compression sitelens does not read "
-                                  "(only stored and deflated)")
-        except BundleError:
-            self.zf.close()
-            raise
-        self.infos = {i.filename: i for i in infos}
-
-    def names(self) -> set[str]:
-        return set(self.infos)
-
-    def read(self, name: str, limit: int, declared: int | None = None) -> bytes:
-        """The bytes of ``name``, refused when its header or its content exceeds ``limit`` bytes or
-        differs from ``declared`` (the size the manifest lists); CRC errors name the member."""
-        info = self.infos[name]
-        if declared is not None and info.file_size != declared:
-            raise BundleError(f"{self.path}: member {name} is corrupt or modified (the zip says {info.file_size} "
-                              f"bytes, the manifest {declared})")
-        if info.file_size > limit:
-            raise BundleError(f"{self.path}: member {name} claims {info.file_size} bytes (limit {limit}); "
-                              "refusing to inflate it")
-        try:
-            with self.zf.open(info) as fh:
-                data = fh.read(limit + 1)
-        except zipfile.BadZipFile as exc:
-            raise BundleError(f"{self.path}: member {name} is corrupt ({exc})") from None
-        except _ZIP_ERRORS as exc:
-            raise BundleError(f"{self.path}: member {name} is corrupt ({type(exc).__name__}: {exc})") from None
-        if len(data) > limit or len(data) != info.file_size:
-            raise BundleError(f"{self.path}: member {name} is corrupt (its content does not match its zip header)")
-        return data
-
-    def close(self) -> None:
-        self.zf.close()
+def _open_zip(path: Path) -> BoundedZip:
+    """A bundle's zip (``runtime/bundle/zip_reader.py``): only the members a bundle holds, a manifest."""
+    return BoundedZip(path, str(path), "sitelens bundle", _KNOWN.__contains__, (MANIFEST,), MAX_MEMBERS)
 
 
 def read_bundle(path: str | Path, trusted_keys=None, check: bool = True) -> BundleContents:
@@ -225,7 +155,7 @@ def read_bundle(path: str | Path, trusted_keys=None, check: bool = True) -> Bund
     if trusted_keys is not None and not list(trusted_keys):
         raise signing.SignatureError(f"{path}: refused: an empty list of trusted keys trusts no bundle (pass "
                                      "None to open without a signature check, or the site's public key)")
-    zf = _Zip(path)
+    zf = _open_zip(path)
     try:
         manifest_bytes = zf.read(MANIFEST, MAX_MANIFEST_BYTES)
         signature_bytes = zf.read(SIGNATURE, MAX_SIGNATURE_BYTES) if SIGNATURE in zf.names() else None
