@@ -469,7 +469,33 @@ def bundle_size(r: dict) -> list[str]:
     return out + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+def descriptor_codes(r: dict) -> list[str]:
+    rows = []
+    for name, codes in r["sets"].items():
+        base = codes.get("int8")
+        for code, v in codes.items():
+            def delta(key):
+                if base is None or code == "int8" or v.get(key) is None or base.get(key) is None:
+                    return ""
+                return f" ({v[key] - base[key]:+.3f})"
+            rows.append([name, code, _f(v["bytes_per_keypoint"], 0),
+                         _f(v["bytes_per_keypoint"] * v["keypoints_per_reference_image"] / 1e3, 1),
+                         _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
+                         _f(v.get("wrong_accept_rate")) + delta("wrong_accept_rate"),
+                         _f(v["false_accept_rate"]) + delta("false_accept_rate"), _f(v.get("GAP"))])
+    out = ["## Smaller local descriptors, probed (`bench/descriptor_codes.py`)", "",
+           "Each open dev set's default bundle with its references' stored XFeat descriptors replaced in memory by "
+           "what a smaller code gives back (int8: as stored; bitsB: B bits a dimension; pcaK: the site's own K "
+           "principal components, int8; pcaKbB: B bits a component), scored with the bundle's own rules, "
+           "calibrated on int8 (a shipped code would be recalibrated). In brackets: the change from int8.", "",
+           _origin(r), ""]
+    out += _table(["set", "code", "bytes per keypoint", "descriptor KB per reference image", "mP@1", "TAR", "WAR",
+                   "FAR", "GAP"], rows)
+    return out + [""]
+
+
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
+             "descriptor_codes.py": descriptor_codes, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
 ORDER = list(RENDERERS)
