@@ -51,7 +51,7 @@ def bytes_per_keypoint(code: str) -> float:
         return 64.0
     if m.group(1):
         return 64 * int(m.group(1)) / 8
-    return int(m.group(2)) * int(m.group(4) or 8) / 8
+    return int(m.group(2)) * int(m.group(3) or 8) / 8
 
 
 def reconstructed(stored: np.ndarray, code: str) -> np.ndarray:
