@@ -446,15 +446,20 @@ def learn_from_visitors(r: dict) -> list[str]:
     return out + ["", "Entries left out, by reason:", "", *reasons, ""]
 
 
+def _change(row: dict, base: dict | None, key: str) -> str:
+    """`` (+0.012)``: ``row``'s ``key`` against the baseline row's; empty without either."""
+    if base is None or row.get(key) is None or base.get(key) is None:
+        return ""
+    return f" ({row[key] - base[key]:+.3f})"
+
+
 def bundle_size(r: dict) -> list[str]:
     rows, members = [], sorted({m for s in r["sets"].values() for v in s.values() for m in v["bytes_per_reference_image"]})
     for name, variants in r["sets"].items():
         base = variants.get("default")
         for variant, v in variants.items():
             def delta(key):
-                if base is None or variant == "default" or v.get(key) is None or base.get(key) is None:
-                    return ""
-                return f" ({v[key] - base[key]:+.3f})"
+                return _change(v, None if variant == "default" else base, key)
             rows.append([name, variant, " ".join(r["variants"].get(variant, [])) or "(defaults)", v["reference_images"],
                          _f(v["kb_per_reference_image"], 1), *(v["bytes_per_reference_image"].get(m, 0) for m in members),
                          _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
@@ -475,9 +480,7 @@ def descriptor_codes(r: dict) -> list[str]:
         base = codes.get("int8")
         for code, v in codes.items():
             def delta(key):
-                if base is None or code == "int8" or v.get(key) is None or base.get(key) is None:
-                    return ""
-                return f" ({v[key] - base[key]:+.3f})"
+                return _change(v, None if code == "int8" else base, key)
             rows.append([name, code, _f(v["bytes_per_keypoint"], 0),
                          _f(v["bytes_per_keypoint"] * v["keypoints_per_reference_image"] / 1e3, 1),
                          _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
