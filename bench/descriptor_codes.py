@@ -43,15 +43,19 @@ CODES = ("int8", "bits4", "pca32", "pca16", "pca32b4")
 FIT_ROWS = 50_000   # descriptors the principal components are fitted on (a spread sample of the site's)
 
 
-def bytes_per_keypoint(code: str) -> float:
+def parse(code: str) -> tuple[int | None, int]:
+    """(principal components kept, or None for all 64 dimensions; bits a value)."""
     m = re.fullmatch(r"int8|bits(\d)|pca(\d+)(?:b(\d))?", code)
     if m is None:
         raise SystemExit(f"unknown code {code!r}: int8, bitsB, pcaK or pcaKbB")
-    if code == "int8":
-        return 64.0
-    if m.group(1):
-        return 64 * int(m.group(1)) / 8
-    return int(m.group(2)) * int(m.group(3) or 8) / 8
+    if m.group(2):
+        return int(m.group(2)), int(m.group(3) or 8)
+    return None, int(m.group(1) or 8)
+
+
+def bytes_per_keypoint(code: str) -> float:
+    components, bits = parse(code)
+    return (components or 64) * bits / 8
 
 
 def reconstructed(stored: np.ndarray, code: str) -> np.ndarray:
@@ -61,13 +65,12 @@ def reconstructed(stored: np.ndarray, code: str) -> np.ndarray:
     if code == "int8" or len(stored) == 0:
         return stored
     x = dequantize(stored)
-    m = re.fullmatch(r"bits(\d)|pca(\d+)(?:b(\d))?", code)
-    if m.group(1):
-        levels = 2 ** (int(m.group(1)) - 1) - 1
+    k, bits = parse(code)
+    levels = 2 ** (bits - 1) - 1
+    if k is None:
         scale = np.percentile(np.abs(x), 99.9) / levels
         y = np.clip(np.round(x / scale), -levels - 1, levels) * scale
     else:
-        k, levels = int(m.group(2)), 2 ** (int(m.group(3) or 8) - 1) - 1
         mean = x.mean(axis=0)
         _, _, vt = np.linalg.svd(x[:: max(1, len(x) // FIT_ROWS)] - mean, full_matrices=False)
         z = (x - mean) @ vt[:k].T
@@ -76,15 +79,13 @@ def reconstructed(stored: np.ndarray, code: str) -> np.ndarray:
     return quantize(y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12))
 
 
-def score(bundle: Path, manifest: Path, code: str) -> dict:
+def score(bundle: Path, queries: list, code: str) -> dict:
     from runtime.evaluate import evaluate
     from runtime.recognizer import Recognizer
-    from runtime.site import load_queries
 
-    rec = Recognizer.open(bundle)
+    rec = Recognizer.open(bundle)   # each code starts from the stored descriptors
     store = rec.index.features
     store.descs = reconstructed(store.descs, code)
-    queries = load_queries(manifest)
     r = evaluate(rec, queries, progress=False)
     keys = ("mP@1", "true_accept_rate", "wrong_accept_rate", "false_accept_rate", "GAP", "queries")
     return {"bytes_per_keypoint": bytes_per_keypoint(code), "keypoints_per_reference_image":
@@ -98,8 +99,10 @@ def main():
     ap.add_argument("--keep", help="reuse (or build) DIR/<set>.sitelens")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
+    from runtime.site import load_queries
+
     for code in args.codes:
-        bytes_per_keypoint(code)
+        parse(code)
     work = Path(args.keep or tempfile.mkdtemp(prefix="descriptor_codes_"))
     result = {"sets": {}}
     for name in args.sets:
@@ -107,9 +110,10 @@ def main():
         bundle = work / f"{name}.sitelens"
         if not bundle.exists():
             sitelens("bundle", manifest, "-o", bundle)
+        queries = load_queries(manifest)
         out = result["sets"].setdefault(name, {})
         for code in args.codes:
-            out[code] = score(bundle, manifest, code)
+            out[code] = score(bundle, queries, code)
             emit(result, args, args.out, show=False)
     emit(result, args, args.out)
 
