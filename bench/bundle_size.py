@@ -30,6 +30,7 @@ VARIANTS = {
     "default": (),
     "ref256_spread": ("--ref-keypoints", "256", "--spread-keypoints"),
     "ref128_spread": ("--ref-keypoints", "128", "--spread-keypoints"),
+    "query": ("--turned-features", "query"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
 }
 
