@@ -3,7 +3,7 @@
 The bundle's main cost per reference image is its local features (``verify_desc.npy``, keypoints
 in ``verify_kpts.npy``): this bench builds each open dev set's site with each variant of the
 bundle options that set their number (``--ref-keypoints``, ``--spread-keypoints``,
-``--turned-features``), off the shelf and otherwise with the defaults, and reports for each the
+``--turned-features``, ``--descriptor-code``), off the shelf and otherwise with the defaults, and reports for each the
 bytes per reference image, per member (``sitelens inspect --json``) beside the set's scores
 (``sitelens eval --json``: mP@1, TAR, WAR, FAR, GAP on its open-set manifest). One run, prints
 JSON (``--out NAME`` also writes bench/results/).
@@ -31,6 +31,8 @@ VARIANTS = {
     "ref256_spread": ("--ref-keypoints", "256", "--spread-keypoints"),
     "ref128_spread": ("--ref-keypoints", "128", "--spread-keypoints"),
     "query": ("--turned-features", "query"),
+    "pca32": ("--descriptor-code", "pca32"),
+    "query_pca32": ("--turned-features", "query", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
 }
 

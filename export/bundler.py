@@ -16,6 +16,7 @@ from runtime.bundle.manifest import IndexInfo, Manifest, ModelInfo, SiteInfo, cr
 from runtime.image.preprocess import InputSpec
 from runtime.recognizer import Recognizer
 from runtime.site import Site, load_site
+from runtime.verify.descriptor_code import DescriptorCode, components_of
 from runtime.versions import installed as installed_versions
 
 from training.backbone_registry import DEFAULT_BACKBONE, default_size
@@ -60,11 +61,11 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 
 
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
-              spread_keypoints: bool = False):
+              spread_keypoints: bool = False, descriptor_code: str = "int8"):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
     quarter-turned row at most half as many;
-    ``turned_features``, ``spread_keypoints``: see ``VerifyParams``."""
+    ``turned_features``, ``spread_keypoints``, ``descriptor_code``: see ``VerifyParams``."""
     if not verify or verify == "none":
         return None, {}
     from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
@@ -79,6 +80,7 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     if turned_features is not None:
         params.turned_features = turned_features
     params.ref_spread = bool(spread_keypoints)
+    params.descriptor_code = descriptor_code
     params.__post_init__()
     models = {}
     if verify == "xfeat":
@@ -155,7 +157,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                      max_aspect=o.max_aspect)
     onnx_bytes, precision, precision_report = _network_stage(net, spec, site, o, clock)
     with clock.stage("local-feature models"):
-        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints)
+        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints,
+                                            o.descriptor_code)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS
@@ -167,7 +170,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                                         verifier=verifier, workers=o.processes, recipe=recipe)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     with clock.stage("index"):
-        index, codes_info = _index_stage(described, o)
+        index, codes_info = _index_stage(described, o, verifier.params.descriptor_code if verifier else "int8")
         tuning = _tune(index, embedder, site, o.index_params is None)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
@@ -220,8 +223,10 @@ def _network_stage(net, spec: InputSpec, site: Site, o: BuildOptions, clock: Sta
                                 RETAIN if o.retain is None else o.retain, o.int8_weights)
 
 
-def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | None]:
-    """The reference index over the described rows (with ITQ codes when ``o.hash_bits``)."""
+def _index_stage(described, o: BuildOptions, descriptor_code: str = "int8") -> tuple[ReferenceIndex, dict | None]:
+    """The reference index over the described rows (with ITQ codes when ``o.hash_bits``; local
+    descriptors coded as ``descriptor_code`` says, fitted on the site's own, before calibration
+    so that the rules are set on what the device will match)."""
     binary, codes_info = None, None
     if o.hash_bits:
         from runtime.search.binary_codes import BinaryCodes
@@ -230,7 +235,12 @@ def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | Non
 
         binary = BinaryCodes(*learn_itq(described.descriptors, o.hash_bits))
         codes_info = {"type": "itq", "bits": o.hash_bits, "bytes_per_reference": o.hash_bits // 8}
-    features = FeatureStore.from_rows(described.features) if described.features is not None else None
+    features = None
+    if described.features is not None:
+        features = FeatureStore.from_rows(described.features)
+        components = components_of(descriptor_code)
+        if components is not None:
+            features = features.coded(DescriptorCode.fit(features.descs, components))
     index = ReferenceIndex(described.descriptors, described.instances, described.sources,
                            o.index_params or IndexParams(), binary=binary, features=features,
                            rotations=described.rotations, images=described.images,

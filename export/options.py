@@ -28,6 +28,8 @@ class BuildOptions:
     ``VerifyParams``); ``spread_keypoints``: keep them spread over
     the image; ``turned_features`` "query": quarter-turned rows share their image's upright
     features (a quarter of the bytes; the frame is turned back at match time instead).
+    ``descriptor_code``: how reference descriptors are stored, "int8" (as extracted) or "pcaK"
+    (the site's K principal components, K bytes a keypoint; ``runtime/verify/descriptor_code.py``).
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
@@ -65,6 +67,7 @@ class BuildOptions:
     ref_keypoints: int | None = None
     turned_features: str | None = None
     spread_keypoints: bool = False
+    descriptor_code: str = "int8"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -77,10 +80,14 @@ class BuildOptions:
     def check(self) -> None:
         """Refuse contradictory or malformed options before a long build, not when reading it back."""
         from runtime.bundle.manifest import SITE_ID, parse_expiry
+        from runtime.verify.descriptor_code import components_of
 
         if self.verifies and self.per_instance_mean:
             raise SitelensError("geometric verification needs one row per reference (drop --per-instance-mean, "
                                 "or --verify none)")
+        if components_of(self.descriptor_code) is not None and self.verify != "xfeat":
+            raise SitelensError(f"--descriptor-code {self.descriptor_code}: codes xfeat descriptors only "
+                                f"(this build verifies with {self.verify or 'none'})")
         if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
             raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
         if not 0 <= int(self.workers) <= 256:

@@ -185,7 +185,8 @@ def _verification_line(v: dict | None) -> str:
     more = f" (+{v['second_look']} on a second look)" if v.get("second_look") else ""
     return (f"{v.get('feature')} top-{v.get('candidates')} candidates{more}, {v.get('query_keypoints')} query / "
             f"{v.get('ref_keypoints')} reference keypoints at {v.get('work_side')} px"
-            + (", fundamental-matrix fallback" if v.get("fundamental") else ""))
+            + (", fundamental-matrix fallback" if v.get("fundamental") else "")
+            + f", reference descriptors stored {v.get('descriptor_code', 'int8')}")
 
 
 def _threshold_lines(th) -> list[tuple[str, str]]:

@@ -137,6 +137,9 @@ BUILD_OPTIONS = (
                  help="query: quarter-turned rows share the upright features (local features take a quarter of the "
                       "bytes); the frame is turned back at match time, which costs extractions on turned and "
                       "unknown frames."),
+    click.option("--descriptor-code", default=BuildOptions.descriptor_code, show_default=True,
+                 help="How reference local descriptors are stored: int8 (64 bytes a keypoint, as extracted) or "
+                      "pcaK, the site's K principal components (K bytes a keypoint, e.g. pca32)."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

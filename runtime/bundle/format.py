@@ -14,7 +14,9 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/b
 - ``labels.json``     instance id of each reference row (+ source file names)
 - ``codes.npy``, ``itq_*.npy``   optional ITQ binary codes (``--hash-bits``)
 - ``local.onnx``, ``verify_*.npy`` optional geometric verification: the local feature model
-                      (XFeat) and the references' keypoints and descriptors
+                      (XFeat) and the references' keypoints and descriptors; ``verify_pca.npy``
+                      (schema 4) when the descriptors are stored as a PCA code
+                      (``runtime/verify/descriptor_code.py``)
 - ``glue.onnx``       optional learned matcher (LighterGlue) that verification calls on the
                       candidates mutual nearest neighbours could not settle
 
@@ -46,7 +48,8 @@ from runtime.bundle.members import (  # noqa: F401 (member names re-exported as 
                                     CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL,
                                     MANIFEST, MAX_MANIFEST_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS,
                                     MAX_SIGNATURE_BYTES, MAX_TOTAL_BYTES, MEMBERS, MODEL, REFS, REFS_SCALE,
-                                    REQUIRED_MEMBERS, SIGNATURE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS)
+                                    REQUIRED_MEMBERS, SIGNATURE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS,
+                                    VERIFY_PCA)
 from runtime.bundle.npy import npy_bytes, npy_load  # noqa: F401 (re-exported)
 from runtime.bundle.zip_reader import BoundedZip, listing as _listing
 from runtime.bundle.manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)

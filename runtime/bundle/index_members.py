@@ -21,24 +21,34 @@ import numpy as np
 from runtime.bundle.hnsw_file import check_hnsw_bytes, strip_vectors, with_vectors
 from runtime.bundle.npy import npy_bytes
 from runtime.bundle.members import (CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL, REFS,
-                                    REFS_SCALE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS)
-from runtime.errors import BundleError
+                                    REFS_SCALE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS, VERIFY_PCA)
+from runtime.errors import BundleError, SitelensError
 from runtime.search.binary_codes import BinaryCodes
 from runtime.search.feature_store import FeatureStore
 from runtime.search.index import ReferenceIndex
 from runtime.search.index_params import IndexParams
+from runtime.verify.descriptor_code import DescriptorCode, components_of
 from runtime.verify.local_features import STORED_DESCRIPTORS
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def feature_members(store: FeatureStore) -> dict[str, bytes]:
-    return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.descs),
-            VERIFY_OFFSETS: npy_bytes(store.offsets)}
+    """The store's members: a coded store writes its codes and the basis that decodes them."""
+    if store.codec is None:
+        return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.descs),
+                VERIFY_OFFSETS: npy_bytes(store.offsets)}
+    return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.codes),
+            VERIFY_OFFSETS: npy_bytes(store.offsets), VERIFY_PCA: npy_bytes(store.codec.basis)}
 
 
 def features_from_contents(contents) -> FeatureStore:
-    return FeatureStore(contents.array(VERIFY_KPTS), contents.array(VERIFY_DESC), contents.array(VERIFY_OFFSETS))
+    """The references' local features of a checked bundle, coded descriptors decoded."""
+    kps, descs, offsets = (contents.array(n) for n in (VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS))
+    if VERIFY_PCA not in contents.members:
+        return FeatureStore(kps, descs, offsets)
+    codec = DescriptorCode.from_array(contents.array(VERIFY_PCA), str(contents.path))
+    return FeatureStore(kps, codec.decode(descs), offsets, codec, descs)
 
 
 def index_members(index: ReferenceIndex) -> tuple[dict[str, bytes], list[str]]:
@@ -202,11 +212,35 @@ def check_consistency(contents) -> None:
             raise BundleError(f"{src}: verification keypoints without a known local feature ({feature!r}; "
                               f"sitelens knows {', '.join(STORED_DESCRIPTORS)})")
         dtype, width = STORED_DESCRIPTORS[feature]
+        width = _coded_width(contents, feature) or width
         if desc.ndim != 2 or (len(desc) and (desc.dtype != dtype or desc.shape[1] != width)):
             raise BundleError(f"{src}: verification descriptors are {desc.dtype} {desc.shape[1:]}, "
-                              f"but {feature} stores {dtype} ({width},)")
+                              f"but the manifest says {feature} stores {dtype} ({width},)")
         if feature == "xfeat" and LOCAL_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
         if feature == "xfeat" and (m.verification or {}).get("glue_candidates") and GLUE_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with the learned matcher needs the {GLUE_MODEL} member")
+    elif VERIFY_PCA in contents.members:
+        raise BundleError(f"{src}: {VERIFY_PCA} without verification keypoints")
     contents.checked = True
+
+
+def _coded_width(contents, feature: str) -> int | None:
+    """K when the manifest says the descriptors are stored as a pcaK code (and its basis is
+    there and well formed), None when stored as extracted; BundleError when they disagree."""
+    src = str(contents.path)
+    name = contents.manifest.verification.get("descriptor_code", "int8")
+    try:
+        components = components_of(name)
+    except SitelensError:
+        raise BundleError(f"{src}: unknown descriptor code {name!r} in the manifest's verification") from None
+    if components is None:
+        if VERIFY_PCA in contents.members:
+            raise BundleError(f"{src}: {VERIFY_PCA} in a bundle whose descriptors are not coded")
+        return None
+    if feature != "xfeat" or VERIFY_PCA not in contents.members:
+        raise BundleError(f"{src}: descriptor code {name} needs xfeat features and the {VERIFY_PCA} member")
+    codec = DescriptorCode.from_array(contents.array(VERIFY_PCA), src)
+    if codec.components != components:
+        raise BundleError(f"{src}: {VERIFY_PCA} has {codec.components} components, the manifest says {name}")
+    return components

@@ -22,19 +22,40 @@ class RowFeatures(NamedTuple):
 
 
 class FeatureStore:
-    def __init__(self, kps: np.ndarray, descs: np.ndarray, offsets: np.ndarray):
+    """``codec``: the site's ``DescriptorCode`` when the bundle stores descriptors coded, else None.
+    Then ``codes`` holds what the bundle stores (int8, K a keypoint) and ``descs`` their decoding,
+    which is what matching uses; rows added later are encoded with the same codec, and rows are
+    selected by their codes, so no descriptor is ever re-encoded from its own decoding."""
+
+    def __init__(self, kps: np.ndarray, descs: np.ndarray, offsets: np.ndarray, codec=None,
+                 codes: np.ndarray | None = None):
         self.kps, self.descs, self.offsets = kps, descs, np.asarray(offsets, np.int64)
+        self.codec, self.codes = codec, codes
+        if codec is not None and (codes is None or len(codes) != len(descs)):
+            raise ValueError("a coded feature store needs one code per descriptor")
 
     @classmethod
-    def from_rows(cls, rows, like: "FeatureStore | None" = None) -> "FeatureStore":
-        """``rows``: (keypoints, descriptors) per reference row."""
+    def from_rows(cls, rows, like: "FeatureStore | None" = None, codec=None) -> "FeatureStore":
+        """``rows``: (keypoints, descriptors as extracted) per reference row; coded with ``codec``
+        (or ``like``'s) when there is one."""
         rows = list(rows)
+        codec = codec if codec is not None else (like.codec if like is not None else None)
         kps = ([like.kps[:0]] if like is not None else []) + [np.asarray(r[0]) for r in rows]
-        descs = ([like.descs[:0]] if like is not None else []) + [np.asarray(r[1]) for r in rows]
+        descs = ([like.descs[:0]] if like is not None and like.codec is None else []) + [np.asarray(r[1]) for r in rows]
         offsets = np.zeros(len(rows) + 1, np.int64)
         offsets[1:] = np.cumsum([len(r[0]) for r in rows])
-        return cls(np.concatenate(kps) if kps else np.zeros((0, 2), np.float32),
-                   np.concatenate(descs) if descs else np.zeros((0, 0), np.float32), offsets)
+        kps = np.concatenate(kps) if kps else np.zeros((0, 2), np.float32)
+        descs = np.concatenate(descs) if descs else np.zeros((0, 0), np.float32)
+        if codec is None:
+            return cls(kps, descs, offsets)
+        codes = codec.encode(descs) if len(descs) else np.zeros((0, codec.components), np.int8)
+        return cls(kps, codec.decode(codes), offsets, codec, codes)
+
+    def coded(self, codec) -> "FeatureStore":
+        """This store's rows with their descriptors encoded by ``codec`` (a store not yet coded)."""
+        if self.codec is not None:
+            raise ValueError("the feature store is already coded")
+        return FeatureStore.from_rows((self.row(i) for i in range(len(self))), codec=codec)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -46,9 +67,17 @@ class FeatureStore:
     def appended(self, rows) -> "FeatureStore":
         """A new store with ``rows`` added at the end (this one is left as it was)."""
         extra = FeatureStore.from_rows(rows, like=self)
+        codes = None if self.codec is None else np.concatenate([self.codes, extra.codes])
         return FeatureStore(np.concatenate([self.kps, extra.kps]), np.concatenate([self.descs, extra.descs]),
-                            np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]]))
+                            np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]]), self.codec, codes)
 
     def select(self, rows) -> "FeatureStore":
-        return FeatureStore.from_rows((self.row(i) for i in rows), like=self)
-
+        """A new store of ``rows`` (in that order)."""
+        rows = np.asarray(list(rows), np.int64)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        offsets[1:] = np.cumsum(ends - starts)
+        take = (np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows)
+                else np.zeros(0, np.int64))
+        codes = None if self.codec is None else self.codes[take]
+        return FeatureStore(self.kps[take], self.descs[take], offsets, self.codec, codes)

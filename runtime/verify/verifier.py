@@ -24,6 +24,7 @@ import numpy as np
 
 from runtime.errors import SitelensError
 from runtime.search.feature_store import RowFeatures
+from runtime.verify.descriptor_code import components_of
 from runtime.verify.geometric import Evidence, fit_homography, fundamental_inliers, hull_area, outline_in_query
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from runtime.verify.matching import mutual_nearest_many, ratio_test
@@ -73,12 +74,15 @@ class VerifyParams:
     glue_fingerprint: str | None = None   # of glue.onnx
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back
+    descriptor_code: str = "int8"    # how the bundle stores reference descriptors (descriptor_code.py)
 
     def __post_init__(self):
         if self.feature not in FEATURES:
             raise SitelensError(f"unknown local feature {self.feature!r}; use one of {FEATURES}")
         if self.turned_features not in ("query", "stored"):
             raise SitelensError(f"turned_features must be 'query' or 'stored', got {self.turned_features!r}")
+        if components_of(self.descriptor_code) is not None and self.feature != "xfeat":
+            raise SitelensError(f"descriptor code {self.descriptor_code} applies to xfeat descriptors only")
 
     @classmethod
     def for_feature(cls, feature: str) -> "VerifyParams":

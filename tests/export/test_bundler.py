@@ -26,7 +26,8 @@ def test_manifest_contents(tiny_bundle):
 
 def test_release_options_are_checked_before_the_build(tmp_path):
     for kwargs, message in (({"expires": "next spring"}, "not an ISO date"), ({"site_id": "../x"}, "--site-id"),
-                            ({"release": -1}, "--release")):
+                            ({"release": -1}, "--release"), ({"descriptor_code": "pca7"}, "unknown descriptor code"),
+                            ({"descriptor_code": "pca16", "verify": "orb"}, "codes xfeat descriptors only")):
         with pytest.raises(SitelensError, match=message):
             build_bundle(tmp_path / "no_such_site", tmp_path / "x.sitelens", progress=False, **kwargs)
 
@@ -81,3 +82,62 @@ def test_ref_keypoints_sets_upright_and_turned_counts():
     assert _verifier("orb", ref_keypoints=2000)[0].params.turned_keypoints == 400   # never more than the default
     with pytest.raises(SitelensError, match="--ref-keypoints 8"):
         _verifier("orb", ref_keypoints=8)
+
+
+def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
+    """--descriptor-code pca16: 16 bytes a stored keypoint, decoded on open, kept through edits,
+    and a bundle whose members and manifest disagree about it is refused."""
+    import shutil
+
+    import numpy as np
+
+    from runtime.recognizer import Recognizer
+    from tests.conftest import planar_scene, poster, write_rgb
+
+    site = tmp_path / "site"
+    shutil.copytree(tiny_site, site)
+    write_rgb(site / "poster_a" / "a.jpg", poster(0))
+    out = build_bundle(site, tmp_path / "c.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                       descriptor_code="pca16")
+    contents = bf.read_bundle(out)
+    assert contents.manifest.verification["descriptor_code"] == "pca16"
+    assert contents.array(bf.VERIFY_DESC).shape[1] == 16 and contents.array(bf.VERIFY_PCA).shape == (17, 64)
+    rec = Recognizer.open(out)
+    store = rec.index.features
+    assert store.codec.name == "pca16" and store.descs.shape[1] == 64
+    scene, _ = planar_scene(seed=0)
+    r = rec.recognize(np.ascontiguousarray(np.rot90(scene, 3)))
+    assert r.best == "poster_a" and r.candidates[0].evidence.support >= 40
+    kept = {i: store.codes[store.offsets[k]:store.offsets[k + 1]] for k, i in enumerate(rec.index.instances)
+            if i == "poster_a" and rec.index.rotations[k] == 0}
+    rec.remove("blue_rhythm")
+    rec.add("again", [tiny_site / "blue_rhythm" / "a.jpg"])
+    rec.save()
+    again = Recognizer.open(out).index
+    rows = {i: k for k, i in enumerate(again.instances) if again.rotations[k] == 0}
+    feats = again.features
+    assert feats.codes.shape[1] == 16 and len(feats) == again.live_count
+    k = rows["poster_a"]
+    assert np.array_equal(feats.codes[feats.offsets[k]:feats.offsets[k + 1]], kept["poster_a"])  # same bytes
+
+    def rewritten(name, edit):
+        c = bf.read_bundle(out)
+        members = {n: c.members[n] for n in c.manifest.members}
+        manifest = c.manifest
+        edit(manifest, members)
+        return bf.write_bundle(tmp_path / name, manifest, members)
+
+    def drop_basis(m, members):
+        del members[bf.VERIFY_PCA]
+
+    def say_int8(m, members):
+        m.verification = {**m.verification, "descriptor_code": "int8"}
+
+    def say_pca32(m, members):
+        m.verification = {**m.verification, "descriptor_code": "pca32"}
+
+    for name, edit, message in (("a", drop_basis, "needs xfeat features and the verify_pca.npy"),
+                                ("b", say_int8, "verify_pca.npy in a bundle whose descriptors are not coded"),
+                                ("c", say_pca32, "has 16 components, the manifest says pca32")):
+        with pytest.raises(bf.BundleError, match=message):
+            Recognizer.open(rewritten(f"{name}.sitelens", edit))
