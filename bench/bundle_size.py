@@ -33,6 +33,7 @@ VARIANTS = {
     "query": ("--turned-features", "query"),
     "pca32": ("--descriptor-code", "pca32"),
     "query_pca32": ("--turned-features", "query", "--descriptor-code", "pca32"),
+    "upright_pca32": ("--upright", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
 }
 
