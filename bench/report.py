@@ -463,12 +463,14 @@ def bundle_size(r: dict) -> list[str]:
             rows.append([name, variant, " ".join(r["variants"].get(variant, [])) or "(defaults)", v["reference_images"],
                          _f(v["kb_per_reference_image"], 1), *(v["bytes_per_reference_image"].get(m, 0) for m in members),
                          _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
-                         _f(v.get("wrong_accept_rate")), _f(v["false_accept_rate"]), _f(v.get("GAP"))])
-    out = ["## Bytes per work against answers (`bench/bundle_size.py`)", "",
-           "Each open dev set's site built off the shelf with the defaults but for the options that set how many "
-           "local features a reference keeps; bytes per reference image by member (`inspect --json`, models "
-           "apart) beside the set's scores (`eval --json` on its open-set manifest; in brackets: the change "
-           "from the defaults).", "", _origin(r), ""]
+                         _f(v.get("wrong_accept_rate")) + delta("wrong_accept_rate"),
+                         _f(v["false_accept_rate"]) + delta("false_accept_rate"), _f(v.get("GAP"))])
+    variants = ", ".join(v for v in r["variants"] if v != "default")
+    out = [f"## Bytes per work against answers (`bench/bundle_size.py`): {variants}", "",
+           "Each open dev set's site built off the shelf with the defaults but for the options that set which "
+           "local features a reference keeps and how they are stored; bytes per reference image by member "
+           "(`inspect --json`, models apart) beside the set's scores (`eval --json` on its open-set manifest; "
+           "in brackets: the change from the defaults).", "", _origin(r), ""]
     out += _table(["set", "variant", "options", "reference images", "KB per reference image", *members,
                    "mP@1", "TAR", "WAR", "FAR", "GAP"], rows)
     return out + [""]
