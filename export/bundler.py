@@ -171,6 +171,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     with clock.stage("index"):
         index, codes_info = _index_stage(described, o, verifier.params.descriptor_code if verifier else "int8")
+        if verifier is not None:   # what the bundle stores (a site too small to fit a code on keeps int8)
+            verifier.params.descriptor_code = index.features.codec.name if index.features.codec else "int8"
         tuning = _tune(index, embedder, site, o.index_params is None)
     model_cfg = net.config()
     details = {k: v for k, v in model_cfg.items() if k != "descriptor_dim"}
@@ -223,6 +225,11 @@ def _network_stage(net, spec: InputSpec, site: Site, o: BuildOptions, clock: Sta
                                 RETAIN if o.retain is None else o.retain, o.int8_weights)
 
 
+# descriptors a descriptor code is fitted on at least: a few reference images' worth, so that the
+# components describe the site's kind of texture and hold for works added later
+MIN_FIT_DESCRIPTORS = 4096
+
+
 def _index_stage(described, o: BuildOptions, descriptor_code: str = "int8") -> tuple[ReferenceIndex, dict | None]:
     """The reference index over the described rows (with ITQ codes when ``o.hash_bits``; local
     descriptors coded as ``descriptor_code`` says, fitted on the site's own, before calibration
@@ -239,8 +246,12 @@ def _index_stage(described, o: BuildOptions, descriptor_code: str = "int8") -> t
     if described.features is not None:
         features = FeatureStore.from_rows(described.features)
         components = components_of(descriptor_code)
-        if components is not None:
+        if components is not None and len(features.descs) >= MIN_FIT_DESCRIPTORS:
             features = features.coded(DescriptorCode.fit(features.descs, components))
+        elif components is not None:
+            log.warning("sitelens: the site's references hold %d local descriptors, too few to fit a %s code on "
+                        "(%d at least); they are stored as extracted (int8)", len(features.descs), descriptor_code,
+                        MIN_FIT_DESCRIPTORS)
     index = ReferenceIndex(described.descriptors, described.instances, described.sources,
                            o.index_params or IndexParams(), binary=binary, features=features,
                            rotations=described.rotations, images=described.images,

@@ -141,3 +141,13 @@ def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
                                 ("c", say_pca32, "has 16 components, the manifest says pca32")):
         with pytest.raises(bf.BundleError, match=message):
             Recognizer.open(rewritten(f"{name}.sitelens", edit))
+
+
+def test_descriptor_code_needs_enough_descriptors(tmp_path, tiny_net, caplog):
+    site = make_site(tmp_path / "s", n=2, refs=1)
+    with caplog.at_level("WARNING", logger="sitelens"):
+        out = build_bundle(site, tmp_path / "s.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                           descriptor_code="pca16")
+    assert any("too few to fit a pca16 code" in r.getMessage() for r in caplog.records)
+    contents = bf.read_bundle(out)
+    assert contents.manifest.verification["descriptor_code"] == "int8" and bf.VERIFY_PCA not in contents.members
