@@ -33,6 +33,7 @@ DESCRIPTOR_CODES = "int8 (as extracted) or pcaK (K principal components of the s
 DIM = 64                 # XFeat's descriptor width, the only feature a code applies to
 FIT_ROWS = 50_000        # descriptors the components are fitted on (an evenly spaced sample)
 LEVELS = 127             # int8 steps either side of the mean
+CHUNK = 1 << 16          # rows decoded (or encoded) at a time
 _NAME = re.compile(r"pca(\d{1,2})")
 
 
@@ -94,10 +95,19 @@ class DescriptorCode:
 
     def encode(self, descriptors: np.ndarray) -> np.ndarray:
         """Stored (int8, N x 64) descriptors -> codes (int8, N x K)."""
-        z = (dequantize(np.asarray(descriptors)) - self.mean) @ self._inverse
-        return np.clip(np.round(z), -LEVELS, LEVELS).astype(np.int8)
+        descriptors = np.asarray(descriptors)
+        out = np.empty((len(descriptors), self.components), np.int8)
+        for a in range(0, len(descriptors), CHUNK):
+            z = (dequantize(descriptors[a:a + CHUNK]) - self.mean) @ self._inverse
+            out[a:a + CHUNK] = np.clip(np.round(z), -LEVELS, LEVELS)
+        return out
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """Codes (int8, N x K) -> descriptors as stored ones are (int8, N x 64, unit length / 127)."""
-        y = codes.astype(np.float32) @ self.steps + self.mean
-        return quantize(y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12))
+        """Codes (int8, N x K) -> descriptors as stored ones are (int8, N x 64, unit length / 127).
+        Decoded in chunks of ``CHUNK`` rows: a site of 10k references holds over 10M keypoints, whose
+        float32 decoding at once would take gigabytes on the device."""
+        out = np.empty((len(codes), DIM), np.int8)
+        for a in range(0, len(codes), CHUNK):
+            y = codes[a:a + CHUNK].astype(np.float32) @ self.steps + self.mean
+            out[a:a + CHUNK] = quantize(y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12))
+        return out

@@ -53,3 +53,13 @@ def test_a_bundles_basis_is_checked():
                 basis.astype(">f4")):
         with pytest.raises(BundleError, match="b.sitelens: verify_pca.npy"):
             DescriptorCode.from_array(bad, "b.sitelens")
+
+
+def test_chunks_give_the_same_bytes(monkeypatch):
+    import runtime.verify.descriptor_code as dc
+
+    stored = site_like_descriptors(n=1000)
+    code = DescriptorCode.fit(stored, 24)
+    whole_codes, whole = code.encode(stored), code.decode(code.encode(stored))
+    monkeypatch.setattr(dc, "CHUNK", 7)
+    assert np.array_equal(code.encode(stored), whole_codes) and np.array_equal(code.decode(whole_codes), whole)
