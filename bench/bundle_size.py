@@ -32,6 +32,7 @@ VARIANTS = {
     "ref128_spread": ("--ref-keypoints", "128", "--spread-keypoints"),
     "query": ("--turned-features", "query"),
     "pca32": ("--descriptor-code", "pca32"),
+    "pca48": ("--descriptor-code", "pca48"),
     "query_pca32": ("--turned-features", "query", "--descriptor-code", "pca32"),
     "upright_pca32": ("--upright", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
