@@ -61,11 +61,12 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 
 
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
-              spread_keypoints: bool = False, descriptor_code: str = "int8"):
+              spread_keypoints: bool = False):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
     quarter-turned row at most half as many;
-    ``turned_features``, ``spread_keypoints``, ``descriptor_code``: see ``VerifyParams``."""
+    ``turned_features``, ``spread_keypoints``: see ``VerifyParams`` (its ``descriptor_code`` is set
+    once the references are stored, ``_index_stage``)."""
     if not verify or verify == "none":
         return None, {}
     from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
@@ -80,7 +81,6 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     if turned_features is not None:
         params.turned_features = turned_features
     params.ref_spread = bool(spread_keypoints)
-    params.descriptor_code = descriptor_code
     params.__post_init__()
     models = {}
     if verify == "xfeat":
@@ -157,8 +157,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                      max_aspect=o.max_aspect)
     onnx_bytes, precision, precision_report = _network_stage(net, spec, site, o, clock)
     with clock.stage("local-feature models"):
-        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints,
-                                            o.descriptor_code)
+        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS
@@ -170,7 +169,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                                         verifier=verifier, workers=o.processes, recipe=recipe)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     with clock.stage("index"):
-        index, codes_info = _index_stage(described, o, verifier.params.descriptor_code if verifier else "int8")
+        index, codes_info = _index_stage(described, o)
         if verifier is not None:   # what the bundle stores (a site too small to fit a code on keeps int8)
             verifier.params.descriptor_code = index.features.codec.name if index.features.codec else "int8"
         tuning = _tune(index, embedder, site, o.index_params is None)
@@ -230,9 +229,9 @@ def _network_stage(net, spec: InputSpec, site: Site, o: BuildOptions, clock: Sta
 MIN_FIT_DESCRIPTORS = 4096
 
 
-def _index_stage(described, o: BuildOptions, descriptor_code: str = "int8") -> tuple[ReferenceIndex, dict | None]:
+def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | None]:
     """The reference index over the described rows (with ITQ codes when ``o.hash_bits``; local
-    descriptors coded as ``descriptor_code`` says, fitted on the site's own, before calibration
+    descriptors coded as ``o.descriptor_code`` says, fitted on the site's own, before calibration
     so that the rules are set on what the device will match)."""
     binary, codes_info = None, None
     if o.hash_bits:
@@ -245,12 +244,12 @@ def _index_stage(described, o: BuildOptions, descriptor_code: str = "int8") -> t
     features = None
     if described.features is not None:
         features = FeatureStore.from_rows(described.features)
-        components = components_of(descriptor_code)
+        components = components_of(o.descriptor_code)
         if components is not None and len(features.descs) >= MIN_FIT_DESCRIPTORS:
             features = features.coded(DescriptorCode.fit(features.descs, components))
         elif components is not None:
             log.warning("sitelens: the site's references hold %d local descriptors, too few to fit a %s code on "
-                        "(%d at least); they are stored as extracted (int8)", len(features.descs), descriptor_code,
+                        "(%d at least); they are stored as extracted (int8)", len(features.descs), o.descriptor_code,
                         MIN_FIT_DESCRIPTORS)
     index = ReferenceIndex(described.descriptors, described.instances, described.sources,
                            o.index_params or IndexParams(), binary=binary, features=features,

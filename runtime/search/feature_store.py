@@ -41,7 +41,7 @@ class FeatureStore:
         rows = list(rows)
         codec = codec if codec is not None else (like.codec if like is not None else None)
         kps = ([like.kps[:0]] if like is not None else []) + [np.asarray(r[0]) for r in rows]
-        descs = ([like.descs[:0]] if like is not None and like.codec is None else []) + [np.asarray(r[1]) for r in rows]
+        descs = ([like.descs[:0]] if like is not None else []) + [np.asarray(r[1]) for r in rows]
         offsets = np.zeros(len(rows) + 1, np.int64)
         offsets[1:] = np.cumsum([len(r[0]) for r in rows])
         kps = np.concatenate(kps) if kps else np.zeros((0, 2), np.float32)
@@ -55,7 +55,8 @@ class FeatureStore:
         """This store's rows with their descriptors encoded by ``codec`` (a store not yet coded)."""
         if self.codec is not None:
             raise ValueError("the feature store is already coded")
-        return FeatureStore.from_rows((self.row(i) for i in range(len(self))), codec=codec)
+        codes = codec.encode(self.descs)
+        return FeatureStore(self.kps, codec.decode(codes), self.offsets, codec, codes)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
