@@ -50,8 +50,9 @@ def _upright(entry: LogEntry) -> np.ndarray:
 
 
 def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0, max_per_work: int = 5,
-           redundant: float = 0.97) -> tuple[list[LogEntry], list[dict]]:
-    """(entries to add, [{entry, instance, reason}] of those left out), by the module's rules."""
+           redundant: float = 0.97, need_image: bool = False) -> tuple[list[LogEntry], list[dict]]:
+    """(entries to add, [{entry, instance, reason}] of those left out), by the module's rules.
+    ``need_image``: entries logged without their image are left out (fine-tuning trains on pixels)."""
     rule = rec.thresholds.rule("exact")
     shortlist = max(rec.verifier.params.shortlist if rec.verifier else 2, 2)
     m = rec.manifest
@@ -67,6 +68,8 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
             reason = "its work is no longer in the site"
         elif e.frame is None:
             reason = "no whole-frame descriptor to check it against other visitors' photos"
+        elif need_image and not e.has_image:
+            reason = "logged without its image (fine-tuning needs frames logged with --log-images)"
         elif not _bar(rule, e.evidence, support_factor):
             reason = f"geometric evidence under {support_factor:g}x the bundle's rule"
             detail = f"support {e.evidence.get('support')}, fundamental {e.evidence.get('fundamental')}"
@@ -135,28 +138,49 @@ class _Frames:
 
 def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None, support_factor: float = 2.0,
           max_per_work: int = 5, trusted_keys=None, sign=None, calibration_views: int | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, finetune: str | Path | None = None, finetune_epochs: int = 3,
+          run_out: str | Path | None = None, workers: int = 1) -> dict:
     """Write ``out``: ``bundle`` with the visitor log's strongest frames as extra references; the
     report (a dict) says what was added and what was left out, and why. ``site``: recalibrate
-    on it (``calibration_views`` as ``BuildOptions.calibration_views``)."""
+    on it (``calibration_views`` as ``BuildOptions.calibration_views``).
+
+    ``finetune``: the training run ``bundle``'s network came from. The chosen frames' images
+    (logged with ``--log-images``; frames without one are left out) join ``site``'s references,
+    the run's network is trained ``finetune_epochs`` more epochs on them (``training.finetune``;
+    the new run goes to ``run_out``, default ``out`` with the suffix ``.run``, with the frames in
+    its ``visitor_frames/``), and the bundle is built again from the new run as ``bundle`` was
+    built (``BuildOptions.like``: its precision, local features, turns, codes, target FAR, site
+    id), recalibrated; ``workers`` as ``BuildOptions.workers``. Needs ``site``."""
     if support_factor < 1.0:
         raise SitelensError(f"--support-factor {support_factor}: at least 1 (the bar that accepted the frame)")
     if max_per_work < 1:
         raise SitelensError(f"--max-per-work {max_per_work}: at least 1")
+    if finetune is not None:
+        if site is None:
+            raise SitelensError("--finetune needs --site: the network trains on the site's references and the new "
+                                "bundle describes them again")
+        if finetune_epochs < 1:
+            raise SitelensError(f"--finetune-epochs {finetune_epochs}: at least 1")
+        run_out = Path(run_out) if run_out is not None else Path(out).with_suffix(".run")
+        if (run_out / "config.json").exists():
+            raise SitelensError(f"{run_out}: holds a training run already; give another --run-out or remove it")
     rec = Recognizer.open(bundle, trusted_keys=trusted_keys)
     if rec.verifier is None:
         raise SitelensError(f"{bundle}: learning needs a bundle that verifies (built with --verify)")
     entries, problems = read_log(log_folder)
-    chosen, refused = choose(rec, entries, support_factor, max_per_work)
+    chosen, refused = choose(rec, entries, support_factor, max_per_work, need_image=finetune is not None)
+    if finetune is not None:
+        return _finetuned(rec, chosen, refused, site, out, Path(finetune), finetune_epochs, run_out, {
+            "bundle": str(bundle), "log": str(log_folder), "entries": len(entries), "unreadable": problems,
+            "support_factor": support_factor, "max_per_work": max_per_work},
+            calibration_views, workers, sign, progress)
     before = rec.index.live_count
     for e in chosen:
         rec.add_rows(e.instance, [e.rows], [f"visitor:{e.path.name}"], [e.digest])
     report = {"bundle": str(bundle), "log": str(log_folder), "entries": len(entries), "unreadable": problems,
-              "added": [{"entry": e.path.name, "instance": e.instance, "score": round(e.score, 4),
-                         "support": e.evidence.get("support"), "fundamental": e.evidence.get("fundamental")}
-                        for e in chosen],
+              "added": [_added(e) for e in chosen],
               "refused": refused, "rows_before": before, "rows_after": rec.index.live_count,
-              "support_factor": support_factor, "max_per_work": max_per_work}
+              "support_factor": support_factor, "max_per_work": max_per_work, "finetune": None}
     if chosen and site is not None:
         from runtime.site import load_site
 
@@ -174,4 +198,66 @@ def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None
         rec.manifest.thresholds = rec.thresholds
         rec.save(out, signing_key=sign)
     report["out"] = str(out) if chosen else None
+    return report
+
+
+def _added(e: LogEntry) -> dict:
+    return {"entry": e.path.name, "instance": e.instance, "score": round(e.score, 4),
+            "support": e.evidence.get("support"), "fundamental": e.evidence.get("fundamental")}
+
+
+def _finetuned(rec: Recognizer, chosen: list[LogEntry], refused: list[dict], site, out, run: Path, epochs: int,
+               run_out: Path, report: dict, calibration_views, workers: int, sign, progress: bool) -> dict:
+    """``learn``'s ``finetune`` path: the chosen frames' images join the site, the run trains on
+    them, the bundle is built again from the new run. Returns the report."""
+    from runtime.site import Reference, Site, load_site
+    from runtime.visitor_log import entry_image
+    from training.finetune import finetune as finetune_run
+
+    from .bundler import build_bundle
+    from .options import BuildOptions
+
+    site = site if isinstance(site, Site) else load_site(site)
+    in_site = set(site.instances)
+    kept = []
+    for e in chosen:
+        if e.instance not in in_site:
+            refused.append({"entry": e.path.name, "instance": e.instance, "detail": "",
+                            "reason": "its work is not in --site (the new bundle holds the site's works)"})
+            continue
+        try:
+            kept.append((e, entry_image(e)))
+        except SitelensError as exc:
+            refused.append({"entry": e.path.name, "instance": e.instance, "reason": "its image cannot be read",
+                            "detail": str(exc)})
+    report.update(added=[_added(e) for e, _ in kept], refused=refused, rows_before=rec.index.live_count)
+    if not kept:
+        report.update(rows_after=rec.index.live_count, out=None, finetune=None,
+                      thresholds={"recalibrated": False, "why": "nothing added"})
+        return report
+    frames = run_out / "visitor_frames"
+    frames.mkdir(parents=True, exist_ok=True)
+    refs = list(site.references)
+    for e, data in kept:   # the image as logged (already checked to decode), named after its entry
+        path = frames / f"visitor-{e.path.stem}.jpg"
+        path.write_bytes(data)
+        refs.append(Reference(path, e.instance))
+    metadata = {**{i: dict(meta) for i, meta in rec.manifest.instances.items() if meta}, **site.metadata}
+    grown = Site(site.name, refs, metadata)
+    log.info("sitelens: fine-tuning %s for %d epoch(s) on %d references (%d from visitors)", run, epochs,
+             len(refs), len(kept))
+    finetune_run(run, grown, run_out, epochs, progress=progress)
+    options = BuildOptions.like(rec.manifest, calibration_views=calibration_views, workers=workers, sign=sign)
+    build_bundle(grown, out, run_out, options, progress=progress)
+    new = Recognizer.open(out)
+    from training.checkpoint import read_config
+
+    config = read_config(run_out)
+    report.update(rows_after=new.index.live_count, out=str(out), finetune={
+        "from": str(run), "run": str(run_out), "epochs": epochs, "frames": len(kept),
+        "fingerprint_before": rec.manifest.model.fingerprint, "fingerprint_after": new.manifest.model.fingerprint,
+        "val_mP@1_start": (config.get("history") or [{}])[0].get("val_mP@1"),
+        "val_mP@1_best": (config.get("best") or {}).get("val_mP@1"), "best_epoch": (config.get("best") or {}).get("epoch")},
+        thresholds={"recalibrated": True, "before": rec.thresholds.rule("hnsw").to_dict(),
+                    "after": new.thresholds.rule("hnsw").to_dict()})
     return report

@@ -70,6 +70,35 @@ class BuildOptions:
     descriptor_code: str = "int8"
 
     @classmethod
+    def like(cls, manifest, **changes) -> "BuildOptions":
+        """The options a bundle was built with, as far as its ``manifest`` records them: precision
+        asked for (and the INT8 weight bits), quarter turns, scales, binary codes, local features
+        with their keypoints, turns and descriptor code, the false-accept target, site id and
+        expiry; the rest (index parameters, calibration views, survey, metadata, workers) take
+        their defaults or ``changes``. For building the same kind of bundle with another network
+        (``sitelens learn --finetune``)."""
+        asked = (manifest.model.details or {}).get("precision_report") or {}
+        refs, v = manifest.references or {}, manifest.verification or {}
+        known = dict(
+            precision=asked.get("requested") or manifest.model.precision,
+            int8_weights=int(asked.get("int8_weight_bits") or 8),
+            upright=list(refs.get("rotations") or [0]) == [0],
+            multiscale=list(refs.get("scales") or [1.0]) != [1.0],
+            per_instance_mean=bool(refs.get("per_instance_mean")),
+            hash_bits=(manifest.codes or {}).get("bits"),
+            verify=v.get("feature") if v else None,
+            ref_keypoints=v.get("ref_keypoints"),
+            spread_keypoints=bool(v.get("ref_spread")),
+            turned_features="query" if v.get("turned_features") == "query" else None,
+            descriptor_code=v.get("descriptor_code") or "int8",
+            target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
+            calibrate=manifest.thresholds is not None,
+            site_id=manifest.site.site_id,
+            expires=manifest.site.expires,
+        )
+        return cls(**{**known, **changes})
+
+    @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 

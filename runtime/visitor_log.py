@@ -70,6 +70,7 @@ class LogEntry:
     rows: ImageRows
     frame: np.ndarray | None = None   # the whole frame's global descriptor (what a visitor's photo looks like)
     digest: str = ""                  # sha256 of the entry file, as read
+    has_image: bool = False           # holds a JPEG of the work's part of the frame (``entry_image``)
 
 
 def work_crop(image: np.ndarray, region) -> np.ndarray | None:
@@ -182,7 +183,8 @@ def _read_entry(path: Path) -> LogEntry:
                     ("entry.json", "descriptors.npy"), MAX_ENTRY_MEMBERS) as z:
         if z.declared_total() > MAX_ENTRY_BYTES:
             raise BundleError(f"{path}: members larger than a log entry holds")
-        data = {n: z.read(n, MAX_ENTRY_BYTES) for n in sorted(z.names()) if n != "image.jpg"}
+        names = z.names()
+        data = {n: z.read(n, MAX_ENTRY_BYTES) for n in sorted(names) if n != "image.jpg"}
     try:
         meta = json.loads(data["entry.json"])
         instance, site = meta["instance"], meta.get("site") or {}
@@ -215,7 +217,30 @@ def _read_entry(path: Path) -> LogEntry:
             raise BundleError(f"{path}: frame descriptor of shape {frame.shape} ({frame.dtype}), rows of width "
                               f"{descriptors.shape[1]}")
     rows = ImageRows(list(descriptors), [int(r) for r in rotations], features)
-    return LogEntry(path, instance, score, margin, evidence, site, when, rows, frame, hashlib.sha256(raw).hexdigest())
+    return LogEntry(path, instance, score, margin, evidence, site, when, rows, frame, hashlib.sha256(raw).hexdigest(),
+                    "image.jpg" in names)
+
+
+def entry_image(entry: LogEntry) -> bytes:
+    """The JPEG of the work's part of ``entry``'s frame (logged with ``keep_images``), read again
+    from its file: refused when the file is no longer the one ``read_log`` read (its sha256), when
+    the member is larger than an entry holds, or when it does not decode as an image. Images are
+    not kept in memory by ``read_log``: a log holds up to ``MAX_ENTRIES`` of them."""
+    from runtime.image.image_io import decode_image
+
+    if not entry.has_image:
+        raise BundleError(f"{entry.path}: logged without its image (record with --log-images)")
+    try:
+        raw = entry.path.read_bytes() if entry.path.stat().st_size <= MAX_ENTRY_BYTES else b""
+    except OSError as exc:
+        raise BundleError(f"{entry.path}: not a readable visitor-log entry ({exc.strerror})") from None
+    if hashlib.sha256(raw).hexdigest() != entry.digest:
+        raise BundleError(f"{entry.path}: changed since the log was read")
+    with BoundedZip(io.BytesIO(raw), str(entry.path), "visitor-log entry", _MEMBER.match, ("image.jpg",),
+                    MAX_ENTRY_MEMBERS) as z:
+        data = z.read("image.jpg", MAX_ENTRY_BYTES)
+    decode_image(data, f"{entry.path}:image.jpg")   # raises ImageError naming the entry
+    return data
 
 
 def read_log(folder: str | Path) -> tuple[list[LogEntry], list[str]]:

@@ -163,12 +163,22 @@ def remove(bundle, instance, trust, key):
 @click.option("--support-factor", type=float, default=2.0, show_default=True,
               help="Geometric evidence a frame needs, as a multiple of the bundle's rule.")
 @click.option("--max-per-work", type=int, default=5, show_default=True, help="Frames added per work at most.")
+@click.option("--finetune", "finetune", type=click.Path(exists=True, file_okay=False),
+              help="The training run BUNDLE's network came from: train it on the site and the chosen frames' images "
+                   "(logged with --log-images), then build the bundle again from the new run, as BUNDLE was built. "
+                   "Needs --site.")
+@click.option("--finetune-epochs", type=int, default=3, show_default=True, help="Epochs of fine-tuning.")
+@click.option("--run-out", type=click.Path(file_okay=False),
+              help="Folder for the fine-tuned run (default: OUT with the suffix .run).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="With --finetune: processes that build the new bundle (as `bundle --workers`).")
 @calibration_views_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @trust_option
 @key_option
 @friendly
-def learn(bundle, log_dir, out, site, support_factor, max_per_work, calibration_views, as_json, trust, key):
+def learn(bundle, log_dir, out, site, support_factor, max_per_work, finetune, finetune_epochs, run_out, workers,
+          calibration_views, as_json, trust, key):
     """Add the strongest frames of a visitor LOG (`recognize`/`camera --log`) to BUNDLE as references."""
     import json
 
@@ -176,7 +186,8 @@ def learn(bundle, log_dir, out, site, support_factor, max_per_work, calibration_
 
     report = learn_from_log(bundle, log_dir, out, site=site, support_factor=support_factor,
                             max_per_work=max_per_work, trusted_keys=list(trust) or None, sign=key,
-                            calibration_views=calibration_views, progress=not as_json)
+                            calibration_views=calibration_views, progress=not as_json, finetune=finetune,
+                            finetune_epochs=finetune_epochs, run_out=run_out, workers=workers)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -189,6 +200,10 @@ def learn(bundle, log_dir, out, site, support_factor, max_per_work, calibration_
         click.echo(f"  left    {r['entry']} ({r['instance']}): {r['reason']}{detail}")
     for p in report["unreadable"]:
         click.echo(f"  unreadable {p}")
+    ft = report["finetune"]
+    if ft:
+        click.echo(f"fine-tuned {ft['from']} for {ft['epochs']} epoch(s) on the site and {ft['frames']} visitor "
+                   f"frame(s): {ft['run']} (validation mP@1 {ft['val_mP@1_start']} -> {ft['val_mP@1_best']})")
     th = report["thresholds"]
     click.echo("thresholds recalibrated" if th["recalibrated"] else f"thresholds: {th['why']}")
     if report["out"]:

@@ -114,9 +114,11 @@ class Run:
 
 
 def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None = None, resume: bool = True,
-          progress: bool = True) -> Path:
+          progress: bool = True, init: dict | None = None, extra: dict | None = None) -> Path:
     """Fine-tune on the site's references only and write a run folder (model.pt, config.json,
-    history, curves). Deterministic for a seed on one process."""
+    history, curves). Deterministic for a seed on one process. ``init``: start from these weights
+    (a ``DescriptorNet`` state_dict without whitening, see ``training.finetune``) instead of
+    ``config.weights``; ``extra``: more fields for the run's config.json."""
     cfg = config or TrainConfig()
     site = site if isinstance(site, Site) else load_site(site)
     out = Path(out)
@@ -126,7 +128,13 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
     data = ReferenceSet.from_site(site, max_side=int(cfg.size * 2.5))
     n_inst = len(data.instances)
     negatives = check_negatives(n_inst, cfg.negatives, site.name)
-    net = DescriptorNet(cfg.backbone, weights=cfg.weights).to(device)
+    net = DescriptorNet(cfg.backbone, weights=cfg.weights if init is None else None)
+    if init is not None:
+        try:
+            net.load_state_dict(init)
+        except RuntimeError as exc:
+            raise SitelensError(f"the starting weights do not fit a {cfg.backbone} network ({exc})") from None
+    net = net.to(device)
     _freeze(net, cfg.freeze_blocks)
     loss_fn, ce = _losses(cfg, net, n_inst, device)
     opt = _optimizer(cfg, net, ce)
@@ -188,6 +196,7 @@ def train(site: Site | str | Path, out: str | Path, config: TrainConfig | None =
             "input": spec.to_dict(), "site": site.name, "epochs": len(history) - 1, "seed": cfg.seed,
             "best": best, "history": history, "whitening": whitening_info, "train_config": asdict(cfg),
             "train_seconds": round(time.time() - t0, 1), "world_size": world, "device": str(device),
+            **(extra or {}),
         })
         plot_history(history, out / "training_curves.png")
     distributed.teardown(world)

@@ -126,3 +126,86 @@ def test_an_entry_that_other_works_photos_look_like_is_refused(tiny_bundle, visi
     refused = {r["entry"]: r for r in report["refused"]}
     assert b.path.name in refused and "would outrank their own work" in refused[b.path.name]["reason"]
     assert a.path.name in refused[b.path.name]["detail"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny site, a one-epoch training run on it, its bundle, and a visitor log with images
+    (``recognize --log --log-images``) recorded by that bundle."""
+    from tests.conftest import make_site, write_rgb
+    from training.config import TrainConfig
+    from training.trainer import train
+
+    root = tmp_path_factory.mktemp("finetune")
+    site = make_site(root / "site", n=4, refs=1, seed=31)
+    run = train(site, root / "run", TrainConfig(epochs=1, size=64, batch=4, negatives=2, whitening=False),
+                progress=False)
+    bundle = root / "site.sitelens"
+    r = CliRunner().invoke(main, ["-q", "export", str(run), "--site", str(site), "-o", str(bundle),
+                                  "--calibration-views", "24"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    photos = [str(write_rgb(root / "photos" / f"{work}.jpg", frame)) for work, frame in visitor_frames(site, 8)]
+    r = CliRunner().invoke(main, ["-q", "recognize", str(bundle), *photos, "--json", "--log", str(root / "log"),
+                                  "--log-images"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return site, run, bundle, root / "log"
+
+
+def test_finetune_trains_on_the_frames_and_builds_the_bundle_again(trained, tmp_path):
+    from training.checkpoint import read_config
+
+    site, run, bundle, log_dir = trained
+    entries, _ = read_log(log_dir)
+    assert entries and all(e.has_image for e in entries)
+    out = tmp_path / "new.sitelens"
+    r = CliRunner().invoke(main, ["-q", "learn", str(bundle), str(log_dir), "-o", str(out), "--site", str(site),
+                                  "--support-factor", "1", "--finetune", str(run), "--finetune-epochs", "1",
+                                  "--calibration-views", "24", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    ft = report["finetune"]
+    assert report["added"] and ft["frames"] == len(report["added"]) and ft["run"] == str(tmp_path / "new.run")
+    assert report["thresholds"]["recalibrated"] and report["out"] == str(out)
+    config = read_config(ft["run"])
+    assert config["finetuned_from"]["run"] == str(run) and config["train_config"]["size"] == 64
+    old, new = Recognizer.open(bundle), Recognizer.open(out)
+    assert new.manifest.model.fingerprint == config["fingerprint"] == ft["fingerprint_after"]
+    # built as the old bundle was (the same site id, turns, local features), with the frames as references
+    assert new.manifest.site.site_id == old.manifest.site.site_id and new.rotations == old.rotations
+    assert new.manifest.verification["feature"] == old.manifest.verification["feature"]
+    assert new.instances == old.instances and new.manifest.instances == old.manifest.instances
+    for a in report["added"]:
+        source = f"visitor-{a['entry'].removesuffix('.entry')}.jpg"
+        assert source in new.index.sources and (tmp_path / "new.run" / "visitor_frames" / source).exists()
+    assert new.index.live_count == report["rows_after"] == old.index.live_count + len(report["added"]) * len(old.rotations)
+    r = CliRunner().invoke(main, ["-q", "learn", str(bundle), str(log_dir), "-o", str(out), "--site", str(site),
+                                  "--finetune", str(run), "--support-factor", "1"])
+    assert r.exit_code != 0 and "holds a training run already" in r.output and "Traceback" not in r.output
+
+
+def test_finetune_needs_the_site_and_the_frames_images(trained, visits, tiny_bundle, tmp_path):
+    site, run, bundle, log_dir = trained
+    r = CliRunner().invoke(main, ["-q", "learn", str(bundle), str(log_dir), "-o", str(tmp_path / "x.sitelens"),
+                                  "--finetune", str(run)])
+    assert r.exit_code != 0 and "--finetune needs --site" in r.output and "Traceback" not in r.output
+    no_images, _ = visits   # the tiny bundle's log: recorded without --log-images
+    report = learn(tiny_bundle, no_images, tmp_path / "y.sitelens", site=site, support_factor=1.0, finetune=run,
+                   progress=False)
+    assert not report["added"] and report["out"] is None and report["finetune"] is None
+    assert any("logged without its image" in r["reason"] for r in report["refused"])
+
+
+def test_an_entry_changed_after_reading_gives_no_image(trained, tmp_path):
+    import shutil
+
+    from runtime.errors import BundleError
+    from runtime.visitor_log import entry_image
+
+    _, _, _, log_dir = trained
+    copy = tmp_path / "log"
+    shutil.copytree(log_dir, copy)
+    entry = read_log(copy)[0][0]
+    assert entry_image(entry)[:2] == b"\xff\xd8"
+    entry.path.write_bytes(entry.path.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match="changed since"):
+        entry_image(entry)
