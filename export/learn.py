@@ -167,6 +167,13 @@ def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None
     rec = Recognizer.open(bundle, trusted_keys=trusted_keys)
     if rec.verifier is None:
         raise SitelensError(f"{bundle}: learning needs a bundle that verifies (built with --verify)")
+    if finetune is not None:
+        from training.checkpoint import read_config
+
+        theirs = read_config(finetune).get("fingerprint")
+        if theirs != rec.manifest.model.fingerprint:
+            raise SitelensError(f"{finetune}: not the run {bundle}'s network came from (its network "
+                                f"{str(theirs)[:12]}, the bundle's {rec.manifest.model.fingerprint[:12]})")
     entries, problems = read_log(log_folder)
     chosen, refused = choose(rec, entries, support_factor, max_per_work, need_image=finetune is not None)
     if finetune is not None:

@@ -183,16 +183,26 @@ def test_finetune_trains_on_the_frames_and_builds_the_bundle_again(trained, tmp_
     assert r.exit_code != 0 and "holds a training run already" in r.output and "Traceback" not in r.output
 
 
-def test_finetune_needs_the_site_and_the_frames_images(trained, visits, tiny_bundle, tmp_path):
+def test_finetune_needs_the_site_its_run_and_the_frames_images(trained, tmp_path):
     site, run, bundle, log_dir = trained
     r = CliRunner().invoke(main, ["-q", "learn", str(bundle), str(log_dir), "-o", str(tmp_path / "x.sitelens"),
                                   "--finetune", str(run)])
     assert r.exit_code != 0 and "--finetune needs --site" in r.output and "Traceback" not in r.output
-    no_images, _ = visits   # the tiny bundle's log: recorded without --log-images
-    report = learn(tiny_bundle, no_images, tmp_path / "y.sitelens", site=site, support_factor=1.0, finetune=run,
+    import shutil
+
+    other = shutil.copytree(run, tmp_path / "other_run")   # a run of another network
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "fingerprint": "0" * 64}))
+    with pytest.raises(SitelensError, match="not the run"):
+        learn(bundle, log_dir, tmp_path / "w.sitelens", site=site, finetune=other)
+    photos = sorted(str(p) for p in (log_dir.parent / "photos").glob("*.jpg"))
+    r = CliRunner().invoke(main, ["-q", "recognize", str(bundle), *photos, "--log", str(tmp_path / "log")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = learn(bundle, tmp_path / "log", tmp_path / "y.sitelens", site=site, support_factor=1.0, finetune=run,
                    progress=False)
-    assert not report["added"] and report["out"] is None and report["finetune"] is None
-    assert any("logged without its image" in r["reason"] for r in report["refused"])
+    assert report["entries"] and not report["added"] and report["out"] is None and report["finetune"] is None
+    assert all("logged without its image" in r["reason"] for r in report["refused"])
 
 
 def test_an_entry_changed_after_reading_gives_no_image(trained, tmp_path):
