@@ -424,7 +424,35 @@ def large_site(r: dict) -> list[str]:
     return out + [""]
 
 
+def learn_finetuned(r: dict) -> list[str]:
+    """``learn_from_visitors.py --finetune``: before, after and the control (same epochs, no frames)."""
+    rows, reasons = [], []
+    for name, s in r["sets"].items():
+        b, a, c = s["before"], s["after"] or s["before"], s["control"]
+        ft = s.get("finetune") or {}
+        rows.append([name, s["references"], f"{s['logged']} ({s['logged_wrong']})", f"{s['added']} ({s['added_wrong']})",
+                     f"{b['known']} / {b['unknown']}", s.get("held_out_of_logged_works", "-"),
+                     *(f"{_f(b[k])} → {_f(a[k])} (control {_f(c[k])})"
+                       for k in ("mP@1", "true_accept_rate", "wrong_accept_rate", "false_accept_rate")),
+                     f"{ft.get('val_mP@1_start', '-')} → {ft.get('val_mP@1_best', '-')} (epoch {ft.get('best_epoch', '-')})",
+                     " / ".join(f"{k} {v:.0f}" for k, v in s["seconds"].items())])
+        reasons.append(f"- {name}: " + (", ".join(f"{why} ({n})" for why, n in s["refused"].items()) or "none"))
+    o = r["finetune"]
+    out = ["### Fine-tuned on the visitors' frames (`learn --finetune`)", "",
+           f"The set's bundle comes from a {o['train_epochs']}-epoch training run; the first week is logged with "
+           f"images and `learn --finetune` trains {o['finetune_epochs']} more epochs on the references and the chosen "
+           "frames, then builds the bundle again (recalibrated). Control: the same run trained the same epochs on "
+           "the references alone, built with the same options: the difference between after and control is what "
+           "the visitors' frames brought. Validation: the run's own simulated-view mP@1 at the start and at the "
+           "best epoch (training keeps the best).", "", _origin(r), ""]
+    out += _table(["set", "references", "logged (wrong)", "added (wrong)", "held out known / unknown",
+                   "held-out photos of logged works", "mP@1", "TAR", "WAR", "FAR", "validation mP@1", "seconds"], rows)
+    return out + ["", "Entries left out, by reason:", "", *reasons, ""]
+
+
 def learn_from_visitors(r: dict) -> list[str]:
+    if "finetune" in r:
+        return learn_finetuned(r)
     rows, reasons = [], []
     for name, s in r["sets"].items():
         b, a = s["before"], s["after"] or s["before"]

@@ -22,6 +22,11 @@ one left out with its reason. With ``site`` (the site's references), the new bun
 recalibrated as a full build is; without it the old thresholds are kept and the report says so
 (the added rows are real views of known works: they raise scores of those works' photos, and the
 held-out measurement in ``bench/learn_from_visitors.py`` checks false accepts did not rise).
+
+With ``finetune`` (the training run the bundle's network came from) the chosen frames are not added
+as rows of the old network: their images join the site's references, the run trains further on
+them, and the bundle is built again from the new run (``_finetuned``). The frames are chosen by the
+same rules, judged by the old bundle, which is the one that accepted them.
 """
 from __future__ import annotations
 
