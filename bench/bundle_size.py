@@ -36,6 +36,8 @@ VARIANTS = {
     "query_pca32": ("--turned-features", "query", "--descriptor-code", "pca32"),
     "upright_pca32": ("--upright", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
+    "steered": ("--turned-features", "steered"),
+    "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
 }
 
 

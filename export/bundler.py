@@ -168,8 +168,14 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                                         progress=progress, keep_blank=o.keep_blank, rotations=rotations,
                                         verifier=verifier, workers=o.processes, recipe=recipe)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
+    steerer = None
+    if verifier is not None and verifier.params.turned_features == "steered" and len(rotations) == 1:
+        verifier.params.turned_features = "stored"   # upright: no turned rows to steer
+    if verifier is not None and verifier.params.turned_features == "steered":
+        with clock.stage("steerer"):
+            steerer = _fit_steerer(verifier, site, progress)
     with clock.stage("index"):
-        index, codes_info = _index_stage(described, o)
+        index, codes_info = _index_stage(described, o, steerer)
         if verifier is not None:   # what the bundle stores (a site too small to fit a code on keeps int8)
             verifier.params.descriptor_code = index.features.codec.name if index.features.codec else "int8"
         tuning = _tune(index, embedder, site, o.index_params is None)
@@ -229,10 +235,28 @@ def _network_stage(net, spec: InputSpec, site: Site, o: BuildOptions, clock: Sta
 MIN_FIT_DESCRIPTORS = 4096
 
 
-def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | None]:
+def _fit_steerer(verifier, site: Site, progress: bool):
+    """The site's steerer (``runtime/verify/steerer.py``), fitted on up to ``FIT_IMAGES`` of its
+    reference images spread evenly over the site (a site of one kind of work gets a steerer for it)."""
+    import numpy as np
+
+    from runtime.image.image_io import load_image
+    from runtime.verify.steerer import FIT_IMAGES, fit_steerer
+
+    paths = list(dict.fromkeys(ref.path for ref in site.references))
+    chosen = sorted({int(i) for i in np.linspace(0, len(paths) - 1, min(FIT_IMAGES, len(paths)))})
+    try:
+        return fit_steerer(verifier.extractor, (load_image(paths[i]) for i in chosen), progress)
+    except ValueError as exc:
+        raise SitelensError(f"--turned-features steered: {exc}; the site's references show too little "
+                            "texture, build with the default (stored) turned features") from None
+
+
+def _index_stage(described, o: BuildOptions, steerer=None) -> tuple[ReferenceIndex, dict | None]:
     """The reference index over the described rows (with ITQ codes when ``o.hash_bits``; local
     descriptors coded as ``o.descriptor_code`` says, fitted on the site's own, before calibration
-    so that the rules are set on what the device will match)."""
+    so that the rules are set on what the device will match; quarter-turned rows made by
+    ``steerer`` when there is one)."""
     binary, codes_info = None, None
     if o.hash_bits:
         from runtime.search.binary_codes import BinaryCodes
@@ -251,6 +275,8 @@ def _index_stage(described, o: BuildOptions) -> tuple[ReferenceIndex, dict | Non
             log.warning("sitelens: the site's references hold %d local descriptors, too few to fit a %s code on "
                         "(%d at least); they are stored as extracted (int8)", len(features.descs), o.descriptor_code,
                         MIN_FIT_DESCRIPTORS)
+        if steerer is not None:
+            features = features.steered(steerer)
     index = ReferenceIndex(described.descriptors, described.instances, described.sources,
                            o.index_params or IndexParams(), binary=binary, features=features,
                            rotations=described.rotations, images=described.images,

@@ -27,7 +27,9 @@ class BuildOptions:
     row at most half as many (the bundle's main cost per work; default: the feature's, see
     ``VerifyParams``); ``spread_keypoints``: keep them spread over
     the image; ``turned_features`` "query": quarter-turned rows share their image's upright
-    features (a quarter of the bytes; the frame is turned back at match time instead).
+    features (a quarter of the bytes; the frame is turned back at match time instead);
+    "steered": quarter-turned rows are made from the upright ones by the site's steerer, fitted
+    at build time (``runtime/verify/steerer.py``; the bytes of "query", no extra extraction).
     ``descriptor_code``: how reference descriptors are stored, "int8" (as extracted) or "pcaK"
     (the site's K principal components, K bytes a keypoint; ``runtime/verify/descriptor_code.py``).
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
@@ -89,7 +91,7 @@ class BuildOptions:
             verify=v.get("feature") if v else None,
             ref_keypoints=v.get("ref_keypoints"),
             spread_keypoints=bool(v.get("ref_spread")),
-            turned_features="query" if v.get("turned_features") == "query" else None,
+            turned_features=v.get("turned_features") if v.get("turned_features") in ("query", "steered") else None,
             descriptor_code=v.get("descriptor_code") or "int8",
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,

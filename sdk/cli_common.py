@@ -133,10 +133,12 @@ BUILD_OPTIONS = (
     click.option("--spread-keypoints", is_flag=True,
                  help="Keep each reference's keypoints spread over the image (the strongest of every grid cell "
                       "first), not only its most contrasted part."),
-    click.option("--turned-features", type=click.Choice(["stored", "query"]), default="stored", show_default=True,
-                 help="query: quarter-turned rows share the upright features (local features take a quarter of the "
-                      "bytes); the frame is turned back at match time, which costs extractions on turned and "
-                      "unknown frames."),
+    click.option("--turned-features", type=click.Choice(["stored", "query", "steered"]), default="stored",
+                 show_default=True,
+                 help="How quarter-turned reference rows get their local features. stored: their own. query: they "
+                      "share the upright ones and the frame is turned back at match time (extractions on turned "
+                      "and unknown frames). steered: made from the upright ones by a linear map fitted on the "
+                      "site at build time (xfeat). query and steered store well under half the bytes."),
     click.option("--descriptor-code", default=BuildOptions.descriptor_code, show_default=True,
                  help="How reference local descriptors are stored: int8 (64 bytes a keypoint, as extracted) or "
                       "pcaK, the site's K principal components (K bytes a keypoint, e.g. pca32)."),

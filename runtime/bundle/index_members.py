@@ -21,7 +21,8 @@ import numpy as np
 from runtime.bundle.hnsw_file import check_hnsw_bytes, strip_vectors, with_vectors
 from runtime.bundle.npy import npy_bytes
 from runtime.bundle.members import (CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL, REFS,
-                                    REFS_SCALE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS, VERIFY_PCA)
+                                    REFS_SCALE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS, VERIFY_PCA,
+                                    VERIFY_STEER)
 from runtime.errors import BundleError, SitelensError
 from runtime.search.binary_codes import BinaryCodes
 from runtime.search.feature_store import FeatureStore
@@ -29,26 +30,31 @@ from runtime.search.index import ReferenceIndex
 from runtime.search.index_params import IndexParams
 from runtime.verify.descriptor_code import DescriptorCode, components_of
 from runtime.verify.local_features import STORED_DESCRIPTORS
+from runtime.verify.steerer import Steerer
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def feature_members(store: FeatureStore) -> dict[str, bytes]:
-    """The store's members: a coded store writes its codes and the basis that decodes them."""
+    """The store's members: a coded store writes its codes and the basis that decodes them, a
+    steered one its steerer."""
+    steer = {} if store.steerer is None else {VERIFY_STEER: npy_bytes(store.steerer.matrices)}
     if store.codec is None:
         return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.descs),
-                VERIFY_OFFSETS: npy_bytes(store.offsets)}
+                VERIFY_OFFSETS: npy_bytes(store.offsets), **steer}
     return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.codes),
-            VERIFY_OFFSETS: npy_bytes(store.offsets), VERIFY_PCA: npy_bytes(store.codec.basis)}
+            VERIFY_OFFSETS: npy_bytes(store.offsets), VERIFY_PCA: npy_bytes(store.codec.basis), **steer}
 
 
 def features_from_contents(contents) -> FeatureStore:
     """The references' local features of a checked bundle, coded descriptors decoded."""
     kps, descs, offsets = (contents.array(n) for n in (VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS))
+    steerer = (Steerer.from_array(contents.array(VERIFY_STEER), str(contents.path))
+               if VERIFY_STEER in contents.members else None)
     if VERIFY_PCA not in contents.members:
-        return FeatureStore(kps, descs, offsets)
+        return FeatureStore(kps, descs, offsets, steerer=steerer)
     codec = DescriptorCode.from_array(contents.array(VERIFY_PCA), str(contents.path))
-    return FeatureStore(kps, codec.decode(descs), offsets, codec, descs)
+    return FeatureStore(kps, codec.decode(descs), offsets, codec, descs, steerer)
 
 
 def index_members(index: ReferenceIndex) -> tuple[dict[str, bytes], list[str]]:
@@ -216,12 +222,19 @@ def check_consistency(contents) -> None:
         if desc.ndim != 2 or (len(desc) and (desc.dtype != dtype or desc.shape[1] != width)):
             raise BundleError(f"{src}: verification descriptors are {desc.dtype} {desc.shape[1:]}, "
                               f"but the manifest says {feature} stores {dtype} ({width},)")
+        steered = (m.verification or {}).get("turned_features") == "steered"
+        if steered != (VERIFY_STEER in contents.members):
+            raise BundleError(f"{src}: the manifest says turned rows are "
+                              f"{'steered' if steered else 'not steered'}, but {VERIFY_STEER} is "
+                              f"{'missing' if steered else 'there'}")
+        if steered:
+            Steerer.from_array(contents.array(VERIFY_STEER), src)
         if feature == "xfeat" and LOCAL_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
         if feature == "xfeat" and (m.verification or {}).get("glue_candidates") and GLUE_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with the learned matcher needs the {GLUE_MODEL} member")
-    elif VERIFY_PCA in contents.members:
-        raise BundleError(f"{src}: {VERIFY_PCA} without verification keypoints")
+    elif VERIFY_PCA in contents.members or VERIFY_STEER in contents.members:
+        raise BundleError(f"{src}: {VERIFY_PCA} or {VERIFY_STEER} without verification keypoints")
     contents.checked = True
 
 

@@ -25,12 +25,15 @@ class FeatureStore:
     """``codec``: the site's ``DescriptorCode`` when the bundle stores descriptors coded, else None.
     Then ``codes`` holds what the bundle stores (int8, K a keypoint) and ``descs`` their decoding,
     which is what matching uses; rows added later are encoded with the same codec, and rows are
-    selected by their codes, so no descriptor is ever re-encoded from its own decoding."""
+    selected by their codes, so no descriptor is ever re-encoded from its own decoding.
+    ``steerer``: the site's ``Steerer`` when quarter-turned rows are not stored but made from their
+    image's upright row at match time (``ReferenceIndex.features_of``), else None. Every store made
+    from this one (appended, selected, coded) keeps both, so a bundle written again keeps them."""
 
     def __init__(self, kps: np.ndarray, descs: np.ndarray, offsets: np.ndarray, codec=None,
-                 codes: np.ndarray | None = None):
+                 codes: np.ndarray | None = None, steerer=None):
         self.kps, self.descs, self.offsets = kps, descs, np.asarray(offsets, np.int64)
-        self.codec, self.codes = codec, codes
+        self.codec, self.codes, self.steerer = codec, codes, steerer
         if codec is not None and (codes is None or len(codes) != len(descs)):
             raise ValueError("a coded feature store needs one code per descriptor")
 
@@ -46,17 +49,22 @@ class FeatureStore:
         offsets[1:] = np.cumsum([len(r[0]) for r in rows])
         kps = np.concatenate(kps) if kps else np.zeros((0, 2), np.float32)
         descs = np.concatenate(descs) if descs else np.zeros((0, 0), np.float32)
+        steerer = like.steerer if like is not None else None
         if codec is None:
-            return cls(kps, descs, offsets)
+            return cls(kps, descs, offsets, steerer=steerer)
         codes = codec.encode(descs) if len(descs) else np.zeros((0, codec.components), np.int8)
-        return cls(kps, codec.decode(codes), offsets, codec, codes)
+        return cls(kps, codec.decode(codes), offsets, codec, codes, steerer)
 
     def coded(self, codec) -> "FeatureStore":
         """This store's rows with their descriptors encoded by ``codec`` (a store not yet coded)."""
         if self.codec is not None:
             raise ValueError("the feature store is already coded")
         codes = codec.encode(self.descs)
-        return FeatureStore(self.kps, codec.decode(codes), self.offsets, codec, codes)
+        return FeatureStore(self.kps, codec.decode(codes), self.offsets, codec, codes, self.steerer)
+
+    def steered(self, steerer) -> "FeatureStore":
+        """This store with quarter-turned rows made by ``steerer`` (the rows themselves unchanged)."""
+        return FeatureStore(self.kps, self.descs, self.offsets, self.codec, self.codes, steerer)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -70,7 +78,8 @@ class FeatureStore:
         extra = FeatureStore.from_rows(rows, like=self)
         codes = None if self.codec is None else np.concatenate([self.codes, extra.codes])
         return FeatureStore(np.concatenate([self.kps, extra.kps]), np.concatenate([self.descs, extra.descs]),
-                            np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]]), self.codec, codes)
+                            np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]]), self.codec, codes,
+                            self.steerer)
 
     def select(self, rows) -> "FeatureStore":
         """A new store of ``rows`` (in that order)."""
@@ -81,4 +90,4 @@ class FeatureStore:
         take = (np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows)
                 else np.zeros(0, np.int64))
         codes = None if self.codec is None else self.codes[take]
-        return FeatureStore(self.kps[take], self.descs[take], offsets, self.codec, codes)
+        return FeatureStore(self.kps[take], self.descs[take], offsets, self.codec, codes, self.steerer)

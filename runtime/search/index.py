@@ -194,18 +194,26 @@ class ReferenceIndex:
         """The local features of the live rows of each given instance (a consistent
         snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``.
         ``shared_turns``: a quarter-turned row gets the features of its image's upright row (the
-        verifier turns the query back instead)."""
+        verifier turns the query back instead). When the store has a steerer (``FeatureStore``), a
+        quarter-turned row gets its image's upright row's features turned by it."""
         with self.lock.read():
             if self.features is None:
                 return {inst: [] for inst in instances}
+            steer = self.features.steerer
             out = {}
             for inst in instances:
                 rows = list(self._rows.get(inst, ()))
-                upright = {self.images[i]: i for i in rows if self.rotations[i] == 0} if shared_turns else {}
+                upright = ({self.images[i]: i for i in rows if self.rotations[i] == 0}
+                           if shared_turns or steer is not None else {})
                 if query is not None and len(rows) > 1:
                     rows = [rows[i] for i in np.argsort(-(self.descriptors[rows] @ query), kind="stable")]
-                out[inst] = [RowFeatures(i, self.rotations[i], *self.features.row(upright.get(self.images[i], i)))
-                             for i in rows[:limit]]
+                feats = []
+                for i in rows[:limit]:
+                    kp, desc = self.features.row(upright.get(self.images[i], i))
+                    if steer is not None and self.rotations[i]:
+                        kp, desc = steer.turn(self.rotations[i], kp, desc)
+                    feats.append(RowFeatures(i, self.rotations[i], kp, desc))
+                out[inst] = feats
             return out
 
     # -- updates (exclusive lock) ------------------------------------------------------------

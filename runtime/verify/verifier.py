@@ -29,6 +29,8 @@ from runtime.verify.geometric import Evidence, fit_homography, fundamental_inlie
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from runtime.verify.matching import mutual_nearest_many, ratio_test
 
+TURNED_FEATURES = ("stored", "query", "steered")  # how quarter-turned reference rows get their features
+
 
 
 class QueryFeatures(NamedTuple):
@@ -73,14 +75,19 @@ class VerifyParams:
                                      # fundamental-matrix inliers (random matches give about 20)
     glue_fingerprint: str | None = None   # of glue.onnx
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
-                                     # row shares its image's upright features and the query is turned back
+                                     # row shares its image's upright features and the query is turned back;
+                                     # "steered": a quarter-turned row is its image's upright row turned by
+                                     # the site's steerer (runtime/verify/steerer.py; xfeat only)
     descriptor_code: str = "int8"    # how the bundle stores reference descriptors (descriptor_code.py)
 
     def __post_init__(self):
         if self.feature not in FEATURES:
             raise SitelensError(f"unknown local feature {self.feature!r}; use one of {FEATURES}")
-        if self.turned_features not in ("query", "stored"):
-            raise SitelensError(f"turned_features must be 'query' or 'stored', got {self.turned_features!r}")
+        if self.turned_features not in TURNED_FEATURES:
+            raise SitelensError(f"turned_features must be one of {', '.join(TURNED_FEATURES)}, "
+                                f"got {self.turned_features!r}")
+        if self.turned_features == "steered" and self.feature != "xfeat":
+            raise SitelensError("steered turned features apply to xfeat only")
         if components_of(self.descriptor_code) is not None and self.feature != "xfeat":
             raise SitelensError(f"descriptor code {self.descriptor_code} applies to xfeat descriptors only")
 
@@ -160,8 +167,8 @@ class Verifier:
     def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
         """What the bundle stores for one reference row: the features of the reference turned by
         ``rotation`` quarter turns (fewer keypoints for turned copies); none for turned rows when
-        they share the upright row's (``shared_turns``: a quarter of the bytes)."""
-        if rotation and self.shared_turns:
+        they share the upright row's (``shared_turns``) or are made from it (``steered``)."""
+        if rotation and self.params.turned_features != "stored":
             dtype, width = STORED_DESCRIPTORS[self.params.feature]
             return np.zeros((0, 2), np.float16), np.zeros((0, width), dtype)
         img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb

@@ -151,3 +151,63 @@ def test_descriptor_code_needs_enough_descriptors(tmp_path, tiny_net, caplog):
     assert any("too few to fit a pca16 code" in r.getMessage() for r in caplog.records)
     contents = bf.read_bundle(out)
     assert contents.manifest.verification["descriptor_code"] == "int8" and bf.VERIFY_PCA not in contents.members
+
+
+def test_steered_turned_features_end_to_end(tmp_path, tiny_site, tiny_net):
+    """--turned-features steered: turned rows store nothing, the site's steerer makes them at
+    match time (a turned photo verifies), edits keep the steerer, and a bundle whose manifest and
+    members disagree about it is refused; an upright site has nothing to steer."""
+    import shutil
+
+    import numpy as np
+
+    from runtime.recognizer import Recognizer
+    from tests.conftest import planar_scene, poster, write_rgb
+
+    site = tmp_path / "site"
+    shutil.copytree(tiny_site, site)
+    write_rgb(site / "poster_a" / "a.jpg", poster(0))
+    out = build_bundle(site, tmp_path / "s.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                       turned_features="steered")
+    contents = bf.read_bundle(out)
+    assert contents.manifest.verification["turned_features"] == "steered"
+    matrices = contents.members[bf.VERIFY_STEER]
+    assert contents.array(bf.VERIFY_STEER).shape == (3, 64, 64)
+    rec = Recognizer.open(out)
+    counts = np.diff(rec.index.features.offsets)
+    turned = np.array(rec.index.rotations) != 0
+    assert turned.any() and (counts[turned] == 0).all() and (counts[~turned] > 0).all()
+    scene, _ = planar_scene(seed=0)
+    r = rec.recognize(np.ascontiguousarray(np.rot90(scene, 3)))
+    assert r.best == "poster_a" and r.candidates[0].evidence.support >= 40 and r.candidates[0].evidence.rotation == 3
+    rec.remove("blue_rhythm")
+    rec.add("again", [tiny_site / "blue_rhythm" / "a.jpg"])
+    rec.save()
+    again = bf.read_bundle(out)
+    assert again.members[bf.VERIFY_STEER] == matrices and Recognizer.open(out).index.features.steerer is not None
+
+    def rewritten(name, edit):
+        c = bf.read_bundle(out)
+        members = {n: c.members[n] for n in c.manifest.members}
+        edit(c.manifest, members)
+        return bf.write_bundle(tmp_path / name, c.manifest, members)
+
+    def drop_steerer(m, members):
+        del members[bf.VERIFY_STEER]
+
+    def say_stored(m, members):
+        m.verification = {**m.verification, "turned_features": "stored"}
+
+    def bad_matrices(m, members):
+        from runtime.bundle.npy import npy_bytes
+
+        members[bf.VERIFY_STEER] = npy_bytes(np.zeros((3, 64, 64), np.float32))
+
+    for name, edit, message in (("a", drop_steerer, "turned rows are steered, but verify_steer.npy is missing"),
+                                ("b", say_stored, "not steered, but verify_steer.npy is there"),
+                                ("c", bad_matrices, "verify_steer.npy holds a zero matrix")):
+        with pytest.raises(bf.BundleError, match=message):
+            Recognizer.open(rewritten(f"{name}.sitelens", edit))
+    upright = bf.read_bundle(build_bundle(site, tmp_path / "u.sitelens", tiny_net, size=64, progress=False,
+                                          calibrate=False, turned_features="steered", upright=True))
+    assert upright.manifest.verification["turned_features"] == "stored" and bf.VERIFY_STEER not in upright.members
