@@ -84,19 +84,35 @@ def test_ref_keypoints_sets_upright_and_turned_counts():
         _verifier("orb", ref_keypoints=8)
 
 
-def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
-    """--descriptor-code pca16: 16 bytes a stored keypoint, decoded on open, kept through edits,
-    and a bundle whose members and manifest disagree about it is refused."""
+def _poster_site(tmp_path, tiny_site):
+    """The tiny site plus a textured poster (``poster_a``) that ``planar_scene`` photographs."""
     import shutil
 
-    import numpy as np
-
-    from runtime.recognizer import Recognizer
-    from tests.conftest import planar_scene, poster, write_rgb
+    from tests.conftest import poster, write_rgb
 
     site = tmp_path / "site"
     shutil.copytree(tiny_site, site)
     write_rgb(site / "poster_a" / "a.jpg", poster(0))
+    return site
+
+
+def _rewritten(bundle, out, edit):
+    """``bundle`` written again to ``out`` (unsigned) after ``edit(manifest, members)``."""
+    c = bf.read_bundle(bundle)
+    members = {n: c.members[n] for n in c.manifest.members}
+    edit(c.manifest, members)
+    return bf.write_bundle(out, c.manifest, members)
+
+
+def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
+    """--descriptor-code pca16: 16 bytes a stored keypoint, decoded on open, kept through edits,
+    and a bundle whose members and manifest disagree about it is refused."""
+    import numpy as np
+
+    from runtime.recognizer import Recognizer
+    from tests.conftest import planar_scene
+
+    site = _poster_site(tmp_path, tiny_site)
     out = build_bundle(site, tmp_path / "c.sitelens", tiny_net, size=64, progress=False, calibrate=False,
                        descriptor_code="pca16")
     contents = bf.read_bundle(out)
@@ -120,12 +136,6 @@ def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
     k = rows["poster_a"]
     assert np.array_equal(feats.codes[feats.offsets[k]:feats.offsets[k + 1]], kept["poster_a"])  # same bytes
 
-    def rewritten(name, edit):
-        c = bf.read_bundle(out)
-        members = {n: c.members[n] for n in c.manifest.members}
-        manifest = c.manifest
-        edit(manifest, members)
-        return bf.write_bundle(tmp_path / name, manifest, members)
 
     def drop_basis(m, members):
         del members[bf.VERIFY_PCA]
@@ -140,7 +150,7 @@ def test_descriptor_code_end_to_end(tmp_path, tiny_site, tiny_net):
                                 ("b", say_int8, "verify_pca.npy in a bundle whose descriptors are not coded"),
                                 ("c", say_pca32, "has 16 components, the manifest says pca32")):
         with pytest.raises(bf.BundleError, match=message):
-            Recognizer.open(rewritten(f"{name}.sitelens", edit))
+            Recognizer.open(_rewritten(out, tmp_path / f"{name}.sitelens", edit))
 
 
 def test_descriptor_code_needs_enough_descriptors(tmp_path, tiny_net, caplog):
@@ -157,16 +167,12 @@ def test_steered_turned_features_end_to_end(tmp_path, tiny_site, tiny_net):
     """--turned-features steered: turned rows store nothing, the site's steerer makes them at
     match time (a turned photo verifies), edits keep the steerer, and a bundle whose manifest and
     members disagree about it is refused; an upright site has nothing to steer."""
-    import shutil
-
     import numpy as np
 
     from runtime.recognizer import Recognizer
-    from tests.conftest import planar_scene, poster, write_rgb
+    from tests.conftest import planar_scene
 
-    site = tmp_path / "site"
-    shutil.copytree(tiny_site, site)
-    write_rgb(site / "poster_a" / "a.jpg", poster(0))
+    site = _poster_site(tmp_path, tiny_site)
     out = build_bundle(site, tmp_path / "s.sitelens", tiny_net, size=64, progress=False, calibrate=False,
                        turned_features="steered")
     contents = bf.read_bundle(out)
@@ -186,11 +192,6 @@ def test_steered_turned_features_end_to_end(tmp_path, tiny_site, tiny_net):
     again = bf.read_bundle(out)
     assert again.members[bf.VERIFY_STEER] == matrices and Recognizer.open(out).index.features.steerer is not None
 
-    def rewritten(name, edit):
-        c = bf.read_bundle(out)
-        members = {n: c.members[n] for n in c.manifest.members}
-        edit(c.manifest, members)
-        return bf.write_bundle(tmp_path / name, c.manifest, members)
 
     def drop_steerer(m, members):
         del members[bf.VERIFY_STEER]
@@ -207,7 +208,7 @@ def test_steered_turned_features_end_to_end(tmp_path, tiny_site, tiny_net):
                                 ("b", say_stored, "not steered, but verify_steer.npy is there"),
                                 ("c", bad_matrices, "verify_steer.npy holds a zero matrix")):
         with pytest.raises(bf.BundleError, match=message):
-            Recognizer.open(rewritten(f"{name}.sitelens", edit))
+            Recognizer.open(_rewritten(out, tmp_path / f"{name}.sitelens", edit))
     upright = bf.read_bundle(build_bundle(site, tmp_path / "u.sitelens", tiny_net, size=64, progress=False,
                                           calibrate=False, turned_features="steered", upright=True))
     assert upright.manifest.verification["turned_features"] == "stored" and bf.VERIFY_STEER not in upright.members
