@@ -157,7 +157,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                      max_aspect=o.max_aspect)
     onnx_bytes, precision, precision_report = _network_stage(net, spec, site, o, clock)
     with clock.stage("local-feature models"):
-        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, o.turned_features, o.spread_keypoints)
+        turned = "stored" if o.upright and o.turned_features == "steered" else o.turned_features  # nothing to steer
+        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, turned, o.spread_keypoints)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS
@@ -169,8 +170,6 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
                                         verifier=verifier, workers=o.processes, recipe=recipe)
     site = Site(site.name, described.used, site.metadata)  # calibration sees what the index holds
     steerer = None
-    if verifier is not None and verifier.params.turned_features == "steered" and len(rotations) == 1:
-        verifier.params.turned_features = "stored"   # upright: no turned rows to steer
     if verifier is not None and verifier.params.turned_features == "steered":
         with clock.stage("steerer"):
             steerer = _fit_steerer(verifier, site, progress)

@@ -167,3 +167,12 @@ def fundamental_inliers(src: np.ndarray, dst: np.ndarray) -> int:
     except cv2.error:  # degenerate configurations (e.g. all points on a line)
         return 0
     return int(mask.sum()) if mask is not None else 0
+
+
+def rot90_points(pts: np.ndarray, turns: int, h: int, w: int) -> np.ndarray:
+    """Points (x, y) of an h x w image in ``np.rot90(image, turns)``'s coordinates."""
+    for _ in range(turns % 4):
+        # np.rot90(img, 1) maps (x, y) of an image of width W to (y, W - 1 - x)
+        pts = np.stack([pts[:, 1], (w - 1) - pts[:, 0]], axis=1)
+        h, w = w, h
+    return pts

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.errors import BundleError
+from runtime.verify.geometric import rot90_points
 from runtime.verify.local_features import as_float, quantize, working_size
 
 DIM = 64                # XFeat's descriptor width, the only feature steered
@@ -34,19 +35,9 @@ def turned_points(kp: np.ndarray, turns: int) -> np.ndarray:
     """Keypoints turned ``turns`` quarter turns the way ``np.rot90`` turns an image, inside their
     own extent (the working image's size is not stored; geometry and the learned matcher do not
     depend on where the row sits)."""
-    x, y = kp[:, 0].astype(np.float32), kp[:, 1].astype(np.float32)
-    for _ in range(turns % 4):
-        x, y = y, x.max(initial=0.0) - x
-    return np.stack([x, y], axis=1)
-
-
-def _image_turned_points(kp: np.ndarray, turns: int, h: int, w: int) -> np.ndarray:
-    """``kp`` of an h x w (working) image in the same image turned by ``np.rot90(img, turns)``."""
-    x, y = kp[:, 0].astype(np.float32), kp[:, 1].astype(np.float32)
-    for _ in range(turns % 4):
-        x, y = y, (w - 1) - x
-        h, w = w, h
-    return np.stack([x, y], axis=1)
+    kp = kp.astype(np.float32)
+    h, w = (kp.max(axis=0) + 1 if len(kp) else np.ones(2, np.float32))[::-1]
+    return rot90_points(kp, turns, h, w)
 
 
 def _unit(d: np.ndarray) -> np.ndarray:
@@ -83,16 +74,17 @@ class Steerer:
         return turned_points(kp, k).astype(kp.dtype), out
 
 
-def fit_pairs(extractor, image: np.ndarray, turns: int, keypoints: int = FIT_KEYPOINTS):
+def fit_pairs(extractor, image: np.ndarray, turns: int, keypoints: int = FIT_KEYPOINTS, upright=None):
     """(upright, turned) unit descriptors of the keypoints found at the same place of ``image``
     upright and turned ``turns`` quarter turns (detection is not rotation invariant either: about
-    a tenth of the keypoints are found at both)."""
-    ku, du = extractor.extract(image, keypoints)
+    a tenth of the keypoints are found at both). ``upright``: the image's (keypoints, descriptors)
+    when already extracted with ``keypoints``."""
+    ku, du = upright if upright is not None else extractor.extract(image, keypoints)
     kt, dt = extractor.extract(np.ascontiguousarray(np.rot90(image, turns)), keypoints)
     if len(ku) == 0 or len(kt) == 0:
         return np.zeros((0, DIM), np.float32), np.zeros((0, DIM), np.float32)
     h, w = working_size(*image.shape[:2], extractor.work_side, 32)
-    moved = _image_turned_points(ku, turns, h, w)
+    moved = rot90_points(ku.astype(np.float32), turns, h, w)
     d2 = ((moved[:, None, :] - kt[None, :, :].astype(np.float32)) ** 2).sum(-1)
     nearest = d2.argmin(axis=1)
     ok = d2[np.arange(len(ku)), nearest] <= PAIR_DISTANCE ** 2
@@ -105,9 +97,10 @@ def fit_steerer(extractor, images, progress: bool = False) -> Steerer:
     from tqdm import tqdm
 
     pairs = {k: ([], []) for k in (1, 2, 3)}
-    for image in tqdm(list(images), desc="steerer", unit="image", disable=not progress):
+    for image in tqdm(images, desc="steerer", unit="image", disable=not progress):  # one image in memory at a time
+        upright = extractor.extract(image, FIT_KEYPOINTS)
         for k in (1, 2, 3):
-            u, t = fit_pairs(extractor, image, k)
+            u, t = fit_pairs(extractor, image, k, upright=upright)
             pairs[k][0].append(u)
             pairs[k][1].append(t)
     matrices = []

@@ -25,7 +25,7 @@ import numpy as np
 from runtime.errors import SitelensError
 from runtime.search.feature_store import RowFeatures
 from runtime.verify.descriptor_code import components_of
-from runtime.verify.geometric import Evidence, fit_homography, fundamental_inliers, hull_area, outline_in_query
+from runtime.verify.geometric import Evidence, fit_homography, rot90_points, fundamental_inliers, hull_area, outline_in_query
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
 from runtime.verify.matching import mutual_nearest_many, ratio_test
 
@@ -112,15 +112,6 @@ class VerifyParams:
     def shortlist(self) -> int:
         """Global candidates verification may look at: the first ones and the second look."""
         return self.candidates + self.second_look
-
-
-def _unturn(pts: np.ndarray, turns: int, h: int, w: int) -> np.ndarray:
-    """Points of ``np.rot90(frame, -turns)`` (an h x w image) in the frame's own coordinates."""
-    for _ in range(turns % 4):
-        # np.rot90(img, -1) maps frame (x, y) to (H - 1 - y, x) in an image of width H; invert that
-        pts = np.stack([pts[:, 1], (w - 1) - pts[:, 0]], axis=1)
-        h, w = w, h
-    return pts
 
 
 def empty_features(like) -> tuple[np.ndarray, np.ndarray]:
@@ -308,7 +299,7 @@ class Verifier:
         th, tw = (h, w) if turns % 2 == 0 else (w, h)          # the matched (turned-back) image's size
         pts = np.float64(ev.region) / np.float64(self.extractor.working_scale(th, tw))
         if turns:
-            pts = _unturn(pts, turns, th, tw)
+            pts = rot90_points(pts, turns, th, tw)   # the frame is np.rot90 of the matched image
         return replace(ev, region=tuple(map(tuple, pts.tolist())))
 
     def _match_rows(self, qs, rows, cache: FrameCache) -> None:
