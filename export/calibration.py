@@ -6,7 +6,9 @@ Samples:
 - simulated visitor views of references (a quarter of them turned when the bundle holds turned
   rows), each scored twice: against the whole site (a *positive*: is the right instance found,
   verified, with what score?) and with its own instance left out (a *negative*: a work that is
-  not in the site, seen through the same camera);
+  not in the site, seen through the same camera); a positive with a candidate verified beyond
+  the rules calibration sets in practice (``SURE_SUPPORT``) skips the second look, the 3-D model and the
+  learned matcher, as the device does once a candidate verifies;
 - synthetic plain walls (negatives, kind "wall"), wall labels (kind "label"), and cluttered scenes
   made of pieces of other references, those references left out (negatives, kind "scene"); each
   kind of negative must stay within the budget on its own (a few dozen walls among hundreds of
@@ -39,7 +41,7 @@ from runtime.image.image_io import load_image
 from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
 from runtime.metrics import rates
 from runtime.verify.verifier import FrameCache
-from runtime.recognizer import Findings, Recognizer
+from runtime.recognizer import Findings, Recognizer, ranked
 from runtime.site import Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
@@ -59,6 +61,13 @@ DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly a
 # ... or sharing this many fundamental-matrix inliers: twice the 3-D test's floor (chance geometry
 # between two references of different works stays below about 40 on the dev sets)
 DUPLICATE_FUNDAMENTAL = 2 * MIN_FUNDAMENTAL
+# a simulated view scored as a positive with a candidate this strong (the same plane,
+# ``DUPLICATE_SUPPORT``) skips the second look, the 3-D model and the learned matcher, as the device
+# does once a candidate verifies (the learned matcher's calls on positives were most of its calls,
+# spent on answers already settled). Negatives keep every pass, so the false-accept side of a rule
+# never depends on it; a homography threshold above it (unknowns verified that strongly: a
+# look-alike not left out) only makes the positives' TAR a lower bound.
+SURE_SUPPORT = DUPLICATE_SUPPORT
 
 
 @dataclass
@@ -211,7 +220,7 @@ def _score_views(sc: Scorer, item) -> list[tuple]:
     out = []
     for j in range(sc.views_per_ref):
         view, cache = sc.view(img, k, j), FrameCache()
-        pos = _findings(sc.rec, view, sc.modes, cache=cache) if whole else None
+        pos = _findings(sc.rec, view, sc.modes, cache=cache, stop=_sure) if whole else None
         neg = _findings(sc.rec, view, sc.modes, set(left_out), cache) if left_out is not None else None
         out.append((pos, neg))
     return out
@@ -225,11 +234,20 @@ def _score_image(sc: Scorer, item) -> list[dict]:
     return [_findings(sc.rec, img, sc.modes, None if ex is None else set(ex), cache) for ex in excludes]
 
 
-def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None) -> dict[str, Findings]:
+def _sure(evidence) -> bool:
+    """Verified under any rule calibration can set (``SURE_SUPPORT``)."""
+    return evidence.support >= SURE_SUPPORT
+
+
+def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None, stop=None) -> dict[str, Findings]:
+    """Findings of ``img`` in every match mode, every row and the second look matched (a negative
+    gets every chance); ``stop``: evidence after which the second look, the 3-D model and the
+    learned matcher are skipped (``Verifier.evidence``'s ``verified``)."""
     cache = FrameCache() if cache is None else cache
     if cache.descriptor is None:
         cache.descriptor = rec.embedder.embed(img)
-    return {m: rec.findings(img, cache.descriptor, m, exclude=exclude, all_passes=True, cache=cache) for m in modes}
+    return {m: rec.findings(img, cache.descriptor, m, exclude=exclude, stop=stop, all_passes=True, cache=cache)
+            for m in modes}
 
 
 def synthetic_counts(references: int) -> tuple[int, int]:
@@ -343,11 +361,14 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
 
 def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str) -> np.ndarray:
     """Per sample: 1 accepted with the right instance, -1 accepted with a wrong one, 0 rejected."""
-    out = []
-    for s in samples:
-        r = rec.decide(s.findings[mode], mode, rule=rule)
-        out.append(0 if not r.accepted else (1 if r.instance == s.truth else -1))
-    return np.array(out, np.int8)
+    out = np.zeros(len(samples), np.int8)
+    for k, s in enumerate(samples):
+        f = s.findings[mode]
+        if f.hits:
+            order, decided_by = ranked(f, rule)
+            if decided_by is not None:
+                out[k] = 1 if order[0] == s.truth else -1
+    return out
 
 
 def by_source(samples: list[Sample]) -> dict[str, list[Sample]]:

@@ -137,12 +137,40 @@ def free_strip(shape: tuple[int, int], regions: list) -> tuple[int, int, int, in
     ok = [b for b in bands if b[2] - b[0] >= 96 and b[3] - b[1] >= 96
           and (b[2] - b[0]) * (b[3] - b[1]) >= MIN_STRIP * h * w]
     return max(ok, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if ok else None
+
+
 TIE_SHARE = 0.75  # verified candidates with this share of the best support count as a tie
 # Unverified candidates are ranked by global cosine + GEOMETRY_WEIGHT x the share of its verification
 # threshold their geometry reached (Rule.strength, 0..1). A building seen from another street corner
 # rarely passes the 3-D test, yet its partial evidence still points at the right one more often than
 # the global descriptor alone (checked on the four dev sets over a range of weights around this one).
 GEOMETRY_WEIGHT = 0.2
+
+
+def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
+    """The shortlist's instances in answer order under ``rule`` and what accepts the first one
+    ("verification", "global" or None: rejected); ``findings`` has at least one hit. Verified
+    candidates come first, then the rest by global score lifted by partial geometry. The one
+    owner of the answer: ``Recognizer.decide`` wraps it, calibration counts its outcomes."""
+    hits, ev = findings.hits, findings.verification
+    order = [h[0] for h in hits]
+    if ev:
+        verified = [i for i in order if i in ev and rule.verified(ev[i])]
+        if verified:
+            # geometry ranks, but when several fit about equally well (the same shape in two
+            # colours, XFeat sees grey levels) the global descriptor decides among them
+            top = max(ev[i].support for i in verified)
+            verified.sort(key=lambda i: (ev[i].support < TIE_SHARE * top, order.index(i)))
+        scores = {h[0]: h[1] for h in hits}
+        rest = sorted((i for i in order if i not in verified),
+                      key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i))))
+        order = verified + rest
+    best = order[0]
+    if ev and best in ev and rule.verified(ev[best]):
+        return order, "verification"
+    if best == hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
+        return order, "global"
+    return order, None
 
 
 class Recognizer:
@@ -330,25 +358,9 @@ class Recognizer:
         hits, ev = findings.hits, findings.verification
         if not hits:
             return Recognition(None, False, 0.0, 0.0, None, {}, [])
-        order = [h[0] for h in hits]
-        if ev:  # verified candidates first, then the rest by global score lifted by partial geometry
-            verified = [i for i in order if i in ev and rule.verified(ev[i])]
-            if verified:
-                # geometry ranks, but when several fit about equally well (the same shape in two
-                # colours, XFeat sees grey levels) the global descriptor decides among them
-                top = max(ev[i].support for i in verified)
-                verified.sort(key=lambda i: (ev[i].support < TIE_SHARE * top, order.index(i)))
-            scores = {h[0]: h[1] for h in hits}
-            rest = sorted((i for i in order if i not in verified),
-                          key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i))))
-            order = verified + rest
+        order, decided_by = ranked(findings, rule)
         best = order[0]
         score, margin = findings.score_margin(best)
-        decided_by = None
-        if ev and best in ev and rule.verified(ev[best]):
-            decided_by = "verification"
-        elif best == hits[0][0] and rule.global_accepts(score, margin, findings.top_evidence()):
-            decided_by = "global"
         accepted = decided_by is not None
         # accepted answers above rejected ones; then the share of the verification bar reached and
         # the cosine, half each (GAP ranks every answer of an evaluation by it)

@@ -231,7 +231,9 @@ class Verifier:
         candidate's rows best first (the first row of every candidate is matched before any second);
         asked for the second look's candidates only when it runs;
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
-        ``all_passes`` matches every row (calibration: negatives must get every chance);
+        ``all_passes`` matches every row of the first candidates (calibration: negatives must get
+        every chance); with ``verified`` too, the later stages (second look, 3-D models, learned
+        matcher) still stop once a candidate passes (calibration's positives);
         ``cache``: a ``FrameCache`` kept across calls on the same image (query features, per-row results);
         ``deadline`` (a ``time.perf_counter()`` value): the stages after the first (the candidates'
         next rows, the second look, the 3-D models, the learned matcher) are skipped once it has
@@ -260,8 +262,11 @@ class Verifier:
         all_feats = _rows(features_of(first))
         turns, later_turns = self._turns(first, all_feats)
 
+        def settled() -> bool:
+            return verified is not None and any(verified(e) for e in out.values())
+
         def done() -> bool:
-            return not all_passes and verified is not None and any(verified(e) for e in out.values())
+            return not all_passes and settled()
 
         # every candidate's best row first, then its next ones; then (shared turned features) the
         # rows of the later rotations, when nothing verified
@@ -281,7 +286,7 @@ class Verifier:
                 break
             if phase == 2:
                 turns = turns | later_turns
-        if second and not done() and not late():
+        if second and not settled() and not late():
             more = {i: [f for f in rows if f.rotation in turns] for i, rows in _rows(features_of(second)).items()}
             self._second_look(qs, second, more, out, pts, best, cache)
         if self.params.fundamental and not late():

@@ -160,3 +160,23 @@ def test_suspects_are_what_a_rule_could_accept():
                   "d": Evidence(40, MIN_SUPPORT - 1, MIN_FUNDAMENTAL - 1)})
     assert suspects({"hnsw": f}, alike_score=0.8) == {"a", "b", "c"}
     assert suspects({"hnsw": Findings([("a", 0.9, 0)])}, alike_score=0.95) == set()
+
+
+def test_positives_verified_beyond_any_rule_skip_the_3d_model(tiny_bundle, tiny_site):
+    """A simulated view scored as a positive with a candidate at ``SURE_SUPPORT`` gets no second
+    look, 3-D model or learned matcher (the device stops there too); scored as a negative it gets
+    every pass."""
+    from export.calibration import SURE_SUPPORT, _findings, _sure
+    from runtime.image.image_io import load_image
+    from runtime.verify.verifier import FrameCache
+
+    rec = Recognizer.open(tiny_bundle)
+    img = load_image(sorted(tiny_site.glob("*/a.jpg"))[0])
+    full = _findings(rec, img, ("exact",), cache=FrameCache())["exact"].verification
+    assert max(e.support for e in full.values()) >= SURE_SUPPORT      # a reference against itself
+    assert any(e.fundamental > 0 for e in full.values())
+    sure = _findings(rec, img, ("exact",), cache=FrameCache(), stop=_sure)["exact"].verification
+    assert all(e.fundamental == 0 for e in sure.values())
+    # the first candidates' rows are all matched; the second look's candidates are not looked at
+    assert {i: e.support for i, e in sure.items()} == {i: e.support for i, e in full.items() if i in sure}
+
