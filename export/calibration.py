@@ -17,7 +17,7 @@ Samples:
   that the budget's quantile does not rest on a single sample; fewer on smaller sites
   (``synthetic_counts``), whose rules that makes stricter, not looser;
 - a survey, when given (``export --survey``): real photos of works in the site (positives, and
-  negatives with their instance left out) and of things not in it (``__unknown__``, negatives).
+  negatives with their instance and its look-alikes left out) and of things not in it (``__unknown__``, negatives).
 
 Rules (see ``runtime/thresholds.py``) are chosen in order: the homography-support threshold gets
 half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarter, the global
@@ -339,23 +339,33 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                 for i, f in zip(again, pool.map(_score_image, scenes(again, left), "", False, batch=64)):
                     found[i] = f[0]
             out.negatives += [Sample(f, None, "scene") for f in found]
-        if looks is not None:
-            looks.report()
-            out.look_alikes = looks.found()
-        if survey:
+        if survey:  # a known photo is a positive, and (several works) a negative with its work left out
+            left = {i: set(q.instances) for i, q in enumerate(survey) if not q.is_unknown and several}
+
             def photos():
-                for q in survey:
-                    known = not q.is_unknown
-                    yield load_image(q.path), (None, set(q.instances)) if known and several else (None,)
+                for i, q in enumerate(survey):
+                    yield load_image(q.path), (None, left[i]) if i in left else (None,)
 
             found = pool.map(_score_image, photos(), "calibrate (survey photos)", progress, batch=64)
-            for q, f in zip(survey, found):
+            if left:
+                with clock.stage("look-alikes"):  # its work's look-alikes are no unknowns for it either
+                    wider = looks.widen({i: [found[i][1]] for i in left}, {i: set(survey[i].instances) for i in left},
+                                        left)
+                again = sorted(wider)
+                rescored = pool.map(_score_image, ((load_image(survey[i].path), (wider[i],)) for i in again), "", False,
+                                    batch=64)
+                for i, f in zip(again, rescored):
+                    found[i] = [found[i][0], f[0]]
+            for i, (q, f) in enumerate(zip(survey, found)):
                 if q.is_unknown:
                     out.negatives.append(Sample(f[0], None, "survey"))
                     continue
                 out.positives.append(Sample(f[0], next(iter(q.instances)), "survey"))
-                if several:
+                if i in left:
                     out.negatives.append(Sample(f[1], None, "survey"))
+        if looks is not None:
+            looks.report()
+            out.look_alikes = looks.found()
     return out
 
 
