@@ -20,6 +20,36 @@ class RowFeatures(NamedTuple):
     descriptors: np.ndarray
 
 
+class SteeredRow:
+    """A quarter-turned row made from its image's upright row by a ``Steerer``, when first read:
+    verification reads the features of few of the rows it is given (a candidate's other turns only
+    when its best row did not verify), so the others are never made. Unpacks and reads like
+    ``RowFeatures``; the upright arrays it holds are never changed (``FeatureStore`` builds new
+    arrays instead), so it may be read outside the index's lock, from any thread (two threads
+    reading it first make the same arrays)."""
+
+    __slots__ = ("row", "rotation", "_upright", "_steerer", "_turned")
+
+    def __init__(self, row: int, rotation: int, upright: tuple[np.ndarray, np.ndarray], steerer):
+        self.row, self.rotation = row, rotation
+        self._upright, self._steerer, self._turned = upright, steerer, None
+
+    def _made(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._turned is None:
+            self._turned = self._steerer.turn(self.rotation, *self._upright)
+        return self._turned
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        return self._made()[0]
+
+    @property
+    def descriptors(self) -> np.ndarray:
+        return self._made()[1]
+
+    def __iter__(self):
+        return iter((self.row, self.rotation, self.keypoints, self.descriptors))
+
 
 class FeatureStore:
     """``codec``: the site's ``DescriptorCode`` when the bundle stores descriptors coded, else None.

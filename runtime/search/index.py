@@ -22,7 +22,7 @@ import numpy as np
 from runtime.search.binary_codes import BinaryCodes
 from runtime.errors import SitelensError
 from runtime.kinds import MATCH_MODES  # noqa: F401 (validated here, re-exported)
-from runtime.search.feature_store import FeatureStore, RowFeatures
+from runtime.search.feature_store import FeatureStore, RowFeatures, SteeredRow
 from runtime.search.index_params import IndexParams
 from runtime.search.rwlock import RWLock
 
@@ -195,7 +195,8 @@ class ReferenceIndex:
         snapshot); with ``query`` (a descriptor), rows most similar to it first, at most ``limit``.
         ``shared_turns``: a quarter-turned row gets the features of its image's upright row (the
         verifier turns the query back instead). When the store has a steerer (``FeatureStore``), a
-        quarter-turned row gets its image's upright row's features turned by it."""
+        quarter-turned row gets its image's upright row's features turned by it (a ``SteeredRow``,
+        turned when first read)."""
         with self.lock.read():
             if self.features is None:
                 return {inst: [] for inst in instances}
@@ -210,9 +211,10 @@ class ReferenceIndex:
                 feats = []
                 for i in rows[:limit]:
                     kp, desc = self.features.row(upright.get(self.images[i], i))
-                    if steer is not None and self.rotations[i]:
-                        kp, desc = steer.turn(self.rotations[i], kp, desc)
-                    feats.append(RowFeatures(i, self.rotations[i], kp, desc))
+                    if steer is not None and self.rotations[i]:  # made when verification reads it
+                        feats.append(SteeredRow(i, self.rotations[i], (kp, desc), steer))
+                    else:
+                        feats.append(RowFeatures(i, self.rotations[i], kp, desc))
                 out[inst] = feats
             return out
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from runtime.errors import SitelensError
-from runtime.search.feature_store import RowFeatures
+from runtime.search.feature_store import RowFeatures, SteeredRow
 from runtime.verify.descriptor_code import components_of
 from runtime.verify.geometric import Evidence, fit_homography, rot90_points, fundamental_inliers, hull_area, outline_in_query
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
@@ -227,8 +227,8 @@ class Verifier:
         ``candidates``: the global shortlist, best first; the first ``params.candidates`` are
         verified, the next ``params.second_look`` only when none of those verified (see
         ``_second_look``).
-        ``features_of(instances)`` -> {instance: [RowFeatures (row, rotation, keypoints, descriptors), ...]}, each
-        candidate's rows best first (the first row of every candidate is matched before any second);
+        ``features_of(instances)`` -> {instance: [RowFeatures or SteeredRow (row, rotation, keypoints,
+        descriptors), ...]}, each candidate's rows best first (the first row of every candidate is matched before any second);
         asked for the second look's candidates only when it runs;
         ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row of the first candidates (calibration: negatives must get
@@ -380,6 +380,8 @@ class Verifier:
             out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache.glue[row]))
 
 
-def _rows(feats: dict) -> dict[str, list[RowFeatures]]:
-    """``features_of``'s answer as RowFeatures (plain (row, rotation, keypoints, descriptors) tuples too)."""
-    return {inst: [RowFeatures(*f) for f in rows] for inst, rows in feats.items()}
+def _rows(feats: dict) -> dict[str, list]:
+    """``features_of``'s answer as rows with named fields: RowFeatures and SteeredRow as they are
+    (a steered row is made only if read), plain (row, rotation, keypoints, descriptors) tuples too."""
+    return {inst: [f if isinstance(f, (RowFeatures, SteeredRow)) else RowFeatures(*f) for f in rows]
+            for inst, rows in feats.items()}

@@ -70,3 +70,47 @@ def test_a_bundle_steerer_is_checked(steerer):
 def test_blank_images_cannot_fit_a_steerer(verifier):
     with pytest.raises(ValueError, match="too few keypoints"):
         fit_steerer(verifier.extractor, [np.full((200, 300, 3), 128, np.uint8)])
+
+
+class _Counting(Steerer):
+    """A steerer that counts the rows it turns."""
+
+    def __init__(self, matrices):
+        super().__init__(matrices)
+        self.turned = 0
+
+    def turn(self, rotation, kp, desc):
+        self.turned += 1
+        return super().turn(rotation, kp, desc)
+
+
+def test_steered_rows_are_made_when_verification_reads_them(verifier, steerer):
+    """The index hands turned rows out unmade; verification makes only those it matches (a
+    candidate's other turns only when its best row did not verify), each once, equal to
+    ``Steerer.turn`` of the upright row."""
+    from runtime.search.feature_store import FeatureStore, SteeredRow
+    from runtime.search.index import IndexParams, ReferenceIndex
+
+    scene, art = planar_scene(seed=3)
+    kp, desc = verifier.reference_features(art)
+    counting = _Counting(steerer.matrices)
+    empty = (kp[:0], desc[:0])
+    store = FeatureStore.from_rows([(kp, desc), empty, empty, empty]).steered(counting)
+    rng = np.random.default_rng(0)
+    descs = rng.normal(size=(4, 16)).astype(np.float32)
+    descs /= np.linalg.norm(descs, axis=1, keepdims=True)
+    index = ReferenceIndex(descs, ["shown"] * 4, params=IndexParams(), features=store, rotations=[0, 1, 2, 3],
+                           images=[0, 0, 0, 0])
+    rows = index.features_of(["shown"], descs[0], 4)["shown"]
+    assert rows[0].row == 0 and sum(isinstance(r, SteeredRow) for r in rows) == 3 and counting.turned == 0
+    ev = verifier.evidence(scene, ["shown"], lambda names: index.features_of(names, descs[0], 4),
+                           lambda e: e.support >= 15, cache=FrameCache())
+    assert ev["shown"].support >= 40 and counting.turned == 0     # the upright row verified: none made
+    turned = next(r for r in rows if r.rotation == 1)
+    row, rotation, tkp, tdesc = turned
+    want = steerer.turn(1, kp, desc)
+    np.testing.assert_array_equal(tdesc, want[1])
+    np.testing.assert_array_equal(tkp, want[0])
+    assert (row, rotation) == (turned.row, 1) and counting.turned == 1
+    turned.descriptors
+    assert counting.turned == 1                                   # made once
