@@ -28,7 +28,8 @@ to verify. Instances whose references show the same thing are not used as each o
 (``LookAlikes``): the same plane (homography support) or the same 3-D structure
 (fundamental-matrix inliers: two references of one facade from different corners). They are looked
 for only where they would matter: among the instances a negative could be accepted as
-(``suspects``), after which that negative is scored again with them left out.
+(``suspects``), of the negatives that could set a rule (``relevant``: the few at the top of each
+kind of evidence), after which that negative is scored again with them left out (``settle``).
 """
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ log = logging.getLogger("sitelens")
 MIN_SUPPORT = 12
 MIN_FUNDAMENTAL = 30
 MAX_REPORTED_PAIRS = 200  # look-alike pairs the bundle's calibration report lists (all are counted)
-SETTLE_ROUNDS = 3  # look-alike checks of simulated views: a work catalogued three times needs two
 SHARE_HOMOGRAPHY, SHARE_FUNDAMENTAL = 0.5, 0.25
 DUPLICATE_SUPPORT = 60.0  # references of two instances verified this strongly against each other look alike
 # ... or sharing this many fundamental-matrix inliers: twice the 3-D test's floor (chance geometry
@@ -82,6 +82,83 @@ class SampleSet:
     positives: list[Sample] = field(default_factory=list)
     negatives: list[Sample] = field(default_factory=list)
     look_alikes: list[tuple[str, str]] = field(default_factory=list)   # pairs of instances (``LookAlikes``)
+
+
+@dataclass
+class Unknowns:
+    """Negatives that leave works out: a reference's simulated views, a cluttered scene, a survey
+    photo of a known work. ``owners``: the works it shows; ``left``: the instances left out when it
+    was scored (the owners, and the look-alikes found of them); ``findings``: one dict (match mode
+    -> Findings) per sample; ``key``: which view set, scene or photo, to score it again."""
+    source: str
+    key: int
+    owners: set
+    left: set
+    findings: list
+
+
+MAX_SETTLE_ROUNDS = 50   # rounds of look-alike checks; more would only leave a few rules stricter
+
+
+def relevant(samples: list[tuple], modes, target_far: float, alike_score: float) -> set:
+    """The owners of the negatives that could set a rule (``choose_rule``); ``samples``: (owner,
+    kind of negative, findings: match mode -> Findings). Per match mode and kind: those at the top
+    of homography support (as many as the budget lets through, and the next one), then of 3-D
+    evidence among those the support threshold leaves, and any whose global score reaches a right
+    answer's (``alike_score``). A look-alike of any other negative cannot move a threshold:
+    looking for those matched most references of a large site against it (most negatives have
+    some candidate at the verification floors)."""
+    out = set()
+    for mode in modes:
+        groups: dict[str, list] = {}
+        for owner, source, findings in samples:
+            groups.setdefault(source, []).append((owner, findings[mode]))
+        support = {source: np.array([max((e.support for e in (f.verification or {}).values()), default=0.0)
+                                     for _, f in group]) for source, group in groups.items()}
+        threshold = max([_smallest_threshold(v, SHARE_HOMOGRAPHY * target_far, MIN_SUPPORT)
+                         for v in support.values()], default=MIN_SUPPORT)
+        for source, group in groups.items():
+            sup, n = support[source], len(group)
+            top = np.argsort(-sup, kind="stable")[: int(np.floor(SHARE_HOMOGRAPHY * target_far * n)) + 1]
+            out.update(group[i][0] for i in top if sup[i] >= MIN_SUPPORT)
+            fund = np.array([max((e.fundamental for e in (f.verification or {}).values()), default=0)
+                             if sup[j] < threshold else -1 for j, (_, f) in enumerate(group)])
+            top = np.argsort(-fund, kind="stable")[: int(np.floor(SHARE_FUNDAMENTAL * target_far * n)) + 1]
+            out.update(group[i][0] for i in top if fund[i] >= MIN_FUNDAMENTAL)
+            out.update(owner for owner, f in group if any(score >= alike_score for _, score, _ in f.hits))
+    out.discard(None)
+    return out
+
+
+def settle(units: list[Unknowns], others: list[Sample], looks: "LookAlikes", modes, target_far: float, rescore,
+           clock: StageClock) -> None:
+    """Leave look-alikes out of the negatives that could set a rule (``relevant``), until none of
+    those has a suspect (``suspects``) that is one: each round checks their owners and suspects
+    (``LookAlikes.widen``), scores the ones that grew again (``rescore(source, units)`` -> new
+    findings per unit) and looks again, since a lower threshold brings other negatives to the
+    top and a work catalogued three times shows its third copy once the second is left out.
+    ``others``: negatives that leave nothing out (walls, labels, unknown survey photos), which
+    take part in the thresholds. Changes ``units`` in place."""
+    for _ in range(MAX_SETTLE_ROUNDS):
+        with clock.stage("look-alikes"):
+            samples = [(k, u.source, f) for k, u in enumerate(units) for f in u.findings]
+            samples += [(None, s.source, s.findings) for s in others]
+            todo = sorted(relevant(samples, modes, target_far, looks.alike_score))
+            wider = looks.widen({k: units[k].findings for k in todo}, {k: units[k].owners for k in todo},
+                                {k: units[k].left for k in todo})
+        if not wider:
+            return
+        for source, stage in (("simulated", "simulated views left out"), ("scene", "cluttered scenes"),
+                              ("survey", "survey photos")):
+            keys = [k for k in sorted(wider) if units[k].source == source]
+            if keys:
+                with clock.stage(stage):
+                    for k in keys:
+                        units[k].left = wider[k]
+                    for k, findings in zip(keys, rescore(source, [units[k] for k in keys])):
+                        units[k].findings = findings
+    log.warning("sitelens: look-alikes still turning up after %d rounds; the rules keep the rest as unknowns",
+                MAX_SETTLE_ROUNDS)
 
 
 def alike(score: float, evidence, alike_score: float) -> bool:
@@ -118,9 +195,9 @@ class LookAlikes:
     Found on demand: ``check(instances)`` matches each reference of those instances (once) against
     the site with its own instance left out, and another instance is alike when ``alike`` says so
     (both ways: a pair found from either side counts for both). Calibration checks only the
-    instances of a negative and of its ``suspects``: a look-alike that does not come near being
-    accepted changes no rule, and matching every reference made this stage grow with the site
-    (it was a third of a 1,000-reference build). ``pool``: a ``Pool`` of ``Scorer`` workers."""
+    instances of a negative that could set a rule (``relevant``) and of its ``suspects``: a
+    look-alike that does not come near being accepted changes no rule, and matching every
+    reference made this stage grow with the site. ``pool``: a ``Pool`` of ``Scorer`` workers."""
 
     def __init__(self, site: Site, pool: Pool, alike_score: float, progress: bool = True):
         self.pool, self.alike_score, self.progress = pool, alike_score, progress
@@ -261,7 +338,8 @@ def synthetic_counts(references: int) -> tuple[int, int]:
 
 def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None, min_views: int = 400,
            max_views: int = 800, backgrounds: int | None = None, collages: int | None = None, seed: int = 0,
-           progress: bool = True, clock: StageClock | None = None, workers: int = 1, contents=None) -> SampleSet:
+           progress: bool = True, clock: StageClock | None = None, workers: int = 1, contents=None,
+           target_far: float = 0.01) -> SampleSet:
     """``min_views``/``max_views``: simulated views of references, ``ceil(min_views / references)``
     of each (1-10) over at most ``max_views // that`` references (``BuildOptions.calibration_views``
     sets both); ``backgrounds``, ``collages``: numbers of synthetic negatives (default ``synthetic_counts``).
@@ -288,84 +366,68 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             scored = pool.map(_score_views, [(k, ref, True, {ref.instance} if several else None)
                                              for k, ref in enumerate(refs)], "calibrate (simulated views)", progress)
         out.positives = [Sample(pos, ref.instance, "simulated") for ref, views in zip(refs, scored) for pos, _ in views]
-        looks = None
+        units: list[Unknowns] = []   # negatives that leave works out, in the order they are reported
         if several:
-            right = [s.findings["exact"].hits[0][1] for s in out.positives
-                     if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
-            looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
-            left = {k: {ref.instance} for k, ref in enumerate(refs)}
-            pending = list(range(len(refs)))
-            for _ in range(SETTLE_ROUNDS):  # a third copy of a work may surface once the second is left out
-                with clock.stage("look-alikes"):
-                    wider = looks.widen({k: [neg for _, neg in scored[k]] for k in pending},
-                                        {k: {refs[k].instance} for k in pending}, left)
-                if not wider:
-                    break
-                left.update(wider)
-                again = sorted(wider)
-                with clock.stage("simulated views left out"):  # again, with the look-alikes left out too
-                    rescored = pool.map(_score_views, [(k, refs[k], False, left[k]) for k in again],
-                                        "calibrate (look-alikes left out)", progress)
-                for k, views in zip(again, rescored):
-                    scored[k] = [(pos, neg) for (pos, _), (_, neg) in zip(scored[k], views)]
-                pending = again
-            out.negatives = [Sample(neg, None, "simulated") for views in scored for _, neg in views]
+            units = [Unknowns("simulated", k, {ref.instance}, {ref.instance}, [neg for _, neg in views])
+                     for k, (ref, views) in enumerate(zip(refs, scored))]
         with clock.stage("walls and labels"):
             walls = ((wall_label(rng, 360, 480) if i % 2 else random_wall(rng, 360, 480), (None,))
                      for i in range(backgrounds))
             found = pool.map(_score_image, walls, "calibrate (walls and labels)", progress, batch=64)
-            out.negatives += [Sample(f[0], None, "label" if i % 2 else "wall") for i, f in enumerate(found)]
+            plain = [Sample(f[0], None, "label" if i % 2 else "wall") for i, f in enumerate(found)]
+        groups = []
         if len(rec.instances) > 2:
             mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
             chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
             groups = [chosen[3 * i % len(chosen): 3 * i % len(chosen) + 3] for i in range(collages)]
-            owners = {i: {r.instance for r in group} for i, group in enumerate(groups)}
-            left = {i: set().union(*({inst} | looks.of(inst) for inst in owners[i])) for i in owners}
 
-            def scenes(which, excluded):  # scene i is drawn from its own generator: it can be drawn again
-                for i in which:
-                    r = np.random.default_rng([seed, 3, i])
-                    yield mild(collage(r, [load_image(ref.path) for ref in groups[i]]), r), (excluded[i],)
+            def scene(i):  # scene i is drawn from its own generator: it can be drawn again
+                r = np.random.default_rng([seed, 3, i])
+                return mild(collage(r, [load_image(ref.path) for ref in groups[i]]), r)
 
             with clock.stage("cluttered scenes"):
-                found = pool.map(_score_image, scenes(range(collages), left), "calibrate (cluttered scenes)",
-                                 progress, batch=64)
-                found = [f[0] for f in found]
-            with clock.stage("look-alikes"):  # a scene's works' look-alikes are not unknowns in it either
-                wider = looks.widen({i: [f] for i, f in enumerate(found)}, owners, left)
-            with clock.stage("cluttered scenes"):
-                left.update(wider)
-                again = sorted(wider)
-                for i, f in zip(again, pool.map(_score_image, scenes(again, left), "", False, batch=64)):
-                    found[i] = f[0]
-            out.negatives += [Sample(f, None, "scene") for f in found]
+                owners = [{r.instance for r in group} for group in groups]
+                found = pool.map(_score_image, ((scene(i), (owners[i],)) for i in range(collages)),
+                                 "calibrate (cluttered scenes)", progress, batch=64)
+            units += [Unknowns("scene", i, owners[i], set(owners[i]), [f[0]]) for i, f in enumerate(found)]
+        unknown_photos: list[Sample] = []
         if survey:  # a known photo is a positive, and (several works) a negative with its work left out
-            left = {i: set(q.instances) for i, q in enumerate(survey) if not q.is_unknown and several}
+            with clock.stage("survey photos"):
+                def photos():
+                    for q in survey:
+                        known = not q.is_unknown
+                        yield load_image(q.path), (None, set(q.instances)) if known and several else (None,)
 
-            def photos():
-                for i, q in enumerate(survey):
-                    yield load_image(q.path), (None, left[i]) if i in left else (None,)
-
-            found = pool.map(_score_image, photos(), "calibrate (survey photos)", progress, batch=64)
-            if left:
-                with clock.stage("look-alikes"):  # its work's look-alikes are no unknowns for it either
-                    wider = looks.widen({i: [found[i][1]] for i in left}, {i: set(survey[i].instances) for i in left},
-                                        left)
-                again = sorted(wider)
-                rescored = pool.map(_score_image, ((load_image(survey[i].path), (wider[i],)) for i in again), "", False,
-                                    batch=64)
-                for i, f in zip(again, rescored):
-                    found[i] = [found[i][0], f[0]]
+                found = pool.map(_score_image, photos(), "calibrate (survey photos)", progress, batch=64)
             for i, (q, f) in enumerate(zip(survey, found)):
                 if q.is_unknown:
-                    out.negatives.append(Sample(f[0], None, "survey"))
+                    unknown_photos.append(Sample(f[0], None, "survey"))
                     continue
                 out.positives.append(Sample(f[0], next(iter(q.instances)), "survey"))
-                if i in left:
-                    out.negatives.append(Sample(f[1], None, "survey"))
-        if looks is not None:
+                if several:
+                    units.append(Unknowns("survey", i, set(q.instances), set(q.instances), [f[1]]))
+        if several:
+            right = [s.findings["exact"].hits[0][1] for s in out.positives
+                     if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
+            looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
+
+            def rescore(source: str, todo: list[Unknowns]):
+                if source == "simulated":
+                    items = [(u.key, refs[u.key], False, u.left) for u in todo]
+                    return [[neg for _, neg in views] for views in pool.map(_score_views, items, "", False)]
+                if source == "scene":
+                    items = ((scene(u.key), (u.left,)) for u in todo)
+                else:
+                    items = ((load_image(survey[u.key].path), (u.left,)) for u in todo)
+                return [[f[0]] for f in pool.map(_score_image, items, "", False, batch=64)]
+
+            settle(units, plain + unknown_photos, looks, modes, target_far, rescore, clock)
             looks.report()
             out.look_alikes = looks.found()
+        out.negatives = ([Sample(f, None, u.source) for u in units if u.source == "simulated" for f in u.findings]
+                         + plain + [Sample(f, None, u.source) for u in units if u.source == "scene" for f in u.findings]
+                         + unknown_photos
+                         + [Sample(f, None, u.source) for u in units if u.source == "survey" for f in u.findings])
     return out
 
 
@@ -473,7 +535,7 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
     """Rules for every match mode the bundle supports."""
     clock = clock or StageClock()
     modes = [m for m in MATCH_MODES if m not in BINARY_MATCH_MODES or rec.index.binary is not None]
-    samples = gather(rec, site, modes, survey, progress=progress, clock=clock, **kw)
+    samples = gather(rec, site, modes, survey, progress=progress, clock=clock, target_far=target_far, **kw)
     rules, reports = {}, {}
     with clock.stage("rules"):
         for mode in modes:

@@ -183,3 +183,26 @@ def test_positives_verified_beyond_any_rule_skip_the_3d_model(tiny_bundle, tiny_
     # the first candidates' rows are all matched; the second look's candidates are not looked at
     assert {i: e.support for i, e in sure.items()} == {i: e.support for i, e in full.items() if i in sure}
 
+
+
+def test_relevant_negatives_are_those_that_could_set_a_rule():
+    """Per kind of negative: the top of homography support (as many as the budget lets through,
+    and one more), the top of 3-D evidence among the rest, and any with a right answer's global
+    score; the others' look-alikes cannot move a threshold and are not looked for."""
+    from export.calibration import MIN_FUNDAMENTAL, relevant
+    from runtime.recognizer import Findings
+    from runtime.verify.geometric import Evidence
+
+    def neg(support=0.0, fundamental=0, score=0.3):
+        inliers = int(support)
+        return {"exact": Findings([("x", score, 0)], {"x": Evidence(100, inliers, fundamental, 0, 0.5)})}
+
+    samples = [(k, "simulated", neg(support=MIN_SUPPORT + k % 5)) for k in range(300)]   # all at the floors
+    samples[10] = (10, "simulated", neg(support=80))
+    samples[20] = (20, "simulated", neg(support=50))
+    samples[30] = (30, "simulated", neg(support=40))
+    samples[40] = (40, "simulated", neg(fundamental=MIN_FUNDAMENTAL + 20))
+    samples[50] = (50, "simulated", neg(score=0.95))
+    samples += [(None, "wall", neg(support=90))]   # a wall leaves nothing out
+    # 0.5% of 300 lets 1 through on homography: the two strongest; 0.25% lets none on 3-D: the strongest
+    assert relevant(samples, ("exact",), 0.01, alike_score=0.8) == {10, 20, 40, 50}
