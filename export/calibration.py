@@ -175,15 +175,22 @@ def alike(score: float, evidence, alike_score: float) -> bool:
 
 
 def suspects(findings: dict, alike_score: float) -> set[str]:
-    """Instances a negative's findings (match mode -> Findings) could be accepted as: a global
-    score of at least ``alike_score``, or verification evidence at the floors any rule keeps
-    (``MIN_SUPPORT``, ``MIN_FUNDAMENTAL``). Only these can make a look-alike count as a false
-    accept, so only these are tested for being one (``LookAlikes``)."""
+    """The instances a negative's findings (match mode -> Findings) would be accepted as first: in
+    each mode, the candidate with the most homography support and the one with the most
+    fundamental-matrix inliers, at the floors any rule keeps (``MIN_SUPPORT``, ``MIN_FUNDAMENTAL``),
+    and the global top-1 when it scores ``alike_score`` (the global path accepts nothing else).
+    Only these can make a look-alike count as a false accept, so only these are tested for being
+    one (``LookAlikes``); once one is left out, the next takes its place and is tested in the next
+    round (``settle``). Testing every candidate at the floors tested most of a large site."""
     out = set()
     for f in findings.values():
-        out.update(inst for inst, score, _ in f.hits if score >= alike_score)
-        out.update(inst for inst, e in (f.verification or {}).items()
-                   if e.support >= MIN_SUPPORT or e.fundamental >= MIN_FUNDAMENTAL)
+        if f.hits and f.hits[0][1] >= alike_score:
+            out.add(f.hits[0][0])
+        ev = f.verification or {}
+        for attr, floor in (("support", MIN_SUPPORT), ("fundamental", MIN_FUNDAMENTAL)):
+            best = max(ev, key=lambda i: getattr(ev[i], attr), default=None)
+            if best is not None and getattr(ev[best], attr) >= floor:
+                out.add(best)
     return out
 
 

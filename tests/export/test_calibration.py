@@ -153,7 +153,8 @@ def test_a_work_catalogued_twice_is_found_and_reported(calibrated):
 
 
 def test_suspects_are_what_a_rule_could_accept():
-    """A negative's suspects: hits at the look-alike score, or evidence at the verification floors."""
+    """A negative's suspects: what it would be accepted as first, in each mode: the global top-1 at
+    the look-alike score, the strongest homography and the strongest 3-D evidence at the floors."""
     from export.calibration import MIN_FUNDAMENTAL, suspects
     from runtime.recognizer import Findings
     from runtime.verify.geometric import Evidence
@@ -163,6 +164,10 @@ def test_suspects_are_what_a_rule_could_accept():
                   "d": Evidence(40, MIN_SUPPORT - 1, MIN_FUNDAMENTAL - 1)})
     assert suspects({"hnsw": f}, alike_score=0.8) == {"a", "b", "c"}
     assert suspects({"hnsw": Findings([("a", 0.9, 0)])}, alike_score=0.95) == set()
+    # below the strongest, candidates at the floors wait until it is left out (next round)
+    g = Findings([("a", 0.9, 0), ("b", 0.85, 1), ("c", 0.4, 2)],
+                 {"b": Evidence(40, MIN_SUPPORT + 5, 0, 0, 0.3), "c": Evidence(40, MIN_SUPPORT + 9, 0, 0, 0.3)})
+    assert suspects({"hnsw": g}, alike_score=0.8) == {"a", "c"}
 
 
 def test_positives_verified_beyond_any_rule_skip_the_3d_model(tiny_bundle, tiny_site):
