@@ -113,16 +113,16 @@ def relevant(samples: list[tuple], modes, target_far: float, alike_score: float)
         groups: dict[str, list] = {}
         for owner, source, findings in samples:
             groups.setdefault(source, []).append((owner, findings[mode]))
-        support = {source: np.array([max((e.support for e in (f.verification or {}).values()), default=0.0)
-                                     for _, f in group]) for source, group in groups.items()}
+        support = {source: np.array([_strongest(f, "support") for _, f in group], float)
+                   for source, group in groups.items()}
         threshold = max([_smallest_threshold(v, SHARE_HOMOGRAPHY * target_far, MIN_SUPPORT)
                          for v in support.values()], default=MIN_SUPPORT)
         for source, group in groups.items():
             sup, n = support[source], len(group)
             top = np.argsort(-sup, kind="stable")[: int(np.floor(SHARE_HOMOGRAPHY * target_far * n)) + 1]
             out.update(group[i][0] for i in top if sup[i] >= MIN_SUPPORT)
-            fund = np.array([max((e.fundamental for e in (f.verification or {}).values()), default=0)
-                             if sup[j] < threshold else -1 for j, (_, f) in enumerate(group)])
+            fund = np.array([_strongest(f, "fundamental") if sup[j] < threshold else -1
+                             for j, (_, f) in enumerate(group)])
             top = np.argsort(-fund, kind="stable")[: int(np.floor(SHARE_FUNDAMENTAL * target_far * n)) + 1]
             out.update(group[i][0] for i in top if fund[i] >= MIN_FUNDAMENTAL)
             out.update(owner for owner, f in group if any(score >= alike_score for _, score, _ in f.hits))
@@ -382,7 +382,6 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                      for i in range(backgrounds))
             found = pool.map(_score_image, walls, "calibrate (walls and labels)", progress, batch=64)
             plain = [Sample(f[0], None, "label" if i % 2 else "wall") for i, f in enumerate(found)]
-        groups = []
         if len(rec.instances) > 2:
             mild = CameraViewSimulator(SimulatorConfig.mild(), seed=seed + 1)
             chosen = [site.references[i] for i in rng.choice(len(site.references), min(collages * 3, 3 * len(site.references)))]
@@ -431,10 +430,10 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
             settle(units, plain + unknown_photos, looks, modes, target_far, rescore, clock)
             looks.report()
             out.look_alikes = looks.found()
-        out.negatives = ([Sample(f, None, u.source) for u in units if u.source == "simulated" for f in u.findings]
-                         + plain + [Sample(f, None, u.source) for u in units if u.source == "scene" for f in u.findings]
-                         + unknown_photos
-                         + [Sample(f, None, u.source) for u in units if u.source == "survey" for f in u.findings])
+        def of(source: str) -> list[Sample]:
+            return [Sample(f, None, source) for u in units if u.source == source for f in u.findings]
+
+        out.negatives = of("simulated") + plain + of("scene") + unknown_photos + of("survey")
     return out
 
 
@@ -458,9 +457,13 @@ def by_source(samples: list[Sample]) -> dict[str, list[Sample]]:
     return out
 
 
+def _strongest(findings: Findings, attr: str):
+    """The largest ``attr`` ("support", "fundamental") of any candidate's evidence, 0 without any."""
+    return max((getattr(e, attr) for e in (findings.verification or {}).values()), default=0)
+
+
 def _max_evidence(samples: list[Sample], mode: str, attr: str) -> np.ndarray:
-    return np.array([max((getattr(e, attr) for e in (s.findings[mode].verification or {}).values()), default=0)
-                     for s in samples])
+    return np.array([_strongest(s.findings[mode], attr) for s in samples])
 
 
 def _smallest_threshold(values: np.ndarray, budget: float, floor: float) -> float:

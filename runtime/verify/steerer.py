@@ -41,7 +41,7 @@ def turned_points(kp: np.ndarray, turns: int) -> np.ndarray:
 
 
 def _unit(d: np.ndarray) -> np.ndarray:
-    d = as_float(d).astype(np.float32)
+    d = as_float(d).astype(np.float32, copy=False)
     return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
 
 
@@ -68,8 +68,7 @@ class Steerer:
         k = rotation % 4
         if k == 0 or len(kp) == 0:
             return kp, desc
-        y = _unit(desc) @ self.matrices[k - 1]
-        y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        y = _unit(_unit(desc) @ self.matrices[k - 1])
         out = quantize(y) if desc.dtype == np.int8 else y.astype(desc.dtype)
         return turned_points(kp, k).astype(kp.dtype), out
 
