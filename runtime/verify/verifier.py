@@ -30,6 +30,7 @@ from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFe
 from runtime.verify.matching import mutual_nearest_many, ratio_test
 
 TURNED_FEATURES = ("stored", "query", "steered")  # how quarter-turned reference rows get their features
+CHUNK_ROWS = 4   # reference rows matched between two looks at a frame's time budget (``Verifier.evidence``)
 
 
 
@@ -235,10 +236,14 @@ class Verifier:
         every chance); with ``verified`` too, the later stages (second look, 3-D models, learned
         matcher) still stop once a candidate passes (calibration's positives);
         ``cache``: a ``FrameCache`` kept across calls on the same image (query features, per-row results);
-        ``deadline`` (a ``time.perf_counter()`` value): the stages after the first (the candidates'
-        next rows, the second look, the 3-D models, the learned matcher) are skipped once it has
-        passed, and the learned matcher also when less time is left than its last call took; the
-        evidence found so far is returned (``cache.truncated`` says whether anything was skipped)."""
+        ``deadline`` (a ``time.perf_counter()`` value): checked between every ``CHUNK_ROWS`` rows
+        matched (the first chunk of best rows always runs), between the second look's chunks and
+        before each of its geometric models, before each 3-D model, and before the learned matcher
+        (skipped too when less time is left than its last call took); once it has passed the rest
+        is skipped and the evidence found so far is returned (``cache.truncated`` says whether
+        anything was). Checking only between stages let one stage of a 10k-row site (ten
+        candidates' four rows each) run far past the budget. Without a deadline the answers are
+        the same as with one that is never reached."""
         cache = FrameCache() if cache is None else cache
         cache.truncated = False
         shared = self.shared_turns
@@ -277,20 +282,24 @@ class Verifier:
             todo = [(inst, row_feats) for inst in first
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
-            self._match_rows(qs, [row_feats for _, row_feats in todo], cache)
-            for inst, row_feats in todo:
-                ev, p = cache.matches[row_feats.row]
-                if ev.better_than(out[inst]):
-                    out[inst], pts[inst], best[inst] = ev, p, row_feats
-            if done():
+            for start in range(0, len(todo), CHUNK_ROWS):
+                if (phase or start) and late():
+                    break
+                chunk = todo[start: start + CHUNK_ROWS]
+                self._match_rows(qs, [row_feats for _, row_feats in chunk], cache)
+                for inst, row_feats in chunk:
+                    ev, p = cache.matches[row_feats.row]
+                    if ev.better_than(out[inst]):
+                        out[inst], pts[inst], best[inst] = ev, p, row_feats
+            if done() or cache.truncated:
                 break
             if phase == 2:
                 turns = turns | later_turns
         if second and not settled() and not late():
             more = {i: [f for f in rows if f.rotation in turns] for i, rows in _rows(features_of(second)).items()}
-            self._second_look(qs, second, more, out, pts, best, cache)
+            self._second_look(qs, second, more, out, pts, best, cache, late)
         if self.params.fundamental and not late():
-            self._fundamental(out, pts, verified)
+            self._fundamental(out, pts, verified, late)
             self._glue(qs, out, best, verified, cache, late)
         return {i: self._in_frame(e, img_rgb.shape[:2], shared) for i, e in out.items()}
 
@@ -323,29 +332,41 @@ class Verifier:
         return [cache.pairs[f.row] for f in rows]
 
     def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict,
-                     cache: FrameCache) -> None:
-        """When none of the first candidates verified: the next ones' best rows are matched in one
-        batch (cheap next to a geometric model) and the few with the most correspondences get
+                     cache: FrameCache, late=lambda need=0.0: False) -> None:
+        """When none of the first candidates verified: the next ones' best rows are matched in
+        batches (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
         in close-up beyond the first ten more often than it misses it altogether, and the local
-        features still find it there; the others keep their match count (no inliers)."""
+        features still find it there; the others keep their match count (no inliers). ``late()``
+        is asked between batches and before each model: the candidates matched by then are
+        ranked, the rest left out."""
         rows = {inst: feats[inst][0] for inst in second if feats.get(inst)}
-        pairs = dict(zip(rows, self._pairs(qs, list(rows.values()), cache)))
-        ranked = sorted(rows, key=lambda i: -len(pairs[i][0]))
-        for inst in ranked[: self.params.second_look_geometry]:
-            self._match_rows(qs, [rows[inst]], cache)
-            out[inst], pts[inst] = cache.matches[rows[inst].row]
-            best[inst] = rows[inst]
-        for inst in ranked[self.params.second_look_geometry:]:
-            out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst].rotation)
+        names = list(rows)
+        pairs: dict = {}
+        for start in range(0, len(names), 2 * CHUNK_ROWS):
+            if start and late():
+                break
+            chunk = names[start: start + 2 * CHUNK_ROWS]
+            pairs.update(zip(chunk, self._pairs(qs, [rows[i] for i in chunk], cache)))
+        ranked = sorted(pairs, key=lambda i: -len(pairs[i][0]))
+        geometry = self.params.second_look_geometry
+        for k, inst in enumerate(ranked):
+            if k < geometry and not late():
+                self._match_rows(qs, [rows[inst]], cache)
+                out[inst], pts[inst] = cache.matches[rows[inst].row]
+                best[inst] = rows[inst]
+            else:
+                out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst].rotation)
 
-    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified) -> None:
+    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=lambda need=0.0: False) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
-        unless a homography already verified one."""
+        unless a homography already verified one; ``late()`` is asked before each model."""
         if verified is not None and any(verified(e) for e in out.values()):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
         for inst in ranked[: self.params.fundamental_candidates]:
+            if late():
+                break
             src, dst = pts[inst]
             ev = out[inst]
             out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))

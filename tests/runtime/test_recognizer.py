@@ -161,3 +161,18 @@ def test_time_budget_bounds_verification_and_says_so(tiny_bundle):
     assert rushed.truncated and not rushed.accepted
     generous = Recognizer.open(tiny_bundle, budget_ms=60_000).recognize(wall)
     assert not generous.truncated and generous.candidates == full.candidates
+
+
+def test_a_spent_budget_stops_verification_between_chunks_of_rows(tiny_bundle):
+    """The budget is looked at between every few rows matched, not only between stages: a frame
+    whose deadline has passed matches the first chunk of best rows and no more."""
+    from runtime.verify.verifier import CHUNK_ROWS, FrameCache
+
+    rec = Recognizer.open(tiny_bundle)
+    wall = np.random.default_rng(5).integers(90, 110, (240, 320, 3), np.uint8)
+    desc = rec.embedder.embed(wall)
+    full, rushed = FrameCache(), FrameCache()
+    rec.findings(wall, desc, all_passes=True, cache=full)
+    f = rec.findings(wall, desc, all_passes=True, cache=rushed, deadline=0.0)
+    assert len(full.matches) > CHUNK_ROWS and not full.truncated
+    assert f.truncated and len(rushed.matches) == CHUNK_ROWS
