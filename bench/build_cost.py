@@ -7,15 +7,15 @@ exporting the network and local-feature models, describing references, building 
 index, calibration (simulated views, look-alikes, walls and labels, cluttered scenes) and writing.
 Reported: seconds per stage, seconds per reference, the bundle's bytes per reference image per
 member. Then the incremental rebuild of the second size after ``--added`` new works
-(``bundle --update``), and the embedded demo site (12 works) built in full. ``--workers 1 2``:
-every site built with each number of worker processes (``sitelens bundle --workers N``), in one
-run so the times compare.
+(``bundle --update``), and the embedded demo site (12 works) built in full. ``--workers``: as
+``sitelens bundle --workers`` (default 0, its default: one process per core; the number used is
+reported); ``--workers 1 2``: every site built with each number, in one run so the times compare.
 
 Sites: every shared set's reference images (coil100, mcv_museum, smvs_books, smvs_landmarks: about
 a thousand, as works of their sets), in a fixed interleaved order, then procedural paintings
 (``sdk.demo_site.paint``, one work each) where a size needs more.
 
-    python bench/build_cost.py [--sizes 100 1000 5000] [--added 10] [--workers 1 2] [--out build_cost]
+    python bench/build_cost.py [--sizes 100 1000 5000] [--added 10] [--workers 0] [--out build_cost]
 """
 from __future__ import annotations
 
@@ -85,22 +85,25 @@ def bundle_bytes(path: Path) -> dict:
             "bytes_per_reference_image": per, "site_bytes_per_reference_image": sum(per.values())}
 
 
-def build(manifest: Path, out: Path, workers: int = 1) -> dict:
+def build(manifest: Path, out: Path, workers: int = 0) -> dict:
+    """Build ``manifest``'s site into ``out`` with ``workers`` processes (0: one per core);
+    reports the number used."""
     from export.bundler import build_bundle
+    from export.options import BuildOptions
     from export.stages import StageClock
 
     clock = StageClock()
     build_bundle(manifest, out, None, progress=False, clock=clock, workers=workers)
     seconds = {k: round(v, 1) for k, v in clock.seconds.items()}
-    return {"workers": workers, "seconds": seconds, **bundle_bytes(out)}
+    return {"workers": BuildOptions(workers=workers).processes, "seconds": seconds, **bundle_bytes(out)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", nargs="+", type=int, default=[100, 1000])
     ap.add_argument("--added", type=int, default=10, help="works added before the incremental rebuild")
-    ap.add_argument("--workers", nargs="+", type=int, default=[1],
-                    help="build every site with each of these numbers of worker processes")
+    ap.add_argument("--workers", nargs="+", type=int, default=[0],
+                    help="build every site with each of these numbers of worker processes (0: one per core)")
     ap.add_argument("--keep", help="keep sites and bundles in this folder")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()

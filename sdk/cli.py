@@ -17,7 +17,7 @@ from runtime.version import __version__
 
 from . import cli_keys, cli_site
 from .cli_common import (budget_option, calibration_views_option, device_options, friendly, open_recognizer,
-                         open_visitor_log, trust_option, verify_option, visitor_log_options)
+                         open_visitor_log, trust_option, verify_option, visitor_log_options, workers_option)
 
 
 @click.group()
@@ -256,12 +256,14 @@ def camera(bundle, source, k, n, debounce, realtime, max_seconds, stats, multi, 
 @click.option("--size", type=int, help="Network input side (default: the backbone's).")
 @verify_option
 @calibration_views_option
+@workers_option("Processes that build the two bundles")
 @friendly
-def demo(out, epochs, size, verify, calibration_views):
+def demo(out, epochs, size, verify, calibration_views, workers):
     """Generate the embedded demo site, bundle it, fine-tune, and recognize visitor photos."""
     from sdk.demo import run_demo
 
-    run_demo(Path(out), epochs=epochs, size=size, verify=verify, calibration_views=calibration_views)
+    run_demo(Path(out), epochs=epochs, size=size, verify=verify, calibration_views=calibration_views,
+             workers=workers)
 
 
 if __name__ == "__main__":  # pragma: no cover

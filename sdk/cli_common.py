@@ -114,6 +114,17 @@ verify_option = click.option(
     help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
          "or none (global descriptor only).")
 
+def workers_option(what: str):
+    """``--workers`` of the commands that build a bundle. The CLI's default is 0, one process per
+    core (at most 8): the bundle is the same for any number, and a site's engineer should not have
+    to know the flag to get the machine's speed. ``BuildOptions.workers`` stays 1 for scripts
+    (spawned workers need the calling script's ``if __name__ == "__main__"`` guard). Each worker
+    holds its own models and a copy of the site's local features."""
+    return click.option("--workers", type=int, default=0, show_default=True,
+                        help=f"{what} (0: one per core, at most 8; each holds its own models); the bundle is "
+                             "the same for any number.")
+
+
 # Build options shared by `bundle` and `export` (keyword names = build_bundle's where they match).
 BUILD_OPTIONS = (
     click.option("--size", type=int, help="Shorter side fed to the network (default: the run's, or the backbone's)."),
@@ -122,9 +133,7 @@ BUILD_OPTIONS = (
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
     click.option("--target-far", type=float, default=BuildOptions.target_far, show_default=True, help="False-accept rate for thresholds."),
     calibration_views_option,
-    click.option("--workers", type=int, default=BuildOptions.workers, show_default=True,
-                 help="Processes that describe references and score calibration samples (0: one per core); "
-                      "the bundle is the same for any number."),
+    workers_option("Processes that describe references and score calibration samples"),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "
                                         "against exact search on the site's simulated views)."),

@@ -10,7 +10,7 @@ from training.backbone_registry import DEFAULT_BACKBONE, default_size
 from training.config import LOSSES, TrainConfig
 
 from .cli_common import (build_options, build_options_from, calibration_views_option, friendly, key_option,
-                         open_recognizer, trust_option)
+                         open_recognizer, trust_option, workers_option)
 
 
 @click.command()
@@ -170,8 +170,7 @@ def remove(bundle, instance, trust, key):
 @click.option("--finetune-epochs", type=int, default=3, show_default=True, help="Epochs of fine-tuning.")
 @click.option("--run-out", type=click.Path(file_okay=False),
               help="Folder for the fine-tuned run (default: OUT with the suffix .run).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="With --finetune: processes that build the new bundle (as `bundle --workers`).")
+@workers_option("With --finetune: processes that build the new bundle")
 @calibration_views_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @trust_option

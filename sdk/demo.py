@@ -27,8 +27,10 @@ def _summary(result: dict) -> dict:
 
 
 def run_demo(out: Path, epochs: int = 3, size: int | None = None, verify: str = "xfeat",
-             calibration_views: int | None = None) -> dict:
-    """``verify``, ``calibration_views``: as `sitelens bundle --verify` and `--calibration-views`."""
+             calibration_views: int | None = None, workers: int = 1) -> dict:
+    """``verify``, ``calibration_views``, ``workers``: as `sitelens bundle --verify`,
+    `--calibration-views` and `--workers` (1, this process only, unless the caller is ready for
+    spawned workers: the CLI is)."""
     from export.bundler import build_bundle
     from runtime.evaluate import evaluate
     from runtime.recognizer import Recognizer
@@ -44,7 +46,7 @@ def run_demo(out: Path, epochs: int = 3, size: int | None = None, verify: str = 
     qs = load_queries(queries)
     click.echo("2/4 bundling the site with the off-the-shelf model")
     off = build_bundle(site, out / "off_the_shelf.sitelens", size=size, verify=verify,
-                       calibration_views=calibration_views)
+                       calibration_views=calibration_views, workers=workers)
     before = evaluate(Recognizer.open(off), qs, progress=False)
     report = {"off_the_shelf": _summary(before)}
     final, bundle = before, off
@@ -53,7 +55,8 @@ def run_demo(out: Path, epochs: int = 3, size: int | None = None, verify: str = 
 
         click.echo(f"3/4 fine-tuning on the site's references for {epochs} epochs (visitor photos are never seen)")
         run = train(site, out / "run", TrainConfig(epochs=epochs, size=size, patience=epochs), resume=False)
-        bundle = build_bundle(site, out / "demo.sitelens", run, verify=verify, calibration_views=calibration_views)
+        bundle = build_bundle(site, out / "demo.sitelens", run, verify=verify, calibration_views=calibration_views,
+                              workers=workers)
         final = evaluate(Recognizer.open(bundle), qs, progress=False)
         report["fine_tuned"] = _summary(final)
     click.echo(f"4/4 recognizing visitor photos with {bundle}")

@@ -97,7 +97,8 @@ def test_build_options_map_onto_one_definition(tmp_path):
     ctx = main.commands["bundle"].make_context("bundle", [str(tmp_path), "-o", str(tmp_path / "x.sitelens")])
     defaults = {k: v for k, v in ctx.params.items() if k in BUILD_OPTION_NAMES}
     built = build_options_from(defaults)
-    assert built == BuildOptions(turned_features="stored")  # the CLI names the verifier's default explicitly
+    # the CLI names the verifier's default explicitly, and builds in one process per core
+    assert built == BuildOptions(turned_features="stored", workers=0)
     assert build_options_from({**defaults, "ef": 80, "no_calibrate": True, "hash_bits": "256"}).index_params.ef == 80
 
 
@@ -137,3 +138,15 @@ def test_training_commands_on_a_device_install_say_what_to_install(tiny_site, tm
                              timeout=120)
         assert out.returncode == 1, (args, out.stderr)
         assert "pip install 'sitelens[train]'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_commands_that_build_use_every_core_by_default():
+    """`bundle`, `export`, `learn` and `demo` default to one worker per core (the bundle does not
+    depend on the number); the Python API stays in one process unless asked."""
+    from export.options import BuildOptions
+    from export.workers import default_workers
+
+    for command in ("bundle", "export", "learn", "demo"):
+        option = next(p for p in main.commands[command].params if p.name == "workers")
+        assert option.default == 0, command
+    assert BuildOptions().workers == 1 and BuildOptions(workers=0).processes == default_workers() >= 1
