@@ -424,6 +424,25 @@ def large_site(r: dict) -> list[str]:
     return out + [""]
 
 
+def budget(r: dict) -> list[str]:
+    labels = {"none": "no budget", "chunks": f"budget, looked at every {r['chunk_rows']} rows",
+              "stages": "budget, looked at between stages only"}
+    rows = []
+    for name, s in [*r["sets"].items(), *([("all sets", r["all"])] if "all" in r else [])]:
+        for k, (way, m) in enumerate(s.items()):
+            rows.append([name if k == 0 else "", labels.get(way, way), _ms(m), _ms(m, "p95_ms"), _ms(m, "p99_ms"),
+                         _f(m.get("max_ms"), 1), _f(m.get("truncated_share")), _f(m.get("answers_changed"))])
+    out = ["## recognize() under a time budget on the large site (`bench/budget.py`)", "",
+           f"The large site of `bench/large_site.py` ({r['references']} reference images, {r['rows']} index rows"
+           + (f", built with the CLI's defaults in {_f(r['build_seconds'] / 60, 1)} min" if r.get("build_seconds") else "")
+           + f"); each set's open-set query photos recognized with verification, frame by frame in turn without a "
+           f"budget and with {_f(r['budget_ms'], 0)} ms per frame, the budget looked at every few rows (the default) "
+           "or between stages only. Answers changed: the accepted work (or none) differs from the unbudgeted one.",
+           "", _origin(r), ""]
+    out += _table(["set", "way", "p50 ms", "p95 ms", "p99 ms", "max ms", "frames cut short", "answers changed"], rows)
+    return out + [""]
+
+
 def learn_finetuned(r: dict) -> list[str]:
     """``learn_from_visitors.py --finetune``: before, after and the control (same epochs, no frames)."""
     rows, reasons = [], []
@@ -527,7 +546,7 @@ def descriptor_codes(r: dict) -> list[str]:
     return out + [""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "budget.py": budget, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
              "descriptor_codes.py": descriptor_codes, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
