@@ -238,9 +238,10 @@ class Verifier:
         ``cache``: a ``FrameCache`` kept across calls on the same image (query features, per-row results);
         ``deadline`` (a ``time.perf_counter()`` value): checked between every ``CHUNK_ROWS`` rows
         matched (the first chunk of best rows always runs), between the second look's chunks and
-        before each of its geometric models, before each 3-D model, and before the learned matcher
-        (skipped too when less time is left than its last call took); once it has passed the rest
-        is skipped and the evidence found so far is returned (``cache.truncated`` says whether
+        before each of its geometric models, before each 3-D model, and before the learned matcher;
+        a step is skipped, with all after it, when less time is left than the step before it took
+        (the learned matcher: than its last call took), so a frame ends near its deadline, not one
+        step past it; the evidence found so far is returned (``cache.truncated`` says whether
         anything was). Checking only between stages let one stage of a 10k-row site (ten
         candidates' four rows each) run far past the budget. Without a deadline the answers are
         the same as with one that is never reached."""
@@ -251,13 +252,22 @@ class Verifier:
         def qs(rotation: int):  # the frame's features for rows of ``rotation``
             return self.query_features(img_rgb, cache, rotation if shared else 0)
 
+        since = [0.0]   # when ``late`` was last asked: what came after it is one step of work
+
         def late(need: float = 0.0) -> bool:
-            if deadline is not None and time.perf_counter() + need > deadline:
+            """Is there no time left for the next step, which may take ``need`` seconds or as
+            long as the step since the last look took?"""
+            if deadline is None:
+                return False
+            now = time.perf_counter()
+            step, since[0] = now - since[0], now
+            if now + max(need, step) > deadline:
                 cache.truncated = True
                 return True
             return False
 
         q = qs(0)
+        since[0] = time.perf_counter()
         first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
