@@ -24,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, percentiles, site_manifest  # first: before numpy loads
+from _common import emit, percentiles  # first: before numpy loads
 
 import numpy as np
 
-from hard_sets import sitelens
-from large_site import SETS, rows_of, write
+from large_site import SETS, large_site, write
 
 EVERY_ROW_OF_A_STAGE = 10 ** 9   # CHUNK_ROWS that no stage reaches: the budget is seen between stages only
 
@@ -49,12 +48,7 @@ def main():
     from runtime.verify import verifier
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="budget_"))
-    per_set = {name: rows_of(site_manifest(name), name) for name in args.sets}
-    refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
-    big = work / "large.sitelens"
-    built = None   # seconds of `sitelens bundle` with the CLI's defaults, when this run built it
-    if not big.exists():
-        _, built = sitelens("bundle", write(refs, work / "large" / "manifest.csv"), "-o", big)
+    per_set, refs, big, built = large_site(args.sets, work)
     free = Recognizer.open(big)
     rushed = Recognizer.open(big, budget_ms=args.budget_ms)
     chunk = verifier.CHUNK_ROWS

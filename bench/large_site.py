@@ -70,6 +70,22 @@ def recognize_ms(bundle: Path, queries: Path, limit: int, budget_ms: float | Non
     return out
 
 
+def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, float | None]:
+    """(rows per set, the large site's reference rows, its bundle ``work/large.sitelens``, seconds
+    `sitelens bundle` took with the CLI's defaults, or None when the bundle was there already).
+    Procedural paintings pad the site up to ``pad_to`` references."""
+    per_set = {name: rows_of(site_manifest(name), name) for name in sets}
+    refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
+    pad = max(0, pad_to - len(refs))
+    refs += [(str(p), w.replace("/", "__"), "ref") for p, w in painted(work / "painted", pad)]
+    large = write(refs, work / "large" / "manifest.csv")
+    big = work / "large.sitelens"
+    seconds = None
+    if not big.exists():
+        _, seconds = sitelens("bundle", large, "-o", big)
+    return per_set, refs, big, seconds
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sets", nargs="+", default=list(SETS))
@@ -80,16 +96,8 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="large_site_"))
-    per_set = {name: rows_of(site_manifest(name), name) for name in args.sets}
-    refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
-    pad = max(0, args.pad_to - len(refs))
-    refs += [(str(p), w.replace("/", "__"), "ref") for p, w in painted(work / "painted", pad)]
-    large = write(refs, work / "large" / "manifest.csv")
-    big = work / "large.sitelens"
-    if not big.exists():
-        _, seconds = sitelens("bundle", large, "-o", big)
-    else:
-        seconds = None
+    per_set, refs, big, seconds = large_site(args.sets, work, args.pad_to)
+    pad = len(refs) - sum(1 for rows in per_set.values() for r in rows if r[2] == "ref")
     result = {"references": len(refs), "works": len({r[1] for r in refs}), "painted": pad,
               "large_bundle": {"build_seconds": round(seconds, 1) if seconds else None,
                                "mb": round(big.stat().st_size / 1e6, 1)}, "sets": {}}
