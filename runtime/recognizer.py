@@ -279,9 +279,10 @@ class Recognizer:
         than this (an app stores ``manifest.site.release`` of the bundle it last accepted and passes
         it here, so an older signed bundle cannot be put back). A bundle past its ``expires`` date is
         always refused. Without ``trusted_keys`` these fields could have been edited: use them together.
-        ``budget_ms``: time budget of one ``recognize`` call, decoding included: verification's later
-        stages (other rows, the second look, the 3-D models, the learned matcher) are skipped once it
-        is spent and the answer rests on the evidence found so far (``Recognition.truncated``); it
+        ``budget_ms``: time budget of one ``recognize`` call, decoding included: verification (other
+        rows, the second look, the 3-D models, the learned matcher) stops, looking every few rows
+        (``Verifier.evidence``), once it is spent or too little is left for the next step, and the
+        answer rests on the evidence found so far (``Recognition.truncated``); it
         bounds the slow frames' tail on a device. None (default): every stage runs, so the same frame
         gets the same answer on any machine (evaluation, calibration).
         ``verify=False`` skips geometric verification even if the bundle carries features (its learned
