@@ -114,6 +114,7 @@ verify_option = click.option(
     help="Local features that verify the shortlist geometrically: xfeat (learned, ONNX), orb, sift, "
          "or none (global descriptor only).")
 
+
 def workers_option(what: str):
     """``--workers`` of the commands that build a bundle. The CLI's default is 0, one process per
     core (at most 8): the bundle is the same for any number, and a site's engineer should not have

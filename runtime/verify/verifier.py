@@ -33,6 +33,10 @@ TURNED_FEATURES = ("stored", "query", "steered")  # how quarter-turned reference
 CHUNK_ROWS = 4   # reference rows matched between two looks at a frame's time budget (``Verifier.evidence``)
 
 
+def _never_late(need: float = 0.0) -> bool:
+    """``late`` of a frame without a time budget."""
+    return False
+
 
 class QueryFeatures(NamedTuple):
     """The frame's local features (at one quarter turn)."""
@@ -293,7 +297,7 @@ class Verifier:
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
             for start in range(0, len(todo), CHUNK_ROWS):
-                if (phase or start) and late():
+                if start and late():   # first chunks: phase 0's always runs, a later phase's was looked at above
                     break
                 chunk = todo[start: start + CHUNK_ROWS]
                 self._match_rows(qs, [row_feats for _, row_feats in chunk], cache)
@@ -342,7 +346,7 @@ class Verifier:
         return [cache.pairs[f.row] for f in rows]
 
     def _second_look(self, qs, second: list[str], feats: dict, out: dict, pts: dict, best: dict,
-                     cache: FrameCache, late=lambda need=0.0: False) -> None:
+                     cache: FrameCache, late=_never_late) -> None:
         """When none of the first candidates verified: the next ones' best rows are matched in
         batches (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
@@ -368,21 +372,22 @@ class Verifier:
             else:
                 out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst].rotation)
 
-    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=lambda need=0.0: False) -> None:
+    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=_never_late) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
-        unless a homography already verified one; ``late()`` is asked before each model."""
+        unless a homography already verified one; ``late()`` is asked before each model after the
+        first (the caller asks before it: two looks in a row would measure no step between them)."""
         if verified is not None and any(verified(e) for e in out.values()):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
-        for inst in ranked[: self.params.fundamental_candidates]:
-            if late():
+        for k, inst in enumerate(ranked[: self.params.fundamental_candidates]):
+            if k and late():   # the first model: the caller has just looked
                 break
             src, dst = pts[inst]
             ev = out[inst]
             out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))
 
     def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: FrameCache,
-              late=lambda need=0.0: False) -> None:
+              late=_never_late) -> None:
         """Learned matcher for the ``glue_candidates`` candidates with the most fundamental-matrix
         inliers from mutual nearest neighbours (at least ``glue_from_fundamental``), unless one
         verified already. Its correspondences count as 3-D evidence only (the larger of the two
