@@ -3,9 +3,11 @@
 The bundle's main cost per reference image is its local features (``verify_desc.npy``, keypoints
 in ``verify_kpts.npy``): this bench builds each open dev set's site with each variant of the
 bundle options that set their number (``--ref-keypoints``, ``--spread-keypoints``,
-``--turned-features``, ``--descriptor-code``), off the shelf and otherwise with the defaults, and reports for each the
-bytes per reference image, per member (``sitelens inspect --json``) beside the set's scores
-(``sitelens eval --json``: mP@1, TAR, WAR, FAR, GAP on its open-set manifest). One run, prints
+``--turned-features``, ``--descriptor-code``) or the work verification does per frame
+(``--glue-keypoints``), off the shelf and otherwise with the defaults, and reports for each the
+build time (when built in the run), the bytes per reference image, per member (``sitelens inspect
+--json``) beside the set's scores (``sitelens eval --json``: mP@1, TAR, WAR, FAR, GAP on its
+open-set manifest) and eval's time per query. One run, prints
 JSON (``--out NAME`` also writes bench/results/).
 
     python bench/bundle_size.py [--sets ...] [--variants default ref256_spread ...] [--keep DIR]
@@ -38,6 +40,7 @@ VARIANTS = {
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
     "steered": ("--turned-features", "steered"),
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
+    "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (before 512)
 }
 
 

@@ -61,11 +61,11 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 
 
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
-              spread_keypoints: bool = False):
+              spread_keypoints: bool = False, glue_keypoints: int | None = None):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
     quarter-turned row at most half as many;
-    ``turned_features``, ``spread_keypoints``: see ``VerifyParams`` (its ``descriptor_code`` is set
+    ``turned_features``, ``spread_keypoints``, ``glue_keypoints``: see ``VerifyParams`` (its ``descriptor_code`` is set
     once the references are stored, ``_index_stage``)."""
     if not verify or verify == "none":
         return None, {}
@@ -81,6 +81,10 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     if turned_features is not None:
         params.turned_features = turned_features
     params.ref_spread = bool(spread_keypoints)
+    if glue_keypoints is not None:
+        if not (glue_keypoints == 0 or 64 <= int(glue_keypoints) <= 4096):
+            raise SitelensError(f"--glue-keypoints {glue_keypoints}: 0 (every one) or between 64 and 4096")
+        params.glue_keypoints = int(glue_keypoints)
     params.__post_init__()
     models = {}
     if verify == "xfeat":
@@ -158,7 +162,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
     onnx_bytes, precision, precision_report = _network_stage(net, spec, site, o, clock)
     with clock.stage("local-feature models"):
         turned = "stored" if o.upright and o.turned_features == "steered" else o.turned_features  # nothing to steer
-        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, turned, o.spread_keypoints)
+        verifier, verify_models = _verifier(o.verify, o.ref_keypoints, turned, o.spread_keypoints,
+                                             o.glue_keypoints)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS

@@ -32,6 +32,9 @@ class BuildOptions:
     at build time (``runtime/verify/steerer.py``; the bytes of "query", no extra extraction).
     ``descriptor_code``: how reference descriptors are stored, "int8" (as extracted) or "pcaK"
     (the site's K principal components, K bytes a keypoint; ``runtime/verify/descriptor_code.py``).
+    ``glue_keypoints``: frame keypoints the learned matcher sees per candidate, those nearest the
+    candidate's (default: ``VerifyParams``'s; 0: every one); fewer make its calls, and calibration,
+    quicker.
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
@@ -70,12 +73,13 @@ class BuildOptions:
     turned_features: str | None = None
     spread_keypoints: bool = False
     descriptor_code: str = "int8"
+    glue_keypoints: int | None = None
 
     @classmethod
     def like(cls, manifest, **changes) -> "BuildOptions":
         """The options a bundle was built with, as far as its ``manifest`` records them: precision
         asked for (and the INT8 weight bits), quarter turns, scales, binary codes, local features
-        with their keypoints, turns and descriptor code, the false-accept target, site id and
+        with their keypoints, turns, descriptor code and learned-matcher keypoints, the false-accept target, site id and
         expiry; the rest (index parameters, calibration views, survey, metadata, workers) take
         their defaults or ``changes``. For building the same kind of bundle with another network
         (``sitelens learn --finetune``)."""
@@ -93,6 +97,7 @@ class BuildOptions:
             spread_keypoints=bool(v.get("ref_spread")),
             turned_features=v.get("turned_features") if v.get("turned_features") in ("query", "steered") else None,
             descriptor_code=v.get("descriptor_code") or "int8",
+            glue_keypoints=v.get("glue_keypoints", 0) if v else None,
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,
             site_id=manifest.site.site_id,

@@ -164,6 +164,9 @@ BUILD_OPTIONS = (
     click.option("--descriptor-code", default=BuildOptions.descriptor_code, show_default=True,
                  help="How reference local descriptors are stored: int8 (64 bytes a keypoint, as extracted) or "
                       "pcaK, the site's K principal components (K bytes a keypoint, e.g. pca32)."),
+    click.option("--glue-keypoints", type=int,
+                 help="Frame keypoints the learned matcher (xfeat) sees per candidate: those nearest the "
+                      "candidate's (default 512; 0: every one). Fewer make its calls, and the build, quicker."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

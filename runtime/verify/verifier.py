@@ -26,7 +26,7 @@ from runtime.errors import SitelensError
 from runtime.search.feature_store import RowFeatures, SteeredRow
 from runtime.verify.descriptor_code import components_of
 from runtime.verify.geometric import Evidence, fit_homography, rot90_points, fundamental_inliers, hull_area, outline_in_query
-from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures
+from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures, as_float
 from runtime.verify.matching import mutual_nearest_many, ratio_test
 
 TURNED_FEATURES = ("stored", "query", "steered")  # how quarter-turned reference rows get their features
@@ -79,6 +79,10 @@ class VerifyParams:
     glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
                                      # fundamental-matrix inliers (random matches give about 20)
     glue_fingerprint: str | None = None   # of glue.onnx
+    glue_keypoints: int = 512       # frame keypoints the learned matcher sees per candidate: those most like
+                                    # the candidate's (``glue_subset``); 0 = every one. Its attention's cost
+                                    # grows with them, and a keypoint with no near descriptor among the
+                                    # reference's is one it rarely matches
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back;
                                      # "steered": a quarter-turned row is its image's upright row turned by
@@ -110,7 +114,7 @@ class VerifyParams:
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
         # bundles calibrated before the second look or the learned matcher keep their path
-        d = {"second_look": 0, "glue_candidates": 0, **d}
+        d = {"second_look": 0, "glue_candidates": 0, "glue_keypoints": 0, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -410,10 +414,24 @@ class Verifier:
                 start = time.perf_counter()
                 kp = kp.astype(np.float32)
                 q = qs(rotation)
-                qi, ri = self.matcher.match(q.keypoints, q.descriptors, kp, desc)
-                cache.glue[row] = fundamental_inliers(q.keypoints[qi], kp[ri])
+                keep = glue_subset(q.descriptors, desc, self.params.glue_keypoints)
+                qkp, qdesc = (q.keypoints, q.descriptors) if keep is None else (q.keypoints[keep], q.descriptors[keep])
+                qi, ri = self.matcher.match(qkp, qdesc, kp, desc)
+                cache.glue[row] = fundamental_inliers(qkp[qi], kp[ri])
                 self._glue_seconds = time.perf_counter() - start
             out[inst] = replace(out[inst], fundamental=max(out[inst].fundamental, cache.glue[row]))
+
+
+def glue_subset(q_desc: np.ndarray, r_desc: np.ndarray, n: int) -> np.ndarray | None:
+    """Indices (in their order) of the ``n`` frame keypoints whose descriptors come nearest (cosine)
+    to any of a reference row's, or None to keep all (``n`` 0, or no more than ``n`` of them).
+    The learned matcher's attention costs grow with the keypoints it sees; one whose nearest
+    reference descriptor is far is rarely matched, while the frame's strongest keypoints are often
+    on what the reference does not show (people, the wall, a neighbouring work)."""
+    if not n or len(q_desc) <= n or len(r_desc) == 0:
+        return None
+    nearest = (as_float(q_desc) @ as_float(r_desc).T).max(axis=1)
+    return np.sort(np.argpartition(-nearest, n - 1)[:n])
 
 
 def _rows(feats: dict) -> dict[str, list]:
