@@ -2,7 +2,8 @@
 also writes bench/results/).
 
 The site is ``bench/large_site.py``'s (every shared set's references in one bundle, built off the
-shelf with the defaults; ``--keep DIR`` reuses its ``large.sitelens``). Each set's open-set query
+shelf with the defaults; ``--keep DIR`` reuses its ``large.sitelens``; ``--pad-to N`` adds
+procedural paintings up to N references, for a site of 10k index rows). Each set's open-set query
 photos (known works and ``__unknown__`` ones) are recognized, with verification, in three ways,
 frame by frame in turn so that a slow spell of a shared machine falls on all of them alike:
 
@@ -16,7 +17,7 @@ frame by frame in turn so that a slow spell of a shared machine falls on all of 
 Reported per set and over all frames: p50/p95/p99/max ms, the share of frames the budget cut
 short, and the share whose answer (the accepted work, or none) differs from the unbudgeted one.
 
-    python bench/budget.py [--sets ...] [--budget-ms 80] [--timed 60] [--keep DIR] [--out budget]
+    python bench/budget.py [--sets ...] [--budget-ms 80] [--timed 60] [--pad-to N] [--keep DIR] [--out budget]
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def main():
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--budget-ms", type=float, default=80.0)
     ap.add_argument("--timed", type=int, default=60, help="query photos per set")
+    ap.add_argument("--pad-to", type=int, default=0,
+                    help="add procedural paintings up to this many references (4 rows each: 2500 for 10k rows)")
     ap.add_argument("--keep", help="keep the large site and its bundle in this folder (reused when there)")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
@@ -49,12 +52,12 @@ def main():
     from runtime.verify import verifier
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="budget_"))
-    per_set, refs, big, built = large_site(args.sets, work)
+    per_set, refs, big, built, painted = large_site(args.sets, work, args.pad_to)
     free = Recognizer.open(big)
     rushed = Recognizer.open(big, budget_ms=args.budget_ms)
     chunk = verifier.CHUNK_ROWS
     ways = {"none": (free, chunk), "chunks": (rushed, chunk), "stages": (rushed, EVERY_ROW_OF_A_STAGE)}
-    result = {"references": len(refs), "rows": free.index.live_count,
+    result = {"references": len(refs), "painted": painted, "rows": free.index.live_count,
               "build_seconds": None if built is None else round(built, 1),
               "budget_ms": args.budget_ms, "chunk_rows": chunk, "sets": {}}
     every = {w: [] for w in ways}

@@ -70,10 +70,10 @@ def recognize_ms(bundle: Path, queries: Path, limit: int, budget_ms: float | Non
     return out
 
 
-def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, float | None]:
+def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, float | None, int]:
     """(rows per set, the large site's reference rows, its bundle ``work/large.sitelens``, seconds
-    `sitelens bundle` took with the CLI's defaults, or None when the bundle was there already).
-    Procedural paintings pad the site up to ``pad_to`` references."""
+    `sitelens bundle` took with the CLI's defaults or None when the bundle was there already, the
+    number of procedural paintings that pad the site up to ``pad_to`` references)."""
     per_set = {name: rows_of(site_manifest(name), name) for name in sets}
     refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
     pad = max(0, pad_to - len(refs))
@@ -83,7 +83,7 @@ def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, flo
     seconds = None
     if not big.exists():
         _, seconds = sitelens("bundle", large, "-o", big)
-    return per_set, refs, big, seconds
+    return per_set, refs, big, seconds, pad
 
 
 def main():
@@ -96,8 +96,7 @@ def main():
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="large_site_"))
-    per_set, refs, big, seconds = large_site(args.sets, work, args.pad_to)
-    pad = len(refs) - sum(1 for rows in per_set.values() for r in rows if r[2] == "ref")
+    per_set, refs, big, seconds, pad = large_site(args.sets, work, args.pad_to)
     result = {"references": len(refs), "works": len({r[1] for r in refs}), "painted": pad,
               "large_bundle": {"build_seconds": round(seconds, 1) if seconds else None,
                                "mb": round(big.stat().st_size / 1e6, 1)}, "sets": {}}

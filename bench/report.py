@@ -433,7 +433,8 @@ def budget(r: dict) -> list[str]:
             rows.append([name if k == 0 else "", labels.get(way, way), _ms(m), _ms(m, "p95_ms"), _ms(m, "p99_ms"),
                          _f(m.get("max_ms"), 1), _f(m.get("truncated_share")), _f(m.get("answers_changed"))])
     out = ["## recognize() under a time budget on the large site (`bench/budget.py`)", "",
-           f"The large site of `bench/large_site.py` ({r['references']} reference images, {r['rows']} index rows"
+           f"The large site of `bench/large_site.py` ({r['references']} reference images"
+           + (f", {r['painted']} of them procedural paintings" if r.get("painted") else "") + f", {r['rows']} index rows"
            + (f", built with the CLI's defaults in {_f(r['build_seconds'] / 60, 1)} min" if r.get("build_seconds") else "")
            + f"); each set's open-set query photos recognized with verification, frame by frame in turn without a "
            f"budget and with {_f(r['budget_ms'], 0)} ms per frame, the budget looked at every few rows (the default) "
@@ -511,15 +512,18 @@ def bundle_size(r: dict) -> list[str]:
                          _f(v["kb_per_reference_image"], 1), *(v["bytes_per_reference_image"].get(m, 0) for m in members),
                          _f(v["mP@1"]) + delta("mP@1"), _f(v["true_accept_rate"]) + delta("true_accept_rate"),
                          _f(v.get("wrong_accept_rate")) + delta("wrong_accept_rate"),
-                         _f(v["false_accept_rate"]) + delta("false_accept_rate"), _f(v.get("GAP"))])
+                         _f(v["false_accept_rate"]) + delta("false_accept_rate"), _f(v.get("GAP")),
+                         _f(v.get("build_s"), 0), _f(v.get("eval_ms_per_query"), 0)])
     variants = ", ".join(v for v in r["variants"] if v != "default")
     out = [f"## Bytes per work against answers (`bench/bundle_size.py`): {variants}", "",
            "Each open dev set's site built off the shelf with the defaults but for the options that set which "
-           "local features a reference keeps and how they are stored; bytes per reference image by member "
-           "(`inspect --json`, models apart) beside the set's scores (`eval --json` on its open-set manifest; "
-           "in brackets: the change from the defaults).", "", _origin(r), ""]
+           "local features a reference keeps and how they are stored, or how much verification does per frame; "
+           "bytes per reference image by member (`inspect --json`, models apart) beside the set's scores "
+           "(`eval --json` on its open-set manifest; in brackets: the change from the defaults), the build's "
+           "seconds (`bundle --workers` as in the command; - when the bundle was kept from an earlier run) and "
+           "eval's milliseconds per query photo.", "", _origin(r), ""]
     out += _table(["set", "variant", "options", "reference images", "KB per reference image", *members,
-                   "mP@1", "TAR", "WAR", "FAR", "GAP"], rows)
+                   "mP@1", "TAR", "WAR", "FAR", "GAP", "build s", "eval ms per query"], rows)
     return out + [""]
 
 

@@ -186,6 +186,8 @@ def _verification_line(v: dict | None) -> str:
     return (f"{v.get('feature')} top-{v.get('candidates')} candidates{more}, {v.get('query_keypoints')} query / "
             f"{v.get('ref_keypoints')} reference keypoints at {v.get('work_side')} px"
             + (", fundamental-matrix fallback" if v.get("fundamental") else "")
+            + (f", learned matcher on {v.get('glue_candidates')} candidates with "
+               f"{v.get('glue_keypoints') or 'all'} query keypoints" if v.get("glue_candidates") else "")
             + f", reference descriptors stored {v.get('descriptor_code', 'int8')}")
 
 

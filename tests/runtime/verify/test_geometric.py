@@ -61,8 +61,9 @@ def test_second_look_verifies_a_candidate_beyond_the_first_ones():
 def test_bundles_calibrated_before_the_second_look_keep_their_path():
     old = VerifyParams.from_dict({"feature": "xfeat", "candidates": 10})
     assert old.second_look == 0 and old.shortlist == 10
+    assert old.glue_keypoints == 0          # calibrated with the learned matcher seeing every keypoint
     new = VerifyParams.from_dict(VerifyParams().to_dict())
-    assert new.second_look == 20 and new.shortlist == 30
+    assert new.second_look == 20 and new.shortlist == 30 and new.glue_keypoints == VerifyParams.glue_keypoints
 
 
 def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):

@@ -7,7 +7,7 @@ from export.local_features import export_xfeat
 from runtime.errors import BundleError, SitelensError
 from runtime.verify.geometric import fundamental_inliers
 from runtime.verify.glue import LearnedMatcher, normalized
-from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher
+from runtime.verify.verifier import Verifier, VerifyParams, glue_subset, make_extractor, make_matcher
 from tests.conftest import planar_scene, poster
 
 
@@ -62,6 +62,38 @@ def test_verification_calls_the_matcher_only_for_unverified_promising_candidates
     finally:
         verifier.matcher.match = real
         verifier.params.glue_candidates, verifier.params.glue_from_fundamental = 2, 24
+
+
+def test_glue_subset_keeps_the_frame_keypoints_nearest_the_reference():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(40, 64)).astype(np.float32)
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    near = ref[:10] + 0.05 * rng.normal(size=(10, 64)).astype(np.float32)    # copies of reference keypoints
+    far = rng.normal(size=(30, 64)).astype(np.float32)
+    frame = np.concatenate([far[:15], near, far[15:]])
+    frame = np.clip(np.round(127 * frame / np.linalg.norm(frame, axis=1, keepdims=True)), -127, 127).astype(np.int8)
+    keep = glue_subset(frame, np.round(127 * ref).astype(np.int8), 10)
+    assert keep.tolist() == list(range(15, 25))                 # the near ones, in the frame's order
+    assert glue_subset(frame, ref, 0) is None and glue_subset(frame, ref, 40) is None   # all of them
+    assert glue_subset(frame, ref[:0], 10) is None
+
+
+def test_the_matcher_sees_at_most_glue_keypoints_and_still_verifies_in_3d(verifier):
+    scene, art = planar_scene()
+    kp, desc = verifier.reference_features(art)
+    feats = {"shown": [(0, 0, kp, desc)]}
+    seen = []
+    real = verifier.matcher.match
+    verifier.matcher.match = lambda qk, qd, rk, rd: seen.append(len(qk)) or real(qk, qd, rk, rd)
+    try:
+        verifier.params.glue_keypoints = 256
+        ev = verifier.evidence(scene, ["shown"], lambda names: {n: feats[n] for n in names},
+                               verified=lambda e: False)
+    finally:
+        verifier.matcher.match = real
+        verifier.params.glue_keypoints = VerifyParams.glue_keypoints
+    assert len(verifier.query_features(scene).keypoints) > 256 and seen == [256]
+    assert ev["shown"].fundamental >= 100
 
 
 def test_matcher_needs_its_model_and_checks_its_fingerprint():
