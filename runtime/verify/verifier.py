@@ -264,9 +264,13 @@ class Verifier:
 
         def late(need: float = 0.0) -> bool:
             """Is there no time left for the next step, which may take ``need`` seconds or as
-            long as the step since the last look took?"""
+            long as the step since the last look took? Once it said so, it says so for the rest
+            of the frame: a later stage's gate, asked right after, measures no step and would
+            start work the frame has no time for."""
             if deadline is None:
                 return False
+            if cache.truncated:
+                return True
             now = time.perf_counter()
             step, since[0] = now - since[0], now
             if now + max(need, step) > deadline:

@@ -163,6 +163,38 @@ def test_time_budget_bounds_verification_and_says_so(tiny_bundle):
     assert not generous.truncated and generous.candidates == full.candidates
 
 
+def test_once_the_budget_says_late_no_later_stage_starts(tiny_bundle, monkeypatch):
+    """A chunk skipped because the next one would end past the deadline (not yet reached) ends the
+    frame's verification: the second look, the 3-D models and the learned matcher do not start.
+    The clock advances only while rows are matched (one unit a chunk), so each look is exact."""
+    import types
+
+    from runtime.verify import verifier as v
+
+    rec = Recognizer.open(tiny_bundle)
+    ver = rec.verifier
+    clock = [0.0]
+    monkeypatch.setattr(v, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    matched, later = ver._match_rows, []
+
+    def match_rows(*a, **k):
+        clock[0] += 1.0
+        return matched(*a, **k)
+
+    monkeypatch.setattr(ver, "_match_rows", match_rows)
+    for stage in ("_second_look", "_fundamental", "_glue"):
+        monkeypatch.setattr(ver, stage, lambda *a, _s=stage, **k: later.append(_s))
+    wall = np.random.default_rng(5).integers(90, 110, (240, 320, 3), np.uint8)
+    cache = v.FrameCache()
+    # one chunk (1 unit) done at 1.0; the next would end at 2.0, past the deadline 1.5
+    rec.findings(wall, rec.embedder.embed(wall), all_passes=True, cache=cache, deadline=1.5)
+    assert cache.truncated and clock[0] == 1.0 and later == []
+    cache = v.FrameCache()
+    clock[0] = 0.0
+    rec.findings(wall, rec.embedder.embed(wall), all_passes=True, cache=cache, deadline=1e9)
+    assert not cache.truncated and "_fundamental" in later and clock[0] > 1.0
+
+
 def test_a_spent_budget_stops_verification_between_chunks_of_rows(tiny_bundle):
     """The budget is looked at between every few rows matched, not only between stages: a frame
     whose deadline has passed matches the first chunk of best rows and no more."""
