@@ -260,20 +260,23 @@ class Verifier:
         def qs(rotation: int):  # the frame's features for rows of ``rotation``
             return self.query_features(img_rgb, cache, rotation if shared else 0)
 
-        since = [0.0]   # when ``late`` was last asked: what came after it is one step of work
+        since = [0.0, 0.0]   # when ``late`` was last asked (what came after it is one step of
+                             # work), and the frame's longest step so far
 
         def late(need: float = 0.0) -> bool:
             """Is there no time left for the next step, which may take ``need`` seconds or as
-            long as the step since the last look took? Once it said so, it says so for the rest
-            of the frame: a later stage's gate, asked right after, measures no step and would
-            start work the frame has no time for."""
+            long as the frame's longest step so far (steps of one kind vary from row to row, and
+            the next may be the slow one)? Once it said so, it says so for the rest of the frame:
+            a later stage's gate, asked right after, measures no step and would start work the
+            frame has no time for."""
             if deadline is None:
                 return False
             if cache.truncated:
                 return True
             now = time.perf_counter()
-            step, since[0] = now - since[0], now
-            if now + max(need, step) > deadline:
+            since[1] = max(since[1], now - since[0])
+            since[0] = now
+            if now + max(need, since[1]) > deadline:
                 cache.truncated = True
                 return True
             return False
