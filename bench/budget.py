@@ -12,7 +12,7 @@ frame by frame in turn so that a slow spell of a shared machine falls on all of 
   the second look's batches and before each geometric model (``Verifier.evidence``, the default);
 - ``stages``: the same budget looked at between stages only (``CHUNK_ROWS`` set beyond any stage's
   rows: each stage's rows run to their end once begun, as before the chunks; a stage is still
-  skipped when less time is left than the previous one took).
+  skipped when less time is left than the frame's longest step so far took).
 
 Reported per set and over all frames: p50/p95/p99/max ms, the share of frames the budget cut
 short, and the share whose answer (the accepted work, or none) differs from the unbudgeted one.

@@ -247,9 +247,9 @@ class Verifier:
         ``deadline`` (a ``time.perf_counter()`` value): checked between every ``CHUNK_ROWS`` rows
         matched (the first chunk of best rows always runs), between the second look's chunks and
         before each of its geometric models, before each 3-D model, and before the learned matcher;
-        a step is skipped, with all after it, when less time is left than the step before it took
-        (the learned matcher: than its last call took), so a frame ends near its deadline, not one
-        step past it; the evidence found so far is returned (``cache.truncated`` says whether
+        a step is skipped, with all after it, when less time is left than the frame's longest
+        step so far took (the learned matcher: than its last call took, if longer), so a frame
+        ends near its deadline, not one step past it; the evidence found so far is returned (``cache.truncated`` says whether
         anything was). Checking only between stages let one stage of a 10k-row site (ten
         candidates' four rows each) run far past the budget. Without a deadline the answers are
         the same as with one that is never reached."""
