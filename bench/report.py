@@ -432,7 +432,8 @@ def budget(r: dict) -> list[str]:
         for k, (way, m) in enumerate(s.items()):
             rows.append([name if k == 0 else "", labels.get(way, way), _ms(m), _ms(m, "p95_ms"), _ms(m, "p99_ms"),
                          _f(m.get("max_ms"), 1), _f(m.get("truncated_share")), _f(m.get("answers_changed"))])
-    out = ["## recognize() under a time budget on the large site (`bench/budget.py`)", "",
+    out = [f"## recognize() under a time budget on the large site (`bench/budget.py`): {r['rows']} rows, "
+           f"{_f(r['budget_ms'], 0)} ms", "",
            f"The large site of `bench/large_site.py` ({r['references']} reference images"
            + (f", {r['painted']} of them procedural paintings" if r.get("painted") else "") + f", {r['rows']} index rows"
            + (f", built with the CLI's defaults in {_f(r['build_seconds'] / 60, 1)} min" if r.get("build_seconds") else "")
