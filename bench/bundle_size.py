@@ -40,7 +40,9 @@ VARIANTS = {
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
     "steered": ("--turned-features", "steered"),
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
-    "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (before 512)
+    "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
+                                             # again after bundle_size_glue.json, whose default was 512)
+    "glue512": ("--glue-keypoints", "512"),
 }
 
 

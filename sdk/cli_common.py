@@ -166,7 +166,8 @@ BUILD_OPTIONS = (
                       "pcaK, the site's K principal components (K bytes a keypoint, e.g. pca32)."),
     click.option("--glue-keypoints", type=int,
                  help="Frame keypoints the learned matcher (xfeat) sees per candidate: those nearest the "
-                      "candidate's (default 512; 0: every one). Fewer make its calls, and the build, quicker."),
+                      "candidate's (default 0: every one). Fewer (e.g. 512) make its calls, and the build, "
+                      "quicker; buildings lost some answers with 512."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

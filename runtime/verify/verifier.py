@@ -79,10 +79,10 @@ class VerifyParams:
     glue_from_fundamental: int = 24  # ... among those whose mutual nearest neighbours reach this many
                                      # fundamental-matrix inliers (random matches give about 20)
     glue_fingerprint: str | None = None   # of glue.onnx
-    glue_keypoints: int = 512       # frame keypoints the learned matcher sees per candidate: those most like
+    glue_keypoints: int = 0         # frame keypoints the learned matcher sees per candidate, those most like
                                     # the candidate's (``glue_subset``); 0 = every one. Its attention's cost
-                                    # grows with them, and a keypoint with no near descriptor among the
-                                    # reference's is one it rarely matches
+                                    # grows with them; fewer (512) cost buildings some answers on a large
+                                    # site (BENCHMARKS.md), so every one is the default
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back;
                                      # "steered": a quarter-turned row is its image's upright row turned by

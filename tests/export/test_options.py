@@ -11,7 +11,7 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert (o.precision, o.verify, o.upright, o.multiscale, o.hash_bits) == ("fp32", "xfeat", False, False, None)
     assert o.site_id == m.site.site_id and o.target_far == m.thresholds.target_far and o.workers == 2
     assert o.descriptor_code == "int8" and o.turned_features is None and o.calibrate
-    assert o.glue_keypoints == m.verification["glue_keypoints"] > 0
+    assert o.glue_keypoints == m.verification["glue_keypoints"] == 0
     o.check()
     other = copy.deepcopy(m)
     other.references["rotations"] = [0]
@@ -22,6 +22,8 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert (o.upright, o.turned_features, o.descriptor_code, o.spread_keypoints, o.ref_keypoints) == \
         (True, "query", "pca32", True, 256)
     assert (o.hash_bits, o.precision, o.int8_weights) == (256, "int8", 7)   # what was asked for, not the fallback
+    other.verification["glue_keypoints"] = 512
+    assert BuildOptions.like(other).glue_keypoints == 512
     del other.verification["glue_keypoints"]
     assert BuildOptions.like(other).glue_keypoints == 0   # built before the choice: the matcher saw every keypoint
     other.verification = None

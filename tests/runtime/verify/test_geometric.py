@@ -63,7 +63,8 @@ def test_bundles_calibrated_before_the_second_look_keep_their_path():
     assert old.second_look == 0 and old.shortlist == 10
     assert old.glue_keypoints == 0          # calibrated with the learned matcher seeing every keypoint
     new = VerifyParams.from_dict(VerifyParams().to_dict())
-    assert new.second_look == 20 and new.shortlist == 30 and new.glue_keypoints == VerifyParams.glue_keypoints
+    assert new.second_look == 20 and new.shortlist == 30
+    assert VerifyParams.from_dict({**VerifyParams().to_dict(), "glue_keypoints": 512}).glue_keypoints == 512
 
 
 def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):
