@@ -65,8 +65,8 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
     quarter-turned row at most half as many;
-    ``turned_features``, ``spread_keypoints``, ``glue_keypoints``: see ``VerifyParams`` (its ``descriptor_code`` is set
-    once the references are stored, ``_index_stage``)."""
+    ``turned_features``, ``spread_keypoints``, ``glue_keypoints``: see ``VerifyParams`` (its
+    ``descriptor_code`` is set once the references are stored, ``_index_stage``)."""
     if not verify or verify == "none":
         return None, {}
     from runtime.verify.verifier import Verifier, VerifyParams, make_extractor, make_matcher

@@ -249,9 +249,9 @@ class Verifier:
         before each of its geometric models, before each 3-D model, and before the learned matcher;
         a step is skipped, with all after it, when less time is left than the frame's longest
         step so far took (the learned matcher: than its last call took, if longer), so a frame
-        ends near its deadline, not one step past it; the evidence found so far is returned (``cache.truncated`` says whether
-        anything was). Checking only between stages let one stage of a 10k-row site (ten
-        candidates' four rows each) run far past the budget. Without a deadline the answers are
+        ends near its deadline, not one step past it; the evidence found so far is returned
+        (``cache.truncated`` says whether anything was). Checking only between stages let one
+        stage of a 10k-row site (ten candidates' four rows each) run far past the budget. Without a deadline the answers are
         the same as with one that is never reached."""
         cache = FrameCache() if cache is None else cache
         cache.truncated = False
@@ -260,29 +260,28 @@ class Verifier:
         def qs(rotation: int):  # the frame's features for rows of ``rotation``
             return self.query_features(img_rgb, cache, rotation if shared else 0)
 
-        since = [0.0, 0.0]   # when ``late`` was last asked (what came after it is one step of
-                             # work), and the frame's longest step so far
+        last = longest = 0.0   # when ``late`` was last asked (what came after it is one step of
+                               # work), and the frame's longest step so far
 
         def late(need: float = 0.0) -> bool:
             """Is there no time left for the next step, which may take ``need`` seconds or as
             long as the frame's longest step so far (steps of one kind vary from row to row, and
             the next may be the slow one)? Once it said so, it says so for the rest of the frame:
-            a later stage's gate, asked right after, measures no step and would start work the
-            frame has no time for."""
+            a skipped step ends the frame's verification, whatever stage asks next."""
+            nonlocal last, longest
             if deadline is None:
                 return False
             if cache.truncated:
                 return True
             now = time.perf_counter()
-            since[1] = max(since[1], now - since[0])
-            since[0] = now
-            if now + max(need, since[1]) > deadline:
+            longest, last = max(longest, now - last), now
+            if now + max(need, longest) > deadline:
                 cache.truncated = True
                 return True
             return False
 
         q = qs(0)
-        since[0] = time.perf_counter()
+        last = time.perf_counter()
         first, second = candidates[: self.params.candidates], candidates[self.params.candidates:]
         out = {c: Evidence() for c in first}  # second-look candidates only once looked at
         pts: dict[str, tuple] = {}
@@ -308,7 +307,7 @@ class Verifier:
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
             for start in range(0, len(todo), CHUNK_ROWS):
-                if start and late():   # first chunks: phase 0's always runs, a later phase's was looked at above
+                if (phase or start) and late():   # phase 0's first chunk always runs
                     break
                 chunk = todo[start: start + CHUNK_ROWS]
                 self._match_rows(qs, [row_feats for _, row_feats in chunk], cache)
@@ -385,13 +384,12 @@ class Verifier:
 
     def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=_never_late) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
-        unless a homography already verified one; ``late()`` is asked before each model after the
-        first (the caller asks before it: two looks in a row would measure no step between them)."""
+        unless a homography already verified one; ``late()`` is asked before each model."""
         if verified is not None and any(verified(e) for e in out.values()):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
-        for k, inst in enumerate(ranked[: self.params.fundamental_candidates]):
-            if k and late():   # the first model: the caller has just looked
+        for inst in ranked[: self.params.fundamental_candidates]:
+            if late():
                 break
             src, dst = pts[inst]
             ev = out[inst]
