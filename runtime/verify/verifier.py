@@ -71,6 +71,9 @@ class VerifyParams:
     candidates: int = 10            # shortlist size verified per frame
     second_look: int = 20           # further shortlist candidates matched when none of the first verified
     second_look_geometry: int = 3   # of those, the ones with the most matches that get a geometric model
+    second_look_half_turn: bool = True  # ... each whose best row is turned also matched with its row half a
+                                        # turn from that one: the global descriptor tells a turned frame from
+                                        # an upright one, not a quarter turn left from one right
     rows_per_candidate: int = 4     # reference rows (references x turns) matched per candidate, best first
     fundamental: bool = True        # 3-D fallback model for the best candidates
     fundamental_candidates: int = 3
@@ -114,7 +117,7 @@ class VerifyParams:
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
         # bundles calibrated before the second look or the learned matcher keep their path
-        d = {"second_look": 0, "glue_candidates": 0, "glue_keypoints": 0, **d}
+        d = {"second_look": 0, "glue_candidates": 0, "glue_keypoints": 0, "second_look_half_turn": False, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -361,17 +364,28 @@ class Verifier:
         batches (cheap next to a geometric model) and the few with the most correspondences get
         the geometry. The global descriptor ranks a building seen from another corner or a detail
         in close-up beyond the first ten more often than it misses it altogether, and the local
-        features still find it there; the others keep their match count (no inliers). ``late()``
-        is asked between batches and before each model: the candidates matched by then are
-        ranked, the rest left out."""
-        rows = {inst: feats[inst][0] for inst in second if feats.get(inst)}
-        names = list(rows)
+        features still find it there; the others keep their match count (no inliers).
+        ``params.second_look_half_turn``: after every candidate's best row, when that row is
+        turned, its best row half a turn from it (a frame turned a quarter left looks, to the
+        global descriptor, much like one turned right: on a large site turned book covers ranked
+        beyond the first ten were matched at the wrong quarter turn and lost); an upright best row
+        gets no upside-down partner (visitors rarely hold a camera upside down, and most frames
+        are upright: they cost nothing more). A candidate keeps the row with more
+        correspondences. ``late()`` is asked between batches and before each model: the
+        candidates matched by then are ranked, the rest left out."""
+        todo = [(inst, feats[inst][0]) for inst in second if feats.get(inst)]
+        if self.params.second_look_half_turn:
+            todo += [(inst, f) for inst, first in list(todo) if first.rotation
+                     if (f := next((r for r in feats[inst] if r.rotation == (first.rotation + 2) % 4), None))]
+        rows: dict = {}
         pairs: dict = {}
-        for start in range(0, len(names), 2 * CHUNK_ROWS):
+        for start in range(0, len(todo), 2 * CHUNK_ROWS):
             if start and late():
                 break
-            chunk = names[start: start + 2 * CHUNK_ROWS]
-            pairs.update(zip(chunk, self._pairs(qs, [rows[i] for i in chunk], cache)))
+            chunk = todo[start: start + 2 * CHUNK_ROWS]
+            for (inst, row), p in zip(chunk, self._pairs(qs, [row for _, row in chunk], cache)):
+                if inst not in pairs or len(p[0]) > len(pairs[inst][0]):
+                    rows[inst], pairs[inst] = row, p
         ranked = sorted(pairs, key=lambda i: -len(pairs[i][0]))
         geometry = self.params.second_look_geometry
         for k, inst in enumerate(ranked):

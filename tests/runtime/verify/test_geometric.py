@@ -58,12 +58,40 @@ def test_second_look_verifies_a_candidate_beyond_the_first_ones():
     assert ev["shown"].support >= 40 and set(ev) == set(first[:2])
 
 
+def test_second_look_also_matches_a_turned_candidate_half_a_turn_from_its_best_row():
+    """A sideways frame whose work ranks beyond the first candidates, and whose best row (by the
+    global descriptor) is turned the wrong way: the row half a turn from it verifies."""
+    verifier = _verifier("xfeat")
+    verifier.params.candidates, verifier.params.second_look, verifier.params.second_look_geometry = 2, 3, 1
+    scene, art = planar_scene()
+    frame = np.ascontiguousarray(np.rot90(scene, 1))
+    refs = {"a": poster(100), "b": poster(101), "c": poster(102), "d": poster(103)}
+    feats = {name: [(k, 1, *verifier.reference_features(np.ascontiguousarray(np.rot90(img, 1))))]
+             for k, (name, img) in enumerate(refs.items())}
+    wrong, right = (verifier.reference_features(np.ascontiguousarray(np.rot90(art, t))) for t in (3, 1))
+    feats["shown"] = [(10, 3, *wrong), (11, 1, *right)]    # best row first: the wrong quarter turn
+
+    def features_of(names):
+        return {n: feats[n] for n in names}
+
+    def passes(e):
+        return e.support >= 15
+
+    order = ["a", "b", "c", "shown", "d"]
+    verifier.params.second_look_half_turn = False
+    assert verifier.evidence(frame, order, features_of, passes)["shown"].support < 15
+    verifier.params.second_look_half_turn = True
+    ev = verifier.evidence(frame, order, features_of, passes)
+    assert ev["shown"].support >= 40 and ev["shown"].rotation == 1
+
+
 def test_bundles_calibrated_before_the_second_look_keep_their_path():
     old = VerifyParams.from_dict({"feature": "xfeat", "candidates": 10})
     assert old.second_look == 0 and old.shortlist == 10
     assert old.glue_keypoints == 0          # calibrated with the learned matcher seeing every keypoint
+    assert not old.second_look_half_turn    # calibrated with one row per second-look candidate
     new = VerifyParams.from_dict(VerifyParams().to_dict())
-    assert new.second_look == 20 and new.shortlist == 30
+    assert new.second_look == 20 and new.shortlist == 30 and new.second_look_half_turn
     assert VerifyParams.from_dict({**VerifyParams().to_dict(), "glue_keypoints": 512}).glue_keypoints == 512
 
 
