@@ -64,7 +64,7 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
               spread_keypoints: bool = False, glue_keypoints: int | None = None):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
-    quarter-turned row at most half as many;
+    quarter-turned row at most half as many (ranges: ``BuildOptions.check``);
     ``turned_features``, ``spread_keypoints``, ``glue_keypoints``: see ``VerifyParams`` (its
     ``descriptor_code`` is set once the references are stored, ``_index_stage``)."""
     if not verify or verify == "none":
@@ -73,8 +73,6 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
 
     params = VerifyParams.for_feature(verify)
     if ref_keypoints is not None:
-        if not 16 <= int(ref_keypoints) <= 2048:
-            raise SitelensError(f"--ref-keypoints {ref_keypoints}: between 16 and 2048")
         params.ref_keypoints = int(ref_keypoints)
         # quarter-turned rows keep half as many (as the defaults do): the count sets the bytes per work
         params.turned_keypoints = min(params.turned_keypoints, max(16, int(ref_keypoints) // 2))
@@ -82,8 +80,6 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
         params.turned_features = turned_features
     params.ref_spread = bool(spread_keypoints)
     if glue_keypoints is not None:
-        if not (glue_keypoints == 0 or 64 <= int(glue_keypoints) <= 4096):
-            raise SitelensError(f"--glue-keypoints {glue_keypoints}: 0 (every one) or between 64 and 4096")
         params.glue_keypoints = int(glue_keypoints)
     params.__post_init__()
     models = {}

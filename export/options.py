@@ -126,6 +126,10 @@ class BuildOptions:
                                 f"(this build verifies with {self.verify or 'none'})")
         if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
             raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
+        if self.ref_keypoints is not None and not 16 <= int(self.ref_keypoints) <= 2048:
+            raise SitelensError(f"--ref-keypoints {self.ref_keypoints}: between 16 and 2048")
+        if self.glue_keypoints is not None and not (self.glue_keypoints == 0 or 64 <= int(self.glue_keypoints) <= 4096):
+            raise SitelensError(f"--glue-keypoints {self.glue_keypoints}: 0 (every one) or between 64 and 4096")
         if not 0 <= int(self.workers) <= 256:
             raise SitelensError(f"--workers {self.workers}: between 0 (one per core) and 256")
         if self.site_id is not None and not SITE_ID.match(self.site_id):

@@ -4,6 +4,7 @@ import zipfile
 import pytest
 
 from export.bundler import build_bundle
+from export.options import BuildOptions
 from runtime.bundle import format as bf
 from runtime.errors import SiteError, SitelensError
 from tests.conftest import SMALL_SIZE, make_site
@@ -80,8 +81,10 @@ def test_ref_keypoints_sets_upright_and_turned_counts():
     assert (verifier.params.ref_keypoints, verifier.params.turned_keypoints, verifier.params.ref_spread) == (100, 50, True)
     assert not models
     assert _verifier("orb", ref_keypoints=2000)[0].params.turned_keypoints == 400   # never more than the default
-    with pytest.raises(SitelensError, match="--ref-keypoints 8"):
-        _verifier("orb", ref_keypoints=8)
+    for option, value in (("ref_keypoints", 8), ("glue_keypoints", 32)):   # refused before the build starts
+        with pytest.raises(SitelensError, match=f"--{option.replace('_', '-')} {value}"):
+            BuildOptions(**{option: value}).check()
+    BuildOptions(ref_keypoints=16, glue_keypoints=0).check()
 
 
 def _poster_site(tmp_path, tiny_site):
