@@ -30,7 +30,7 @@ from _common import emit, percentiles  # first: before numpy loads
 
 import numpy as np
 
-from large_site import SETS, large_site, write
+from large_site import SETS, bundle_settings, large_site, write
 
 EVERY_ROW_OF_A_STAGE = 10 ** 9   # CHUNK_ROWS that no stage reaches: the budget is seen between stages only
 
@@ -58,7 +58,7 @@ def main():
     chunk = verifier.CHUNK_ROWS
     ways = {"none": (free, chunk), "chunks": (rushed, chunk), "stages": (rushed, EVERY_ROW_OF_A_STAGE)}
     result = {"references": len(refs), "painted": painted, "rows": free.index.live_count,
-              "build_seconds": None if built is None else round(built, 1),
+              "build_seconds": None if built is None else round(built, 1), "bundle_settings": bundle_settings(big),
               "budget_ms": args.budget_ms, "chunk_rows": chunk, "sets": {}}
     every = {w: [] for w in ways}
     for name, rows in per_set.items():

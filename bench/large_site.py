@@ -8,13 +8,19 @@ procedural paintings (``--pad-to``). Built off the shelf with the defaults, as
 ``sitelens bundle``. For each set: ``sitelens eval`` of its query rows against its own site and
 against the large one (mP@1, TAR, WAR, FAR, GAP), and recognize() p50/p95 per photo at each size.
 
-    python bench/large_site.py [--sets ...] [--pad-to 2500] [--keep DIR] [--out large_site]
+    python bench/large_site.py [--sets ...] [--pad-to 2500] [--keep DIR] [--bundle-args "..."] [--out large_site]
+
+Each bundle's settings are recorded as its manifest states them (``bundle_settings``: local-feature
+parameters, turns, precision and the calibrated rule of its default match mode), so a result made
+with bundles kept from an earlier run (``--keep``) or built with ``--bundle-args`` says what it
+measured.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -70,10 +76,24 @@ def recognize_ms(bundle: Path, queries: Path, limit: int, budget_ms: float | Non
     return out
 
 
-def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, float | None, int]:
+def bundle_settings(bundle: Path) -> dict:
+    """What a bundle was built with, from its manifest: verification parameters, reference turns,
+    precision and the calibrated rule of the default match mode, hnsw (its bars show the site's hardest
+    unknowns)."""
+    from runtime.bundle import format as bf
+    from runtime.verify.verifier import VerifyParams
+
+    m = bf.read_bundle(bundle).manifest
+    rule = m.thresholds.rule("hnsw") if m.thresholds is not None else None
+    verification = VerifyParams.from_dict(m.verification).to_dict() if m.verification else None  # as it runs
+    return {"verification": verification, "rotations": (m.references or {}).get("rotations"),
+            "precision": m.model.precision, "rule": rule.to_dict() if rule is not None else None}
+
+
+def large_site(sets, work: Path, pad_to: int = 0, bundle_args=()) -> tuple[dict, list, Path, float | None, int]:
     """(rows per set, the large site's reference rows, its bundle ``work/large.sitelens``, seconds
-    `sitelens bundle` took with the CLI's defaults or None when the bundle was there already, the
-    number of procedural paintings that pad the site up to ``pad_to`` references)."""
+    `sitelens bundle` took with the CLI's defaults (and ``bundle_args``) or None when the bundle was
+    there already, the number of procedural paintings that pad the site up to ``pad_to`` references)."""
     per_set = {name: rows_of(site_manifest(name), name) for name in sets}
     refs = [r for rows in per_set.values() for r in rows if r[2] == "ref"]
     pad = max(0, pad_to - len(refs))
@@ -82,7 +102,7 @@ def large_site(sets, work: Path, pad_to: int = 0) -> tuple[dict, list, Path, flo
     big = work / "large.sitelens"
     seconds = None
     if not big.exists():
-        _, seconds = sitelens("bundle", large, "-o", big)
+        _, seconds = sitelens("bundle", large, "-o", big, *bundle_args)
     return per_set, refs, big, seconds, pad
 
 
@@ -92,21 +112,25 @@ def main():
     ap.add_argument("--pad-to", type=int, default=0, help="add procedural paintings up to this many references")
     ap.add_argument("--timed", type=int, default=60, help="query photos timed per set and site")
     ap.add_argument("--budget-ms", type=float, default=80.0, help="also time the large site with this budget per frame")
-    ap.add_argument("--keep", help="keep sites and bundles in this folder")
+    ap.add_argument("--keep", help="keep sites and bundles in this folder (reused when there)")
+    ap.add_argument("--bundle-args", default="", help="more `sitelens bundle` options for every bundle built")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="large_site_"))
-    per_set, refs, big, seconds, pad = large_site(args.sets, work, args.pad_to)
+    extra = shlex.split(args.bundle_args)
+    per_set, refs, big, seconds, pad = large_site(args.sets, work, args.pad_to, extra)
     result = {"references": len(refs), "works": len({r[1] for r in refs}), "painted": pad,
               "large_bundle": {"build_seconds": round(seconds, 1) if seconds else None,
-                               "mb": round(big.stat().st_size / 1e6, 1)}, "sets": {}}
+                               "mb": round(big.stat().st_size / 1e6, 1), "settings": bundle_settings(big)},
+              "sets": {}}
     for name, rows in per_set.items():
         own_manifest = write(rows, work / name / "manifest.csv")
         queries = write([r for r in rows if r[2] == "query"], work / name / "queries.csv")
         own = work / f"{name}.sitelens"
         if not own.exists():
-            sitelens("bundle", own_manifest, "-o", own)
+            sitelens("bundle", own_manifest, "-o", own, *extra)
         row = {"own_site": evaluate(own, own_manifest), "large_site": evaluate(big, queries)}
+        row["own_site"]["settings"] = bundle_settings(own)
         row["own_site"]["recognize_ms"] = recognize_ms(own, queries, args.timed)
         row["large_site"]["recognize_ms"] = recognize_ms(big, queries, args.timed)
         row["large_site"]["recognize_ms_budget"] = recognize_ms(big, queries, args.timed, args.budget_ms)

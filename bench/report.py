@@ -395,16 +395,24 @@ def build_cost(r: dict) -> list[str]:
     return out + [""]
 
 
+def _bars(settings: dict | None) -> str:
+    """The calibrated verification bars of a bundle (``bundle_settings``): homography support / 3-D inliers."""
+    rule = (settings or {}).get("rule") or {}
+    return f"{_f(rule.get('support'))} / {_f(rule.get('fundamental'))}" if rule else "-"
+
+
 def large_site(r: dict) -> list[str]:
     rows = []
+    big = r["large_bundle"]
+    bars = "settings" in big   # recorded since the bundles' settings are
     for name, s in r["sets"].items():
         for where in ("own_site", "large_site"):
             m = s[where]
             rows.append([name if where == "own_site" else "", f"{s['references']} (its own)" if where == "own_site"
                          else f"{r['references']} (all sets)", _f(m["mP@1"]), _f(m["true_accept_rate"]),
                          _f(m.get("wrong_accept_rate")), _f(m["false_accept_rate"]), _f(m.get("GAP")),
-                         _ms(m["recognize_ms"]), _ms(m["recognize_ms"], "p95_ms")])
-    big = r["large_bundle"]
+                         _ms(m["recognize_ms"]), _ms(m["recognize_ms"], "p95_ms")]
+                        + ([_bars(m.get("settings") if where == "own_site" else big.get("settings"))] if bars else []))
     out = ["## Answers when the site is large (`bench/large_site.py`)", "",
            f"One site of every shared set's references ({r['references']} reference images, {r['works']} works"
            + (f", {r['painted']} of them procedural paintings" if r.get("painted") else "") + "), built off the "
@@ -416,7 +424,11 @@ def large_site(r: dict) -> list[str]:
                _ms(s["large_site"]["recognize_ms_budget"], "p95_ms"),
                _f(s["large_site"]["recognize_ms_budget"]["truncated_share"])]
               for name, s in r["sets"].items() if "recognize_ms_budget" in s["large_site"]]
-    out += _table(["set", "site references", "mP@1", "TAR", "WAR", "FAR", "GAP", "recognize p50 ms", "p95 ms"], rows)
+    out += _table(["set", "site references", "mP@1", "TAR", "WAR", "FAR", "GAP", "recognize p50 ms", "p95 ms"]
+                  + (["support / 3-D bar"] if bars else []), rows)
+    if bars:
+        out += ["", "The bars are each bundle's calibrated verification thresholds (homography support, 3-D "
+                    "inliers): one rule per site, set by its hardest unknowns."]
     if budget:
         out += ["", "recognize() on the large site with a time budget per frame (`budget_ms`; later verification "
                     "stages skipped once it is spent):", ""]
