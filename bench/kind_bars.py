@@ -1,0 +1,165 @@
+"""Would a verification bar per kind of work hold the answers of a large site? A probe before a
+calibration and bundle format change.
+
+A bundle has one acceptance rule (``runtime/thresholds.py``): a candidate verifies when its
+homography support (or its 3-D inliers) reaches a bar that calibration sets so that the site's
+hardest unknowns stay within the false-accept budget. On ``bench/large_site.py``'s site (every
+dev set's references together) the hardest unknowns are look-alike objects, and their bar is far
+above what a building or a book cover needs: those sets answer worse there than on their own
+sites. This bench takes that large site's bundle and:
+
+1. gathers calibration's samples with calibration's own code (``export.calibration.gather``:
+   simulated views, walls, labels, cluttered scenes, look-alikes left out), as a build does;
+2. finds each dev set's query photos' evidence on the large site (``Recognizer.findings``, every
+   verification stage run: what a bar decides on);
+3. splits the works into kinds: ``one rule`` (the bundle's own rule, the baseline), ``by set``
+   (the dev set a work comes from: what a curator could say), and ``k-means K`` (K groups of the
+   works' mean global descriptors: what a build can find alone);
+4. gives each kind its own homography-support bar, from the negatives' strongest support among
+   that kind's works, each kind of negative (``Sample.source``) within the kind's share of the
+   budget (its share of the works), never below ``MIN_SUPPORT``; the 3-D bar and the global
+   rule stay the site's (per-kind 3-D bars rested on a few dozen building negatives and let
+   one more unknown building through in a first probe);
+5. decides with ``runtime.recognizer.ranked``, each candidate's support scaled by (site bar /
+   its kind's bar): the site rule on scaled evidence is the kind's bar on the evidence.
+
+Reports per grouping: the bars, calibration's own TAR/FAR under them, and each set's mP@1, TAR,
+WAR and FAR on the large site. Compare with the sets' own sites in ``bench/large_site.py``'s
+result built from the same bundles (``--keep``). One run, prints JSON (``--out NAME`` also
+writes bench/results/).
+
+    python bench/kind_bars.py [--keep DIR] [--kmeans 2 4 8] [--workers 2] [--out kind_bars]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from _common import emit  # first: before numpy loads
+
+import numpy as np
+from tqdm import tqdm
+
+from large_site import SETS, bundle_settings, large_site, write
+
+MODES = ("hnsw", "exact")   # calibration gathers both (its look-alike test reads exact mode)
+
+
+def kinds_by_set(instances: list[str]) -> dict[str, str]:
+    return {i: i.split("__")[0] for i in instances}
+
+
+def kinds_by_kmeans(index, instances: list[str], k: int, seed: int = 0) -> dict[str, str]:
+    """K groups of the works' mean global descriptors (every row of a work, turns included)."""
+    import cv2
+
+    rows = np.array(index.instances)
+    means = np.stack([index.descriptors[rows == i].mean(axis=0) for i in instances]).astype(np.float32)
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    cv2.setRNGSeed(seed)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-4)
+    _, labels, _ = cv2.kmeans(means, k, None, crit, 5, cv2.KMEANS_PP_CENTERS)
+    return {i: f"k{int(g)}" for i, g in zip(instances, labels.ravel())}
+
+
+def kind_bars(negatives, kind_of: dict[str, str], target_far: float) -> dict[str, float]:
+    """Support bar per kind: each kind of negative keeps its count of that kind's works reaching the
+    bar within the kind's share of the homography budget."""
+    from export.calibration import MIN_SUPPORT, SHARE_HOMOGRAPHY, _smallest_threshold
+
+    kinds = sorted(set(kind_of.values()))
+    share = {g: sum(1 for v in kind_of.values() if v == g) / len(kind_of) for g in kinds}
+    sources = sorted({s.source for s in negatives})
+    bars = {}
+    for g in kinds:
+        bar = MIN_SUPPORT
+        for source in sources:
+            values = np.array([max((e.support for i, e in (s.findings["hnsw"].verification or {}).items()
+                                    if kind_of.get(i) == g), default=0.0)
+                               for s in negatives if s.source == source], float)
+            bar = max(bar, _smallest_threshold(values, SHARE_HOMOGRAPHY * target_far * share[g], MIN_SUPPORT))
+        bars[g] = float(bar)
+    return bars
+
+
+def scaled(findings, factor: dict[str, float]):
+    """``findings`` with each candidate's support scaled by its kind's factor (site bar / kind bar)."""
+    if not findings.verification:
+        return findings
+    return replace(findings, verification={i: replace(e, support=e.support * factor.get(i, 1.0))
+                                           for i, e in findings.verification.items()})
+
+
+def outcome(findings, truth: str, rule, factor) -> tuple[bool, bool, str | None]:
+    """(accepted, accepted as ``truth``, top-1) under ``rule`` with per-kind bars (``factor``)."""
+    from runtime.recognizer import ranked
+
+    f = scaled(findings, factor)
+    if not f.hits:
+        return False, False, None
+    order, decided_by = ranked(f, rule)
+    return decided_by is not None, decided_by is not None and order[0] == truth, order[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--kmeans", nargs="+", type=int, default=[2, 4, 8], help="numbers of groups tried")
+    ap.add_argument("--workers", type=int, default=2, help="processes that gather calibration's samples")
+    ap.add_argument("--keep", help="the large site and its bundle (bench/large_site.py's --keep; reused when there)")
+    ap.add_argument("--out", help="also write bench/results/<OUT>.json")
+    args = ap.parse_args()
+
+    from runtime.bundle import format as bf
+    from runtime.metrics import accept_rates, rates
+    from runtime.recognizer import Recognizer
+    from runtime.site import load_queries, load_site
+    from runtime.image.image_io import load_image
+    from export.calibration import gather
+
+    work = Path(args.keep or tempfile.mkdtemp(prefix="kind_bars_"))
+    per_set, refs, big, _, _ = large_site(args.sets, work)
+    contents = bf.read_bundle(big)
+    rec = Recognizer(contents, providers=["CPUExecutionProvider"])
+    rule = rec.thresholds.rule("hnsw")
+    target_far = rec.thresholds.target_far or 0.01
+    samples = gather(rec, load_site(work / "large" / "manifest.csv"), MODES, workers=args.workers,
+                     contents=contents, target_far=target_far)
+    found = {}
+    for name, rows in per_set.items():
+        queries = load_queries(write([r for r in rows if r[2] == "query"], work / name / "queries.csv"))
+        found[name] = []
+        for q in tqdm(queries, desc=f"{name} queries", unit="photo"):
+            img = load_image(q.path, rec.decode_need)
+            found[name].append(("|".join(sorted(q.instances)) if not q.is_unknown else None,
+                                rec.findings(img, rec.embedder.embed(img), "hnsw")))
+    instances = sorted(set(rec.index.instances))
+    groupings = {"one rule": {i: "site" for i in instances}, "by set": kinds_by_set(instances)}
+    groupings.update({f"k-means {k}": kinds_by_kmeans(rec.index, instances, k) for k in args.kmeans})
+    result = {"references": len(refs), "works": len(instances), "bundle_settings": bundle_settings(big),
+              "calibration_samples": {"positives": len(samples.positives), "negatives": len(samples.negatives)},
+              "groupings": {}}
+    for label, kind_of in groupings.items():
+        bars = {"site": float(rule.support)} if label == "one rule" else kind_bars(samples.negatives, kind_of, target_far)
+        factor = {i: rule.support / bars[g] for i, g in kind_of.items()}
+        pos = [1 if ok else (-1 if acc else 0)
+               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, factor) for s in samples.positives)]
+        neg = [1 if outcome(s.findings["hnsw"], "", rule, factor)[0] else 0 for s in samples.negatives]
+        tar, far = rates(pos, neg)
+        row = {"kinds": {g: sum(1 for v in kind_of.values() if v == g) for g in bars}, "support_bars": bars,
+               "calibration": {"tar": round(tar, 4), "far": round(far, 4)}, "sets": {}}
+        for name, items in found.items():
+            known = [(truth, outcome(f, truth, rule, factor)) for truth, f in items if truth is not None]
+            unknown = [outcome(f, "", rule, factor)[0] for truth, f in items if truth is None]
+            rates_ = accept_rates([o[0] for _, o in known], [o[1] for _, o in known], unknown)
+            row["sets"][name] = {"mP@1": round(float(np.mean([o[2] == t for t, o in known])), 4) if known else None,
+                                 **{k: None if v is None else round(v, 4) for k, v in rates_.items()},
+                                 "queries": len(items)}
+        result["groupings"][label] = row
+    emit(result, args, args.out)
+
+
+if __name__ == "__main__":
+    main()
