@@ -20,8 +20,8 @@ sites. This bench takes that large site's bundle and:
    budget (its share of the works), never below ``MIN_SUPPORT``; the 3-D bar and the global
    rule stay the site's (per-kind 3-D bars rested on a few dozen building negatives and let
    one more unknown building through in a first probe);
-5. decides with ``runtime.recognizer.ranked``, each candidate's support scaled by (site bar /
-   its kind's bar): the site rule on scaled evidence is the kind's bar on the evidence.
+5. decides with ``runtime.recognizer.ranked``, given the site's rule with each candidate's bar
+   (``KindRule``).
 
 Reports per grouping: the bars, calibration's own TAR/FAR under them, and each set's mP@1, TAR,
 WAR and FAR on the large site. Compare with the sets' own sites in ``bench/large_site.py``'s
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 from _common import emit  # first: before numpy loads
@@ -84,22 +83,40 @@ def kind_bars(negatives, kind_of: dict[str, str], target_far: float) -> dict[str
     return bars
 
 
-def scaled(findings, factor: dict[str, float]):
-    """``findings`` with each candidate's support scaled by its kind's factor (site bar / kind bar)."""
-    if not findings.verification:
-        return findings
-    return replace(findings, verification={i: replace(e, support=e.support * factor.get(i, 1.0))
-                                           for i, e in findings.verification.items()})
+class KindRule:
+    """The site's ``rule`` with a homography-support bar per candidate of one frame's ``findings``
+    (``bars``: instance -> its kind's bar), for ``runtime.recognizer.ranked``, which asks a rule
+    about each candidate's evidence alone: the evidence objects are mapped back to their candidate."""
+
+    def __init__(self, rule, bars: dict[str, float], findings):
+        self.rule = rule
+        self.bar = {id(e): bars.get(i, rule.support) for i, e in (findings.verification or {}).items()}
+
+    def verified(self, evidence) -> bool:
+        if evidence.support >= self.bar.get(id(evidence), self.rule.support):
+            return True
+        return self.rule.fundamental is not None and evidence.fundamental >= self.rule.fundamental
+
+    def strength(self, evidence) -> float:
+        if evidence is None:
+            return 0.0
+        shares = [evidence.support / self.bar.get(id(evidence), self.rule.support)]
+        if self.rule.fundamental:
+            shares.append(evidence.fundamental / self.rule.fundamental)
+        return min(1.0, max(shares))
+
+    def global_accepts(self, *args) -> bool:
+        return self.rule.global_accepts(*args)
 
 
-def outcome(findings, truth: str, rule, factor) -> tuple[bool, bool, str | None]:
-    """(accepted, accepted as ``truth``, top-1) under ``rule`` with per-kind bars (``factor``)."""
+def outcome(findings, truth: str, rule, bars: dict[str, float]) -> tuple[bool, bool, str | None]:
+    """(accepted, accepted as ``truth``, top-1) under ``rule`` with per-kind support ``bars``
+    (instance -> bar)."""
     from runtime.recognizer import ranked
 
-    f = scaled(findings, factor)
-    if not f.hits:
+    if not findings.hits:
         return False, False, None
-    order, decided_by = ranked(f, rule)
+    order, decided_by = ranked(findings, KindRule(rule, bars, findings))
     return decided_by is not None, decided_by is not None and order[0] == truth, order[0]
 
 
@@ -143,16 +160,16 @@ def main():
               "groupings": {}}
     for label, kind_of in groupings.items():
         bars = {"site": float(rule.support)} if label == "one rule" else kind_bars(samples.negatives, kind_of, target_far)
-        factor = {i: rule.support / bars[g] for i, g in kind_of.items()}
+        per_work = {i: bars[g] for i, g in kind_of.items()}   # instance -> its kind's support bar
         pos = [1 if ok else (-1 if acc else 0)
-               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, factor) for s in samples.positives)]
-        neg = [1 if outcome(s.findings["hnsw"], "", rule, factor)[0] else 0 for s in samples.negatives]
+               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, per_work) for s in samples.positives)]
+        neg = [1 if outcome(s.findings["hnsw"], "", rule, per_work)[0] else 0 for s in samples.negatives]
         tar, far = rates(pos, neg)
         row = {"kinds": {g: sum(1 for v in kind_of.values() if v == g) for g in bars}, "support_bars": bars,
                "calibration": {"tar": round(tar, 4), "far": round(far, 4)}, "sets": {}}
         for name, items in found.items():
-            known = [(truth, outcome(f, truth, rule, factor)) for truth, f in items if truth is not None]
-            unknown = [outcome(f, "", rule, factor)[0] for truth, f in items if truth is None]
+            known = [(truth, outcome(f, truth, rule, per_work)) for truth, f in items if truth is not None]
+            unknown = [outcome(f, "", rule, per_work)[0] for truth, f in items if truth is None]
             rates_ = accept_rates([o[0] for _, o in known], [o[1] for _, o in known], unknown)
             row["sets"][name] = {"mP@1": round(float(np.mean([o[2] == t for t, o in known])), 4) if known else None,
                                  **{k: None if v is None else round(v, 4) for k, v in rates_.items()},
