@@ -13,11 +13,12 @@ sites. This bench takes that large site's bundle and:
 2. finds each dev set's query photos' evidence on the large site (``Recognizer.findings``, every
    verification stage run: what a bar decides on);
 3. splits the works into kinds: ``one rule`` (the bundle's own rule, the baseline), ``by set``
-   (the dev set a work comes from: what a curator could say), and ``k-means K`` (K groups of the
-   works' mean global descriptors: what a build can find alone);
-4. gives each kind its own homography-support bar, from the negatives' strongest support among
-   that kind's works, each kind of negative (``Sample.source``) within the kind's share of the
-   budget (its share of the works), never below ``MIN_SUPPORT``; the 3-D bar and the global
+   (the dev set a work comes from: what a curator could say), and ``k-means K``
+   (``export.kinds.kinds_of``: K groups of the works' mean global descriptors, what a build can
+   find alone);
+4. gives each kind its own homography-support bar (``export.kinds.support_bars``: from the
+   negatives' strongest support among that kind's works, each kind of negative within the kind's
+   share of the budget, its share of the works, never below ``MIN_SUPPORT``); the 3-D bar and the global
    rule stay the site's (per-kind 3-D bars rested on a few dozen building negatives and let
    one more unknown building through in a first probe);
 5. decides with ``runtime.recognizer.ranked``, given the site's rule with each candidate's bar
@@ -48,39 +49,6 @@ MODES = ("hnsw", "exact")   # calibration gathers both (its look-alike test read
 
 def kinds_by_set(instances: list[str]) -> dict[str, str]:
     return {i: i.split("__")[0] for i in instances}
-
-
-def kinds_by_kmeans(index, instances: list[str], k: int, seed: int = 0) -> dict[str, str]:
-    """K groups of the works' mean global descriptors (every row of a work, turns included)."""
-    import cv2
-
-    rows = np.array(index.instances)
-    means = np.stack([index.descriptors[rows == i].mean(axis=0) for i in instances]).astype(np.float32)
-    means /= np.linalg.norm(means, axis=1, keepdims=True)
-    cv2.setRNGSeed(seed)
-    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-4)
-    _, labels, _ = cv2.kmeans(means, k, None, crit, 5, cv2.KMEANS_PP_CENTERS)
-    return {i: f"k{int(g)}" for i, g in zip(instances, labels.ravel())}
-
-
-def kind_bars(negatives, kind_of: dict[str, str], target_far: float) -> dict[str, float]:
-    """Support bar per kind: each kind of negative keeps its count of that kind's works reaching the
-    bar within the kind's share of the homography budget."""
-    from export.calibration import MIN_SUPPORT, SHARE_HOMOGRAPHY, _smallest_threshold
-
-    kinds = sorted(set(kind_of.values()))
-    share = {g: sum(1 for v in kind_of.values() if v == g) / len(kind_of) for g in kinds}
-    sources = sorted({s.source for s in negatives})
-    bars = {}
-    for g in kinds:
-        bar = MIN_SUPPORT
-        for source in sources:
-            values = np.array([max((e.support for i, e in (s.findings["hnsw"].verification or {}).items()
-                                    if kind_of.get(i) == g), default=0.0)
-                               for s in negatives if s.source == source], float)
-            bar = max(bar, _smallest_threshold(values, SHARE_HOMOGRAPHY * target_far * share[g], MIN_SUPPORT))
-        bars[g] = float(bar)
-    return bars
 
 
 class KindRule:
@@ -135,6 +103,7 @@ def main():
     from runtime.site import load_queries, load_site
     from runtime.image.image_io import load_image
     from export.calibration import gather
+    from export.kinds import kinds_of, support_bars
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="kind_bars_"))
     per_set, refs, big, _, _ = large_site(args.sets, work)
@@ -154,12 +123,12 @@ def main():
                                 rec.findings(img, rec.embedder.embed(img), "hnsw")))
     instances = sorted(set(rec.index.instances))
     groupings = {"one rule": {i: "site" for i in instances}, "by set": kinds_by_set(instances)}
-    groupings.update({f"k-means {k}": kinds_by_kmeans(rec.index, instances, k) for k in args.kmeans})
+    groupings.update({f"k-means {k}": kinds_of(rec.index.descriptors, rec.index.instances, k) for k in args.kmeans})
     result = {"references": len(refs), "works": len(instances), "bundle_settings": bundle_settings(big),
               "calibration_samples": {"positives": len(samples.positives), "negatives": len(samples.negatives)},
               "groupings": {}}
     for label, kind_of in groupings.items():
-        bars = {"site": float(rule.support)} if label == "one rule" else kind_bars(samples.negatives, kind_of, target_far)
+        bars = {"site": float(rule.support)} if label == "one rule" else support_bars(samples.negatives, kind_of, target_far)
         per_work = {i: bars[g] for i, g in kind_of.items()}   # instance -> its kind's support bar
         pos = [1 if ok else (-1 if acc else 0)
                for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, per_work) for s in samples.positives)]

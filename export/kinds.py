@@ -1,0 +1,61 @@
+"""Kinds of works on a site, and a homography-support bar for each.
+
+A bundle's rule has one support bar (``export/calibration.py``), set by the site's hardest
+unknowns. On a site that mixes kinds (objects with look-alike siblings beside paintings, book
+covers and buildings) the hardest kind sets it, and the other kinds' weakly verifying photos fall
+under it. ``bench/kind_bars.py`` probes a bar per kind with these two parts; bundles do not carry
+per-kind bars yet (the rule format, ``runtime/thresholds.py``, has one bar per match mode).
+
+- ``kinds_of``: groups of the works by their mean global descriptor (k-means): what a build can
+  find without a curator's labels.
+- ``support_bars``: each kind's bar, from calibration's negatives (``export.calibration.Sample``):
+  the strongest support each negative finds among that kind's works, each kind of negative
+  (``Sample.source``) within the kind's share of the homography budget (its share of the
+  works), never below ``MIN_SUPPORT``. The shares add up to the site's budget, so the kinds
+  together let through what the one bar did.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import MIN_SUPPORT, SHARE_HOMOGRAPHY, _smallest_threshold
+
+
+def kinds_of(descriptors: np.ndarray, row_instances, k: int, seed: int = 0) -> dict[str, str]:
+    """{instance: kind name} for ``k`` groups (k-means, ``seed`` for its start) of the works' mean
+    row descriptor (``descriptors``: one L2-normalised row per index row, ``row_instances`` its
+    instance; every row of a work counts, turned ones included). Fewer works than ``k``: one
+    kind each."""
+    import cv2
+
+    rows = np.asarray(row_instances)
+    instances = sorted(set(rows.tolist()))
+    if not instances:
+        return {}
+    means = np.stack([np.asarray(descriptors)[rows == i].mean(axis=0) for i in instances]).astype(np.float32)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    k = max(1, min(int(k), len(instances)))
+    if k == 1:
+        return {i: "k0" for i in instances}
+    cv2.setRNGSeed(seed)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-4)
+    _, labels, _ = cv2.kmeans(means, k, None, crit, 5, cv2.KMEANS_PP_CENTERS)
+    return {i: f"k{int(g)}" for i, g in zip(instances, labels.ravel())}
+
+
+def support_bars(negatives, kind_of: dict[str, str], target_far: float, mode: str = "hnsw") -> dict[str, float]:
+    """{kind: homography-support bar} from calibration's ``negatives`` (``Sample``s) in match ``mode``
+    (see the module's docstring); a kind no negative comes near gets ``MIN_SUPPORT``."""
+    kinds = sorted(set(kind_of.values()))
+    share = {g: sum(1 for v in kind_of.values() if v == g) / max(len(kind_of), 1) for g in kinds}
+    sources = sorted({s.source for s in negatives})
+    bars = {}
+    for g in kinds:
+        bar = float(MIN_SUPPORT)
+        for source in sources:
+            values = np.array([max((e.support for i, e in (s.findings[mode].verification or {}).items()
+                                    if kind_of.get(i) == g), default=0.0)
+                               for s in negatives if s.source == source], float)
+            bar = max(bar, _smallest_threshold(values, SHARE_HOMOGRAPHY * target_far * share[g], MIN_SUPPORT))
+        bars[g] = float(bar)
+    return bars
