@@ -58,7 +58,7 @@ def main():
     chunk = verifier.CHUNK_ROWS
     ways = {"none": (free, chunk), "chunks": (rushed, chunk), "stages": (rushed, EVERY_ROW_OF_A_STAGE)}
     result = {"references": len(refs), "painted": painted, "rows": free.index.live_count,
-              "build_seconds": None if built is None else round(built, 1), "bundle_settings": bundle_settings(big),
+              "build_seconds": None if built is None else round(built, 1), "bundle_settings": bundle_settings(free.manifest),
               "budget_ms": args.budget_ms, "chunk_rows": chunk, "sets": {}}
     every = {w: [] for w in ways}
     for name, rows in per_set.items():

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from _common import emit  # first: before numpy loads
@@ -54,24 +55,19 @@ def kinds_by_set(instances: list[str]) -> dict[str, str]:
 class KindRule:
     """The site's ``rule`` with a homography-support bar per candidate of one frame's ``findings``
     (``bars``: instance -> its kind's bar), for ``runtime.recognizer.ranked``, which asks a rule
-    about each candidate's evidence alone: the evidence objects are mapped back to their candidate."""
+    about each candidate's evidence alone: the evidence objects are mapped back to their candidate,
+    and each is asked of the site's rule with that candidate's bar (``Rule`` decides, as on a device)."""
 
     def __init__(self, rule, bars: dict[str, float], findings):
         self.rule = rule
-        self.bar = {id(e): bars.get(i, rule.support) for i, e in (findings.verification or {}).items()}
+        self.rules = {id(e): replace(rule, support=bars.get(i, rule.support))
+                      for i, e in (findings.verification or {}).items()}
 
     def verified(self, evidence) -> bool:
-        if evidence.support >= self.bar.get(id(evidence), self.rule.support):
-            return True
-        return self.rule.fundamental is not None and evidence.fundamental >= self.rule.fundamental
+        return self.rules.get(id(evidence), self.rule).verified(evidence)
 
     def strength(self, evidence) -> float:
-        if evidence is None:
-            return 0.0
-        shares = [evidence.support / self.bar.get(id(evidence), self.rule.support)]
-        if self.rule.fundamental:
-            shares.append(evidence.fundamental / self.rule.fundamental)
-        return min(1.0, max(shares))
+        return self.rules.get(id(evidence), self.rule).strength(evidence)
 
     def global_accepts(self, *args) -> bool:
         return self.rule.global_accepts(*args)
@@ -124,7 +120,7 @@ def main():
     instances = sorted(set(rec.index.instances))
     groupings = {"one rule": {i: "site" for i in instances}, "by set": kinds_by_set(instances)}
     groupings.update({f"k-means {k}": kinds_of(rec.index.descriptors, rec.index.instances, k) for k in args.kmeans})
-    result = {"references": len(refs), "works": len(instances), "bundle_settings": bundle_settings(big),
+    result = {"references": len(refs), "works": len(instances), "bundle_settings": bundle_settings(contents.manifest),
               "calibration_samples": {"positives": len(samples.positives), "negatives": len(samples.negatives)},
               "groupings": {}}
     for label, kind_of in groupings.items():

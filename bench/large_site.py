@@ -76,18 +76,23 @@ def recognize_ms(bundle: Path, queries: Path, limit: int, budget_ms: float | Non
     return out
 
 
-def bundle_settings(bundle: Path) -> dict:
-    """What a bundle was built with, from its manifest: verification parameters, reference turns,
-    precision and the calibrated rule of the default match mode, hnsw (its bars show the site's hardest
-    unknowns)."""
-    from runtime.bundle import format as bf
+def bundle_settings(manifest) -> dict:
+    """What a bundle was built with, from its manifest (``runtime.bundle.manifest.Manifest``):
+    verification parameters as they run, reference turns, precision and the calibrated rule of
+    the default match mode, hnsw (its bars show the site's hardest unknowns)."""
     from runtime.verify.verifier import VerifyParams
 
-    m = bf.read_bundle(bundle).manifest
-    rule = m.thresholds.rule("hnsw") if m.thresholds is not None else None
-    verification = VerifyParams.from_dict(m.verification).to_dict() if m.verification else None  # as it runs
-    return {"verification": verification, "rotations": (m.references or {}).get("rotations"),
-            "precision": m.model.precision, "rule": rule.to_dict() if rule is not None else None}
+    rule = manifest.thresholds.rule("hnsw") if manifest.thresholds is not None else None
+    verification = VerifyParams.from_dict(manifest.verification).to_dict() if manifest.verification else None
+    return {"verification": verification, "rotations": (manifest.references or {}).get("rotations"),
+            "precision": manifest.model.precision, "rule": rule.to_dict() if rule is not None else None}
+
+
+def manifest_of(bundle: Path):
+    """A bundle's manifest, the bundle verified as any reader does."""
+    from runtime.bundle import format as bf
+
+    return bf.read_bundle(bundle).manifest
 
 
 def large_site(sets, work: Path, pad_to: int = 0, bundle_args=()) -> tuple[dict, list, Path, float | None, int]:
@@ -121,7 +126,7 @@ def main():
     per_set, refs, big, seconds, pad = large_site(args.sets, work, args.pad_to, extra)
     result = {"references": len(refs), "works": len({r[1] for r in refs}), "painted": pad,
               "large_bundle": {"build_seconds": round(seconds, 1) if seconds else None,
-                               "mb": round(big.stat().st_size / 1e6, 1), "settings": bundle_settings(big)},
+                               "mb": round(big.stat().st_size / 1e6, 1), "settings": bundle_settings(manifest_of(big))},
               "sets": {}}
     for name, rows in per_set.items():
         own_manifest = write(rows, work / name / "manifest.csv")
@@ -130,7 +135,7 @@ def main():
         if not own.exists():
             sitelens("bundle", own_manifest, "-o", own, *extra)
         row = {"own_site": evaluate(own, own_manifest), "large_site": evaluate(big, queries)}
-        row["own_site"]["settings"] = bundle_settings(own)
+        row["own_site"]["settings"] = bundle_settings(manifest_of(own))
         row["own_site"]["recognize_ms"] = recognize_ms(own, queries, args.timed)
         row["large_site"]["recognize_ms"] = recognize_ms(big, queries, args.timed)
         row["large_site"]["recognize_ms_budget"] = recognize_ms(big, queries, args.timed, args.budget_ms)

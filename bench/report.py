@@ -413,9 +413,9 @@ def large_site(r: dict) -> list[str]:
                          _f(m.get("wrong_accept_rate")), _f(m["false_accept_rate"]), _f(m.get("GAP")),
                          _ms(m["recognize_ms"]), _ms(m["recognize_ms"], "p95_ms")]
                         + ([_bars(m.get("settings") if where == "own_site" else big.get("settings"))] if bars else []))
-    name = ((r["provenance"].get("options") or {}).get("out") or "large_site")
+    result = (r["provenance"].get("options") or {}).get("out") or "large_site"
     out = ["## Answers when the site is large (`bench/large_site.py`)"
-           + (f": {name}" if name != "large_site" else ""), "",
+           + (f": {result}" if result != "large_site" else ""), "",
            f"One site of every shared set's references ({r['references']} reference images, {r['works']} works"
            + (f", {r['painted']} of them procedural paintings" if r.get("painted") else "") + "), built off the "
            f"shelf with the defaults ({_f(big['mb'], 1)} MB" + (f", {_f(big['build_seconds'] / 60, 1)} min"

@@ -48,14 +48,16 @@ def support_bars(negatives, kind_of: dict[str, str], target_far: float, mode: st
     (see the module's docstring); a kind no negative comes near gets ``MIN_SUPPORT``."""
     kinds = sorted(set(kind_of.values()))
     share = {g: sum(1 for v in kind_of.values() if v == g) / max(len(kind_of), 1) for g in kinds}
-    sources = sorted({s.source for s in negatives})
-    bars = {}
-    for g in kinds:
-        bar = float(MIN_SUPPORT)
-        for source in sources:
-            values = np.array([max((e.support for i, e in (s.findings[mode].verification or {}).items()
-                                    if kind_of.get(i) == g), default=0.0)
-                               for s in negatives if s.source == source], float)
-            bar = max(bar, _smallest_threshold(values, SHARE_HOMOGRAPHY * target_far * share[g], MIN_SUPPORT))
-        bars[g] = float(bar)
-    return bars
+    strongest: dict[str, dict[str, list]] = {}   # source -> kind -> each negative's strongest support
+    for s in negatives:
+        best = dict.fromkeys(kinds, 0.0)
+        for i, e in (s.findings[mode].verification or {}).items():
+            if i in kind_of:
+                best[kind_of[i]] = max(best[kind_of[i]], e.support)
+        per_kind = strongest.setdefault(s.source, {g: [] for g in kinds})
+        for g in kinds:
+            per_kind[g].append(best[g])
+    return {g: float(max([MIN_SUPPORT] + [_smallest_threshold(np.array(values[g], float),
+                                                              SHARE_HOMOGRAPHY * target_far * share[g], MIN_SUPPORT)
+                                          for values in strongest.values()]))
+            for g in kinds}

@@ -80,9 +80,9 @@ class BuildOptions:
         """The options a bundle was built with, as far as its ``manifest`` records them: precision
         asked for (and the INT8 weight bits), quarter turns, scales, binary codes, local features
         with their keypoints, turns, descriptor code and learned-matcher keypoints, the
-        false-accept target, site id and expiry; the rest (index parameters, calibration views, survey, metadata, workers) take
-        their defaults or ``changes``. For building the same kind of bundle with another network
-        (``sitelens learn --finetune``)."""
+        false-accept target, site id and expiry; the rest (index parameters, calibration views,
+        survey, metadata, workers) take their defaults or ``changes``. For building the same kind
+        of bundle with another network (``sitelens learn --finetune``)."""
         asked = (manifest.model.details or {}).get("precision_report") or {}
         refs, v = manifest.references or {}, manifest.verification or {}
         known = dict(

@@ -254,8 +254,8 @@ class Verifier:
         step so far took (the learned matcher: than its last call took, if longer), so a frame
         ends near its deadline, not one step past it; the evidence found so far is returned
         (``cache.truncated`` says whether anything was). Checking only between stages let one
-        stage of a 10k-row site (ten candidates' four rows each) run far past the budget. Without a deadline the answers are
-        the same as with one that is never reached."""
+        stage of a 10k-row site (ten candidates' four rows each) run far past the budget. Without
+        a deadline the answers are the same as with one that is never reached."""
         cache = FrameCache() if cache is None else cache
         cache.truncated = False
         shared = self.shared_turns
