@@ -21,8 +21,8 @@ sites. This bench takes that large site's bundle and:
    share of the budget, its share of the works, never below ``MIN_SUPPORT``); the 3-D bar and the global
    rule stay the site's (per-kind 3-D bars rested on a few dozen building negatives and let
    one more unknown building through in a first probe);
-5. decides with ``runtime.recognizer.ranked``, given the site's rule with each candidate's bar
-   (``KindRule``).
+5. decides with ``runtime.recognizer.ranked``, given the site's rule with those bars
+   (``Rule.kind_support``, as a bundle calibrated with kinds carries them).
 
 Reports per grouping: the bars, calibration's own TAR/FAR under them, and each set's mP@1, TAR,
 WAR and FAR on the large site. Compare with the sets' own sites in ``bench/large_site.py``'s
@@ -52,35 +52,14 @@ def kinds_by_set(instances: list[str]) -> dict[str, str]:
     return {i: i.split("__")[0] for i in instances}
 
 
-class KindRule:
-    """The site's ``rule`` with a homography-support bar per candidate of one frame's ``findings``
-    (``bars``: instance -> its kind's bar), for ``runtime.recognizer.ranked``, which asks a rule
-    about each candidate's evidence alone: the evidence objects are mapped back to their candidate,
-    and each is asked of the site's rule with that candidate's bar (``Rule`` decides, as on a device)."""
-
-    def __init__(self, rule, bars: dict[str, float], findings):
-        self.rule = rule
-        self.rules = {id(e): replace(rule, support=bars.get(i, rule.support))
-                      for i, e in (findings.verification or {}).items()}
-
-    def verified(self, evidence) -> bool:
-        return self.rules.get(id(evidence), self.rule).verified(evidence)
-
-    def strength(self, evidence) -> float:
-        return self.rules.get(id(evidence), self.rule).strength(evidence)
-
-    def global_accepts(self, *args) -> bool:
-        return self.rule.global_accepts(*args)
-
-
-def outcome(findings, truth: str, rule, bars: dict[str, float]) -> tuple[bool, bool, str | None]:
-    """(accepted, accepted as ``truth``, top-1) under ``rule`` with per-kind support ``bars``
-    (instance -> bar)."""
+def outcome(findings, truth: str, rule, kind_of: dict[str, str], bars: dict[str, float]) -> tuple[bool, bool, str | None]:
+    """(accepted, accepted as ``truth``, top-1) under the site's ``rule`` with a support bar per
+    kind (``bars``; ``kind_of``: instance -> kind), decided as a device does (``Rule.support_for``)."""
     from runtime.recognizer import ranked
 
     if not findings.hits:
         return False, False, None
-    order, decided_by = ranked(findings, KindRule(rule, bars, findings))
+    order, decided_by = ranked(findings, replace(rule, kind_support=bars, kinds=kind_of))
     return decided_by is not None, decided_by is not None and order[0] == truth, order[0]
 
 
@@ -105,7 +84,7 @@ def main():
     per_set, refs, big, _, _ = large_site(args.sets, work)
     contents = bf.read_bundle(big)
     rec = Recognizer(contents, providers=["CPUExecutionProvider"])
-    rule = rec.thresholds.rule("hnsw")
+    rule = replace(rec.thresholds.rule("hnsw"), kind_support=None)   # the site's bar; groupings add theirs
     target_far = rec.thresholds.target_far or 0.01
     samples = gather(rec, load_site(work / "large" / "manifest.csv"), MODES, workers=args.workers,
                      contents=contents, target_far=target_far)
@@ -125,16 +104,15 @@ def main():
               "groupings": {}}
     for label, kind_of in groupings.items():
         bars = {"site": float(rule.support)} if label == "one rule" else support_bars(samples.negatives, kind_of, target_far)
-        per_work = {i: bars[g] for i, g in kind_of.items()}   # instance -> its kind's support bar
         pos = [1 if ok else (-1 if acc else 0)
-               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, per_work) for s in samples.positives)]
-        neg = [1 if outcome(s.findings["hnsw"], "", rule, per_work)[0] else 0 for s in samples.negatives]
+               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, kind_of, bars) for s in samples.positives)]
+        neg = [1 if outcome(s.findings["hnsw"], "", rule, kind_of, bars)[0] else 0 for s in samples.negatives]
         tar, far = rates(pos, neg)
         row = {"kinds": {g: sum(1 for v in kind_of.values() if v == g) for g in bars}, "support_bars": bars,
                "calibration": {"tar": round(tar, 4), "far": round(far, 4)}, "sets": {}}
         for name, items in found.items():
-            known = [(truth, outcome(f, truth, rule, per_work)) for truth, f in items if truth is not None]
-            unknown = [outcome(f, "", rule, per_work)[0] for truth, f in items if truth is None]
+            known = [(truth, outcome(f, truth, rule, kind_of, bars)) for truth, f in items if truth is not None]
+            unknown = [outcome(f, "", rule, kind_of, bars)[0] for truth, f in items if truth is None]
             rates_ = accept_rates([o[0] for _, o in known], [o[1] for _, o in known], unknown)
             row["sets"][name] = {"mP@1": round(float(np.mean([o[2] == t for t, o in known])), 4) if known else None,
                                  **{k: None if v is None else round(v, 4) for k, v in rates_.items()},

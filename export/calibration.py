@@ -24,7 +24,10 @@ half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarte
 score/margin rule what the negatives leave of it. Verification thresholds never go below
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
-to verify. Instances whose references show the same thing are not used as each other's unknowns
+to verify. A site whose samples can carry it gets a homography threshold per kind of work too
+(``export/kinds.py``: groups of the works by their global descriptors, each with its share of
+the budget), so that one kind's look-alikes do not set every work's bar; the 3-D and global
+tests count what those bars accept. Instances whose references show the same thing are not used as each other's unknowns
 (``LookAlikes``): the same plane (homography support) or the same 3-D structure
 (fundamental-matrix inliers: two references of one facade from different corners). They are looked
 for only where they would matter: among the instances a negative could be accepted as
@@ -318,8 +321,8 @@ def _score_image(sc: Scorer, item) -> list[dict]:
     return [_findings(sc.rec, img, sc.modes, None if ex is None else set(ex), cache) for ex in excludes]
 
 
-def _sure(evidence) -> bool:
-    """Verified under any rule calibration can set (``SURE_SUPPORT``)."""
+def _sure(evidence, instance=None) -> bool:
+    """Verified under any rule calibration can set (``SURE_SUPPORT``), whatever the work's kind."""
     return evidence.support >= SURE_SUPPORT
 
 
@@ -476,23 +479,34 @@ def _smallest_threshold(values: np.ndarray, budget: float, floor: float) -> floa
     return max(floor, t)
 
 
-def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: float) -> tuple[Rule, dict]:
+def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: float,
+                kinds: dict | None = None) -> tuple[Rule, dict]:
+    """The rule of match ``mode`` (see the module's docstring); ``kinds`` (instance -> kind of
+    work, more than one kind): a homography-support bar per kind too (``export.kinds.support_bars``),
+    the site's bar kept for works without a kind; the 3-D and global tests count what the kinds'
+    bars accept."""
     pos, neg = samples.positives, samples.negatives
     verifying = rec.verifier is not None
-    support = fundamental = None
+    support = fundamental = kind_support = None
     groups = by_source(neg)
     if verifying:  # thresholds that hold for every kind of negative
         support = max([_smallest_threshold(_max_evidence(g, mode, "support"), SHARE_HOMOGRAPHY * target_far,
                                            MIN_SUPPORT) for g in groups.values()], default=MIN_SUPPORT)
+        if kinds and len(set(kinds.values())) > 1:
+            from .kinds import support_bars
+
+            kind_support = support_bars(neg, kinds, target_far, mode)
+        kinds = kinds if kind_support else None
         if rec.verifier.params.fundamental:
-            h_rule = Rule(support=support, global_path=False)
+            h_rule = Rule(support=support, global_path=False, kind_support=kind_support, kinds=kinds)
             fundamental = MIN_FUNDAMENTAL
             for g in groups.values():
                 left = [s for s, o in zip(g, outcome(rec, h_rule, g, mode)) if o == 0]
                 fundamental = max(fundamental, _smallest_threshold(
                     _max_evidence(left, mode, "fundamental"),
                     SHARE_FUNDAMENTAL * target_far * len(g) / max(len(left), 1), MIN_FUNDAMENTAL))
-    verified_only = Rule(support=support, fundamental=fundamental, global_path=False)
+    verified_only = Rule(support=support, fundamental=fundamental, global_path=False, kind_support=kind_support,
+                         kinds=kinds)
     by_verification = outcome(rec, verified_only, neg, mode) != 0 if verifying and neg else np.zeros(len(neg), bool)
     # global rule: a grid over margins; for each, the lowest score that keeps every kind of negative
     # within budget, counting what verification already accepted of it
@@ -512,7 +526,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
             ok = np.sort(neg_scores[group & ~by_verification & ~contradicted & (neg_margins >= m)])[::-1]
             if allowed < 0 or len(ok) > allowed:
                 score = max(score, float(ok[max(allowed, 0)]) + 1e-6 if len(ok) else -1.0)
-        rule = Rule(round(score, 6), round(float(m), 6), support, fundamental)
+        rule = Rule(round(score, 6), round(float(m), 6), support, fundamental, kind_support=kind_support, kinds=kinds)
         tar, far = _rates(rec, rule, pos, neg, mode)
         if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9):
             best = (rule, tar, far)
@@ -542,17 +556,26 @@ def _rates(rec, rule, pos, neg, mode) -> tuple[float, float]:
 
 def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: list[Query] | None = None,
               progress: bool = True, clock: StageClock | None = None, **kw) -> Thresholds:
-    """Rules for every match mode the bundle supports."""
+    """Rules for every match mode the bundle supports; with verification, on a site whose samples
+    carry several kinds of works (``export.kinds.number_of_kinds``), a support bar per kind."""
+    from .kinds import kinds_of, number_of_kinds
+
     clock = clock or StageClock()
     modes = [m for m in MATCH_MODES if m not in BINARY_MATCH_MODES or rec.index.binary is not None]
     samples = gather(rec, site, modes, survey, progress=progress, clock=clock, target_far=target_far, **kw)
     rules, reports = {}, {}
     with clock.stage("rules"):
+        count = number_of_kinds(sum(s.source == "simulated" for s in samples.negatives), target_far)
+        kinds = kinds_of(rec.index.descriptors, rec.index.instances, count) if rec.verifier and count > 1 else {}
         for mode in modes:
-            rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far)
+            rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far, kinds)
+        if not any(r.kind_support for r in rules.values()):
+            kinds = {}
     method = ("evidence from the device's recognition path; simulated views: full site (positives) vs own "
               "instance left out (negatives), walls and labels" + ("; survey photos" if survey else ""))
     return Thresholds(rules, rules["hnsw"], target_far, {
         "method": method, "modes": reports, "min_support": MIN_SUPPORT, "min_fundamental": MIN_FUNDAMENTAL,
         "look_alikes": [list(p) for p in samples.look_alikes[:MAX_REPORTED_PAIRS]],
-        "look_alike_pairs": len(samples.look_alikes)})
+        "look_alike_pairs": len(samples.look_alikes),
+        "kinds_of_works": {g: sum(1 for v in kinds.values() if v == g) for g in sorted(set(kinds.values()))}},
+        kinds)

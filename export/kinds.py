@@ -1,13 +1,16 @@
 """Kinds of works on a site, and a homography-support bar for each.
 
-A bundle's rule has one support bar (``export/calibration.py``), set by the site's hardest
-unknowns. On a site that mixes kinds (objects with look-alike siblings beside paintings, book
-covers and buildings) the hardest kind sets it, and the other kinds' weakly verifying photos fall
-under it. ``bench/kind_bars.py`` probes a bar per kind with these two parts; bundles do not carry
-per-kind bars yet (the rule format, ``runtime/thresholds.py``, has one bar per match mode).
+One support bar per rule (``export/calibration.py``) is set by the site's hardest unknowns. On a
+site that mixes kinds (objects with look-alike siblings beside paintings, book covers and
+buildings) the hardest kind sets it, and the other kinds' weakly verifying photos fall under it.
+Calibration therefore groups the works and gives each group its own bar (``Rule.kind_support``,
+``runtime/thresholds.py``); ``bench/kind_bars.py`` probed the idea on the large dev site.
 
-- ``kinds_of``: groups of the works by their mean global descriptor (k-means): what a build can
-  find without a curator's labels.
+- ``number_of_kinds``: how many groups the samples can carry: each kind's share of the
+  homography budget must still allow one simulated view of an unknown work (so a small site,
+  with a few hundred views, keeps one bar), at most ``MAX_KINDS``.
+- ``kinds_of``: groups of the works by their mean global descriptor (k-means,
+  ``runtime.work_kinds.work_means``): what a build can find without a curator's labels.
 - ``support_bars``: each kind's bar, from calibration's negatives (``export.calibration.Sample``):
   the strongest support each negative finds among that kind's works, each kind of negative
   (``Sample.source``) within the kind's share of the homography budget (its share of the
@@ -18,7 +21,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.work_kinds import work_means
+
 from .calibration import MIN_SUPPORT, SHARE_HOMOGRAPHY, _smallest_threshold
+
+MAX_KINDS = 8   # k-means 4 and 8 split the large dev site alike; more only thins each kind's budget
+
+
+def number_of_kinds(simulated_negatives: int, target_far: float) -> int:
+    """Kinds the samples can carry (see the module's docstring): 1 to ``MAX_KINDS``."""
+    return int(np.clip(np.floor(SHARE_HOMOGRAPHY * target_far * simulated_negatives), 1, MAX_KINDS))
 
 
 def kinds_of(descriptors: np.ndarray, row_instances, k: int, seed: int = 0) -> dict[str, str]:
@@ -28,12 +40,9 @@ def kinds_of(descriptors: np.ndarray, row_instances, k: int, seed: int = 0) -> d
     kind each."""
     import cv2
 
-    rows = np.asarray(row_instances)
-    instances = sorted(set(rows.tolist()))
+    instances, means = work_means(descriptors, row_instances)
     if not instances:
         return {}
-    means = np.stack([np.asarray(descriptors)[rows == i].mean(axis=0) for i in instances]).astype(np.float32)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     k = max(1, min(int(k), len(instances)))
     if k == 1:
         return {i: "k0" for i in instances}

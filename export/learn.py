@@ -42,9 +42,10 @@ from runtime.visitor_log import LogEntry, read_log
 log = logging.getLogger("sitelens")
 
 
-def _bar(rule, evidence: dict, factor: float) -> bool:
+def _bar(rule, instance: str, evidence: dict, factor: float) -> bool:
     support, fundamental = float(evidence.get("support") or 0), float(evidence.get("fundamental") or 0)
-    if rule.support is not None and support >= factor * rule.support:
+    bar = rule.support_for(instance)
+    if bar is not None and support >= factor * bar:
         return True
     return rule.fundamental is not None and fundamental >= factor * rule.fundamental
 
@@ -75,7 +76,7 @@ def choose(rec: Recognizer, entries: list[LogEntry], support_factor: float = 2.0
             reason = "no whole-frame descriptor to check it against other visitors' photos"
         elif need_image and not e.has_image:
             reason = "logged without its image (fine-tuning needs frames logged with --log-images)"
-        elif not _bar(rule, e.evidence, support_factor):
+        elif not _bar(rule, e.instance, e.evidence, support_factor):
             reason = f"geometric evidence under {support_factor:g}x the bundle's rule"
             detail = f"support {e.evidence.get('support')}, fundamental {e.evidence.get('fundamental')}"
         else:

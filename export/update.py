@@ -10,7 +10,9 @@ re-chosen, unless OLD's was set by hand) on simulated views, metadata comes from
 The acceptance thresholds are OLD's: calibration simulates hundreds of views of the whole site and
 dominates a full build, and a few works more or less barely move what it measures. The manifest's
 calibration report says when they were calibrated and how many works changed since, and a full
-build (without ``--update``) recalibrates. Models and settings (precision, local features, turns)
+build (without ``--update``) recalibrates. In a bundle calibrated with kinds of works
+(``export/kinds.py``) a new work joins the kind it is nearest (``Recognizer.add``) and is held to
+that kind's support bar. Models and settings (precision, local features, turns)
 are OLD's too; a changed model or setting needs a full build.
 
 Signing: with ``sign``, OLD must carry a valid signature by that same key (an edit must not launder

@@ -36,6 +36,7 @@ from runtime.bundle.manifest import Manifest, new_release
 from runtime.metrics import score_margin
 from runtime.reference_rows import ImageRows, image_rows
 from runtime.thresholds import Thresholds
+from runtime.work_kinds import nearest_kind, work_means
 from runtime.verify.verifier import FrameCache, Verifier, VerifyParams, make_extractor, make_matcher
 
 log = logging.getLogger("sitelens")
@@ -155,7 +156,7 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
     hits, ev = findings.hits, findings.verification
     order = [h[0] for h in hits]
     if ev:
-        verified = [i for i in order if i in ev and rule.verified(ev[i])]
+        verified = [i for i in order if i in ev and rule.verified(ev[i], i)]
         if verified:
             # geometry ranks, but when several fit about equally well (the same shape in two
             # colours, XFeat sees grey levels) the global descriptor decides among them
@@ -163,10 +164,10 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
             verified.sort(key=lambda i: (ev[i].support < TIE_SHARE * top, order.index(i)))
         scores = {h[0]: h[1] for h in hits}
         rest = sorted((i for i in order if i not in verified),
-                      key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i))))
+                      key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i), i)))
         order = verified + rest
     best = order[0]
-    if ev and best in ev and rule.verified(ev[best]):
+    if ev and best in ev and rule.verified(ev[best], best):
         return order, "verification"
     if best == hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
         return order, "global"
@@ -365,7 +366,7 @@ class Recognizer:
         accepted = decided_by is not None
         # accepted answers above rejected ones; then the share of the verification bar reached and
         # the cosine, half each (GAP ranks every answer of an evaluation by it)
-        confidence = float(accepted) + 0.5 * rule.strength((ev or {}).get(best)) + 0.5 * max(score, 0.0)
+        confidence = float(accepted) + 0.5 * rule.strength((ev or {}).get(best), best) + 0.5 * max(score, 0.0)
         scores = {h[0]: h[1] for h in hits}
         cands = [Candidate(i, scores[i], self.metadata.get(i, {}), ev.get(i) if ev else None) for i in order[:k]]
         works = self._works(findings, rule) if multi else None
@@ -409,7 +410,7 @@ class Recognizer:
         stronger one's (``SAME_REGION``) is the same object matched twice (a look-alike) and left out."""
         ev = findings.verification or {}
         scores = {h[0]: h[1] for h in findings.hits}
-        verified = sorted((i for i in ev if rule.verified(ev[i])), key=lambda i: (-ev[i].support, -ev[i].fundamental))
+        verified = sorted((i for i in ev if rule.verified(ev[i], i)), key=lambda i: (-ev[i].support, -ev[i].fundamental))
         kept: list[str] = []
         for inst in verified:
             region = ev[inst].region
@@ -453,7 +454,9 @@ class Recognizer:
                  metadata: dict | None = None) -> int:
         """Add reference images already described (``rows_of``, or a visitor-log entry's rows) to
         ``instance_id``; ``names``/``digests``: each image's source name and sha256. Returns how
-        many images were added."""
+        many images were added. A new work in a bundle with kinds of works (``Thresholds.kinds``)
+        gets the kind whose works its mean descriptor is nearest (``work_kinds.nearest_kind``):
+        its support bar is that kind's, as if it had been there at calibration."""
         with_features = self.index.features is not None
         if with_features and any(r.features is None or len(r.features) != len(r.descriptors) for r in rows):
             raise SitelensError(f"add({instance_id!r}): rows without local features for a bundle that verifies")
@@ -469,6 +472,11 @@ class Recognizer:
         with self._edit_lock:
             self.index.add(np.stack(descs), instance_id, sources, features if with_features else None,
                            rotations, image_ids, row_digests)
+            kinds = self.thresholds.kinds
+            if kinds and instance_id not in kinds:  # a new work is held to the bar of the kind it is nearest
+                instances, means = work_means(self.index.descriptors, self.index.instances, ~self.index.deleted)
+                mine = means[instances.index(instance_id)]
+                self.thresholds.assign_kind(instance_id, nearest_kind(mine, instances, means, kinds))
             if metadata is not None or instance_id not in self.metadata:
                 self.metadata[instance_id] = dict(metadata or {})
         return len(rows)
@@ -479,6 +487,7 @@ class Recognizer:
             if not removed:
                 raise SitelensError(f"remove({instance_id!r}): no such instance in {self.path}")
             self.metadata.pop(instance_id, None)
+            self.thresholds.assign_kind(instance_id, None)
         return removed
 
     def save(self, path: str | Path | None = None, signing_key=None) -> Path:

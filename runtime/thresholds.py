@@ -15,6 +15,13 @@ A frame is accepted as instance X when
    matters on real photos of look-alike scenes (buildings, skies), whose global scores against
    other works run higher than simulated views predict.
 
+Kinds of works: on a site that mixes kinds (objects with look-alike siblings beside paintings and
+buildings) one homography bar is set by the hardest kind and the others' weakly verifying photos
+fall under it. A bundle may carry the kind of every work (``Thresholds.kinds``, instance -> kind)
+and, per match mode, a support bar per kind (``Rule.kind_support``); a candidate is then held to
+its kind's bar (``Rule.support_for``), and a work without a kind (or a kind without a bar) to the
+site's ``support``. The 3-D and global tests stay site-wide. See ``export/kinds.py``.
+
 ``None`` disables a test (no thresholds at all = accept every top-1). Each match mode scores
 differently (``hamming`` estimates the cosine from code bits; its shortlist differs), so each has
 its own rules (``modes``); a bundle calibrated before modes existed applies one rule to all.
@@ -22,7 +29,7 @@ its own rules (``modes``); a bundle calibrated before modes existed applies one 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runtime.kinds import MATCH_MODES
 JUDGE_MATCHES = 24   # tentative matches from which geometry can judge a global answer
@@ -58,6 +65,16 @@ class Rule:
     support: float | None = None
     fundamental: float | None = None
     global_path: bool = True   # False: only geometric verification can accept
+    kind_support: dict | None = None   # kind of work -> its homography-support bar (replaces ``support``)
+    # instance -> kind of work: the bundle's (``Thresholds.kinds``, attached by Thresholds), not saved with the rule
+    kinds: dict | None = field(default=None, compare=False, repr=False)
+
+    def support_for(self, instance: str | None = None) -> float | None:
+        """The homography-support bar a candidate ``instance`` is held to: its kind's, else the site's."""
+        if instance is None or not self.kind_support or not self.kinds:
+            return self.support
+        kind = self.kinds.get(instance)
+        return self.support if kind is None else self.kind_support.get(kind, self.support)
 
     def global_accepts(self, score: float, margin: float, evidence=None) -> bool:
         """``evidence``: the candidate's geometric evidence when verification ran (see
@@ -70,23 +87,30 @@ class Rule:
             return False
         return True
 
-    def strength(self, evidence) -> float:
-        """How far ``evidence`` got towards verification: the larger share of the ``support`` or
-        ``fundamental`` threshold it reached, capped at 1 (0 with no evidence or no such test)."""
+    def strength(self, evidence, instance: str | None = None) -> float:
+        """How far ``evidence`` (of candidate ``instance``) got towards verification: the larger
+        share of its support bar (``support_for``) or the ``fundamental`` threshold it reached,
+        capped at 1 (0 with no evidence or no such test)."""
         if evidence is None:
             return 0.0
-        shares = [value / bar for value, bar in ((evidence.support, self.support),
+        shares = [value / bar for value, bar in ((evidence.support, self.support_for(instance)),
                                                  (evidence.fundamental, self.fundamental)) if bar]
         return min(1.0, max(shares, default=0.0))
 
-    def verified(self, evidence) -> bool:
-        if self.support is not None and evidence.support >= self.support:
+    def verified(self, evidence, instance: str | None = None) -> bool:
+        """Does ``evidence`` verify candidate ``instance`` (None: held to the site's bar)? Also the
+        Verifier's ``verified(evidence, instance)`` stop test."""
+        support = self.support_for(instance)
+        if support is not None and evidence.support >= support:
             return True
         return self.fundamental is not None and evidence.fundamental >= self.fundamental
 
     def to_dict(self) -> dict:
-        return {"score": self.score, "margin": self.margin, "support": self.support, "fundamental": self.fundamental,
-                "global_path": self.global_path}
+        d = {"score": self.score, "margin": self.margin, "support": self.support, "fundamental": self.fundamental,
+             "global_path": self.global_path}
+        if self.kind_support:
+            d["kind_support"] = dict(sorted(self.kind_support.items()))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Rule":
@@ -95,8 +119,15 @@ class Rule:
         global_path = d.get("global_path", True)
         if not isinstance(global_path, bool):
             raise ValueError(f"global_path must be true or false, got {global_path!r}")
+        kind_support = d.get("kind_support")
+        if kind_support is not None:
+            if not isinstance(kind_support, dict) or not all(isinstance(k, str) for k in kind_support):
+                raise ValueError("kind_support must map kinds of works to support bars")
+            kind_support = {k: _number(kind_support, k) for k in kind_support}
+            if any(v is None or v < 0 for v in kind_support.values()):
+                raise ValueError("kind_support's bars must be non-negative numbers")
         return cls(_number(d, "score"), _number(d, "margin"), _number(d, "support"),
-                   _number(d, "fundamental"), global_path)
+                   _number(d, "fundamental"), global_path, kind_support or None)
 
 
 @dataclass(frozen=True)
@@ -105,9 +136,24 @@ class Thresholds:
     default: Rule = field(default_factory=Rule)      # for modes not calibrated
     target_far: float | None = None
     calibration: dict | None = field(default=None, compare=False)  # how they were chosen (report)
+    kinds: dict = field(default_factory=dict)        # instance -> kind of work (rules' ``kind_support``)
+
+    def __post_init__(self):
+        # every rule reads the one kinds map, so a work given a kind later (``assign_kind``) counts in all
+        attach = lambda r: r if r.kinds is self.kinds else replace(r, kinds=self.kinds)  # noqa: E731
+        object.__setattr__(self, "modes", {m: attach(r) for m, r in self.modes.items()})
+        object.__setattr__(self, "default", attach(self.default))
 
     def rule(self, mode: str = "hnsw") -> Rule:
         return self.modes.get(mode, self.default)
+
+    def assign_kind(self, instance: str, kind: str | None) -> None:
+        """Give a work added after calibration its kind (None: none, the site's bars). In place:
+        the rules share the map."""
+        if kind is None:
+            self.kinds.pop(instance, None)
+        else:
+            self.kinds[instance] = kind
 
     # single-rule shorthands (the rule of the default match mode)
     @property
@@ -122,8 +168,11 @@ class Thresholds:
         return self.rule(mode).global_accepts(score, margin)
 
     def to_dict(self) -> dict:
-        return {"target_far": self.target_far, "default": self.default.to_dict(),
-                "modes": {m: r.to_dict() for m, r in self.modes.items()}, "calibration": self.calibration}
+        d = {"target_far": self.target_far, "default": self.default.to_dict(),
+             "modes": {m: r.to_dict() for m, r in self.modes.items()}, "calibration": self.calibration}
+        if self.kinds:
+            d["kinds"] = dict(sorted(self.kinds.items()))
+        return d
 
     @classmethod
     def single(cls, score=None, margin=None, target_far=None, support=None, fundamental=None,
@@ -145,4 +194,8 @@ class Thresholds:
             default = Rule.from_dict(d["default"])
         else:  # schema 1: one score/margin rule for every mode
             default = Rule(_number(d, "score"), _number(d, "margin"))
-        return cls({m: Rule.from_dict(r) for m, r in modes.items()}, default, _number(d, "target_far"), calibration)
+        kinds = d.get("kinds") or {}
+        if not isinstance(kinds, dict) or not all(isinstance(i, str) and isinstance(k, str) for i, k in kinds.items()):
+            raise ValueError("kinds must map instances to kinds of works (strings)")
+        return cls({m: Rule.from_dict(r) for m, r in modes.items()}, default, _number(d, "target_far"), calibration,
+                   dict(kinds))

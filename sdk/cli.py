@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -201,6 +202,11 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
         rule = (f"support>={r.support} | fundamental>={r.fundamental} | "
                 f"{'score>=%s margin>=%s' % (r.score, r.margin) if r.global_path else 'no global-only accepts'}")
         lines.append((mode, rule))
+        if r.kind_support:
+            works = Counter(th.kinds.values())
+            lines.append(("", "support per kind of work: " + ", ".join(
+                f"{k} >= {bar:g} ({works.get(k, 0)} works)" for k, bar in sorted(r.kind_support.items()))
+                + "; other works the site's bar"))
         rep = reports.get(mode)
         if rep:
             parts = [f"TAR {rep['tar']} FAR {rep['far']} on {rep['positives']}+{rep['negatives']} calibration samples"]

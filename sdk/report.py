@@ -118,6 +118,10 @@ def score_charts(result: dict, path: Path) -> Path | None:
                 ax.hist(data, bins=sbins, alpha=0.6, label=f"{label} ({len(data)})", color=colour)
         if rule.support is not None:
             ax.axvline(rule.support, color="k", ls="--", label=f"support threshold {rule.support:g}")
+        bars = sorted(set((rule.kind_support or {}).values()))
+        for k, bar in enumerate(bars):  # the kinds' own bars (works of a kind are held to theirs)
+            ax.axvline(bar, color="grey", ls=":", lw=1,
+                       label=f"support per kind of work {bars[0]:g}-{bars[-1]:g}" if k == 0 else None)
         ax.set(title="answer's geometric support", xlabel="support (coverage-discounted inliers)", yscale="log")
         ax.legend(fontsize=8)
     if roc:

@@ -242,7 +242,7 @@ class Verifier:
         ``features_of(instances)`` -> {instance: [RowFeatures or SteeredRow (row, rotation, keypoints,
         descriptors), ...]}, each candidate's rows best first (the first row of every candidate is matched before any second);
         asked for the second look's candidates only when it runs;
-        ``verified(evidence) -> bool`` skips the other turns once a candidate passes (runtime);
+        ``verified(evidence, instance) -> bool`` skips the other turns once a candidate passes (runtime);
         ``all_passes`` matches every row of the first candidates (calibration: negatives must get
         every chance); with ``verified`` too, the later stages (second look, 3-D models, learned
         matcher) still stop once a candidate passes (calibration's positives);
@@ -295,7 +295,7 @@ class Verifier:
         turns, later_turns = self._turns(first, all_feats)
 
         def settled() -> bool:
-            return verified is not None and any(verified(e) for e in out.values())
+            return verified is not None and any(verified(e, i) for i, e in out.items())
 
         def done() -> bool:
             return not all_passes and settled()
@@ -399,7 +399,7 @@ class Verifier:
     def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=_never_late) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
         unless a homography already verified one; ``late()`` is asked before each model."""
-        if verified is not None and any(verified(e) for e in out.values()):
+        if verified is not None and any(verified(e, i) for i, e in out.items()):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
         for inst in ranked[: self.params.fundamental_candidates]:
@@ -420,7 +420,7 @@ class Verifier:
         it verified real photos."""
         if self.matcher is None or not self.params.glue_candidates:
             return
-        if verified is not None and any(verified(e) for e in out.values()):
+        if verified is not None and any(verified(e, i) for i, e in out.items()):
             return
         gate = self.params.glue_from_fundamental
         ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),

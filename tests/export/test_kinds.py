@@ -2,7 +2,7 @@
 import numpy as np
 
 from export.calibration import MIN_SUPPORT, Sample
-from export.kinds import kinds_of, support_bars
+from export.kinds import MAX_KINDS, kinds_of, number_of_kinds, support_bars
 from runtime.recognizer import Findings
 from runtime.verify.geometric import Evidence
 
@@ -41,3 +41,31 @@ def test_each_kind_gets_the_bar_its_own_negatives_set():
     one = support_bars(negatives, {i: "site" for i in kind_of}, target_far=0.01)["site"]
     assert one > 40                               # one bar for both: the objects' one
     assert support_bars([], kind_of, 0.01) == {"buildings": MIN_SUPPORT, "objects": MIN_SUPPORT}
+
+
+def test_a_small_site_keeps_one_bar_and_a_large_one_gets_several():
+    assert number_of_kinds(200, 0.01) == 1          # each kind's share must still allow one unknown view
+    assert number_of_kinds(400, 0.01) == 2 and number_of_kinds(800, 0.01) == 4
+    assert number_of_kinds(100_000, 0.01) == MAX_KINDS and number_of_kinds(0, 0.01) == 1
+
+
+def test_the_rule_holds_each_kind_to_its_bar_within_the_budget(tiny_bundle):
+    """choose_rule with kinds: the objects' look-alikes no longer set the buildings' bar, a photo of
+    a building that verifies at 20 is accepted, and the negatives stay within the budget."""
+    from export.calibration import SampleSet, choose_rule
+    from runtime.recognizer import Recognizer
+
+    rec = Recognizer.open(tiny_bundle)   # a real verifier; the samples below are made by hand
+    kind_of = {"obj1": "objects", "obj2": "objects", "bldg1": "buildings", "bldg2": "buildings"}
+    negatives = ([_negative("simulated", obj1=40, bldg1=10) for _ in range(3)]
+                 + [_negative("simulated", bldg2=15)] + [_negative("simulated") for _ in range(196)])
+    building = _negative("simulated", bldg1=20)
+    samples = SampleSet([Sample(building.findings, "bldg1", "simulated")], negatives)
+    one, _ = choose_rule(rec, samples, "hnsw", 0.01)
+    rule, report = choose_rule(rec, samples, "hnsw", 0.01, kind_of)
+    assert one.kind_support is None and one.support > 40 and report["far"] <= 0.01
+    assert rule.support == one.support and rule.kind_support == support_bars(negatives, kind_of, 0.01)
+    assert not one.verified(building.findings["hnsw"].verification["bldg1"], "bldg1")
+    assert rule.verified(building.findings["hnsw"].verification["bldg1"], "bldg1") and report["tar"] == 1.0
+    # one kind only: nothing to split
+    assert choose_rule(rec, samples, "hnsw", 0.01, {i: "k0" for i in kind_of})[0].kind_support is None

@@ -73,6 +73,30 @@ def test_add_remove_save_while_recognizing(bundle_copy, tiny_site, tmp_path):
     assert r.best == "red_again" and r.candidates[0].metadata == {"title": "Red, again"}
 
 
+def test_kinds_of_works_follow_adds_removes_and_saves(bundle_copy, tiny_site):
+    """A bundle with a support bar per kind of work: a new work joins the kind it is nearest (here
+    a copy of a work of kind k1), a removed one leaves the map, and the map is saved with the bundle."""
+    from dataclasses import replace
+
+    from runtime.thresholds import Thresholds
+
+    rec = Recognizer.open(bundle_copy)
+    names = sorted(rec.instances)
+    kinds = {i: ("k1" if i == "red_composition" else "k0") for i in names}
+    old = rec.thresholds
+    rules = {m: replace(r, kind_support={"k0": 500.0, "k1": 12.0}) for m, r in old.modes.items()}
+    rec.manifest.thresholds = rec.thresholds = Thresholds(rules, rules["hnsw"], old.target_far, old.calibration, kinds)
+    gone, kept = [i for i in names if i != "red_composition"][:2]
+    rec.add("red_again", [tiny_site / "red_composition" / "a.jpg"])
+    rec.remove(gone)
+    assert rec.thresholds.kinds["red_again"] == "k1" and len(rec.thresholds.kinds) == len(names)
+    rec.save()
+    again = Recognizer.open(bundle_copy)
+    assert again.thresholds.kinds == rec.thresholds.kinds
+    assert again.thresholds.rule("hnsw").support_for("red_again") == 12.0
+    assert again.thresholds.rule("hnsw").support_for(kept) == 500.0 and gone not in again.thresholds.kinds
+
+
 def _rewrite_manifest(src, dst, change):
     contents = bf.read_bundle(src)
     manifest = contents.manifest.copy()

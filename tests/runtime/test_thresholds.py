@@ -1,6 +1,6 @@
 """The global path of the decision rule and local geometry (runtime/thresholds.py)."""
 from runtime.verify.geometric import Evidence
-from runtime.recognizer import Findings
+from runtime.recognizer import Findings, ranked
 from runtime.thresholds import AGREE_INLIERS, JUDGE_MATCHES, Rule, geometry_contradicts
 
 
@@ -58,3 +58,45 @@ def test_partial_geometry_ranks_unverified_candidates(tiny_bundle):
     assert r.best == "c" and r.accepted and r.decided_by == "verification"
     # without verification the global order stands
     assert rec.decide(Findings(hits), rule=rule).best == "a"
+
+
+def test_each_candidate_is_held_to_its_kind_of_work_bar():
+    """Kinds of works: a building's photo verifies at its kind's bar, under the site's; a work with
+    no kind, or a kind without a bar, is held to the site's."""
+    from runtime.thresholds import Thresholds
+
+    th = Thresholds({"hnsw": Rule(support=40, fundamental=60, kind_support={"buildings": 16, "objects": 42})},
+                    kinds={"tower": "buildings", "vase": "objects", "odd": "nowhere"})
+    rule, weak = th.rule("hnsw"), Evidence(matches=60, inliers=20, coverage=1.0)   # support 20
+    assert rule.support_for("tower") == 16 and rule.support_for("vase") == 42
+    assert rule.support_for("odd") == rule.support_for("new") == rule.support_for(None) == 40
+    assert rule.verified(weak, "tower") and not rule.verified(weak, "vase") and not rule.verified(weak)
+    assert rule.strength(weak, "tower") == 1.0 and rule.strength(weak) == 0.5
+    # the answer: the building verifies even where the global ranking put the object first
+    order, how = ranked(Findings([("vase", 0.8, 0), ("tower", 0.7, 1)], {"vase": weak, "tower": weak}), rule)
+    assert order[0] == "tower" and how == "verification"
+    # a work added later joins a kind in every mode's rule (they share the bundle's map)
+    th.assign_kind("new", "buildings")
+    assert rule.verified(weak, "new") and th.default.support_for("new") == th.default.support
+    th.assign_kind("new", None)
+    assert not rule.verified(weak, "new")
+
+
+def test_kinds_of_works_survive_the_manifest_and_bad_ones_are_refused():
+    import pytest
+
+    from runtime.thresholds import Thresholds
+
+    th = Thresholds({"hnsw": Rule(support=40, kind_support={"k0": 16.5, "k1": 42})}, Rule(support=40),
+                    0.01, kinds={"a": "k0", "b": "k1"})
+    back = Thresholds.from_dict(th.to_dict())
+    assert back == th and back.kinds == th.kinds and back.rule("hnsw").support_for("a") == 16.5
+    assert "kinds" not in Thresholds().to_dict() and "kind_support" not in Rule(support=3).to_dict()
+    old = Thresholds.from_dict({"modes": {"hnsw": {"support": 30}}, "default": {"support": 30}})
+    assert old.kinds == {} and old.rule("hnsw").support_for("a") == 30           # bundles before kinds
+    for bad in ({"kinds": {"a": 3}}, {"kinds": ["a"]},
+                {"modes": {"hnsw": {"support": 30, "kind_support": {"k0": "high"}}}},
+                {"modes": {"hnsw": {"support": 30, "kind_support": {"k0": -1}}}},
+                {"modes": {"hnsw": {"support": 30, "kind_support": [16]}}}):
+        with pytest.raises(ValueError):
+            Thresholds.from_dict(bad)

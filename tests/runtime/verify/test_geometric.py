@@ -44,7 +44,7 @@ def test_second_look_verifies_a_candidate_beyond_the_first_ones():
     def features_of(names):
         return {n: feats[n] for n in names}
 
-    def passes(e):
+    def passes(e, instance=None):
         return e.support >= 15
 
     ev = verifier.evidence(scene, list(refs), features_of, passes)
@@ -74,7 +74,7 @@ def test_second_look_also_matches_a_turned_candidate_half_a_turn_from_its_best_r
     def features_of(names):
         return {n: feats[n] for n in names}
 
-    def passes(e):
+    def passes(e, instance=None):
         return e.support >= 15
 
     order = ["a", "b", "c", "shown", "d"]
@@ -125,12 +125,12 @@ def test_turned_query_is_verified(turned_features):
             for r in (1, 0, 2, 3)]                  # the index lists the best-matching (turned) row first
     upright_only = verifier.evidence(turned, ["shown"], lambda names: {"shown": [rows[1]]})
     cache = FrameCache()
-    ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, lambda e: e.support >= 15, cache=cache)
+    ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, lambda e, i: e.support >= 15, cache=cache)
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1 and upright_only["shown"].support < 15
     assert len(cache.query) == (2 if turned_features == "query" else 1)   # upright, and the turn it verified at
     if turned_features == "query":   # the top row a quarter turn the wrong way: the other turns are tried next
         wrong_way = [(3, 3, *upright), (0, 0, *upright), (1, 1, *upright)]
-        ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": wrong_way}, lambda e: e.support >= 15)
+        ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": wrong_way}, lambda e, i: e.support >= 15)
         assert ev["shown"].support >= 40 and ev["shown"].rotation == 1
 
 

@@ -50,14 +50,14 @@ def test_verification_calls_the_matcher_only_for_unverified_promising_candidates
     real = verifier.matcher.match
     verifier.matcher.match = lambda *a: calls.append(1) or real(*a)
     try:
-        verifier.evidence(scene, list(refs), features_of, verified=lambda e: e.support >= 15)
+        verifier.evidence(scene, list(refs), features_of, verified=lambda e, i: e.support >= 15)
         assert calls == []                                  # the homography verified: no learned matching
         verifier.params.glue_candidates = 1                 # the most promising candidate only
-        ev = verifier.evidence(scene, list(refs), features_of, verified=lambda e: False)
+        ev = verifier.evidence(scene, list(refs), features_of, verified=lambda e, i: False)
         assert len(calls) == 1
         assert ev["shown"].fundamental >= 150 and ev["other"].fundamental < ev["shown"].fundamental / 4
         verifier.params.glue_from_fundamental = 10 ** 6     # none past the gate
-        verifier.evidence(scene, list(refs), features_of, verified=lambda e: False)
+        verifier.evidence(scene, list(refs), features_of, verified=lambda e, i: False)
         assert len(calls) == 1
     finally:
         verifier.matcher.match = real
@@ -88,7 +88,7 @@ def test_the_matcher_sees_at_most_glue_keypoints_and_still_verifies_in_3d(verifi
     try:
         verifier.params.glue_keypoints = 256
         ev = verifier.evidence(scene, ["shown"], lambda names: {n: feats[n] for n in names},
-                               verified=lambda e: False)
+                               verified=lambda e, i: False)
     finally:
         verifier.matcher.match = real
         verifier.params.glue_keypoints = VerifyParams.glue_keypoints

@@ -52,7 +52,7 @@ def test_turned_query_verifies_against_steered_rows(verifier, steerer):
     assert len(verifier.reference_features(art, rotation=1)[0]) == 0       # nothing stored for turned rows
     rows = [(r, r, *steerer.turn(r, kp, desc)) for r in (1, 0, 2, 3)]
     assert rows[0][3].dtype == np.int8 and rows[0][2].shape == kp.shape
-    ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, lambda e: e.support >= 15,
+    ev = verifier.evidence(turned, ["shown"], lambda names: {"shown": rows}, lambda e, i: e.support >= 15,
                            cache=FrameCache())
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1
     upright_only = verifier.evidence(turned, ["shown"], lambda names: {"shown": [rows[1]]})
@@ -104,7 +104,7 @@ def test_steered_rows_are_made_when_verification_reads_them(verifier, steerer):
     rows = index.features_of(["shown"], descs[0], 4)["shown"]
     assert rows[0].row == 0 and sum(isinstance(r, SteeredRow) for r in rows) == 3 and counting.turned == 0
     ev = verifier.evidence(scene, ["shown"], lambda names: index.features_of(names, descs[0], 4),
-                           lambda e: e.support >= 15, cache=FrameCache())
+                           lambda e, i: e.support >= 15, cache=FrameCache())
     assert ev["shown"].support >= 40 and counting.turned == 0     # the upright row verified: none made
     turned = next(r for r in rows if r.rotation == 1)
     row, rotation, tkp, tdesc = turned
