@@ -398,7 +398,11 @@ def build_cost(r: dict) -> list[str]:
 def _bars(settings: dict | None) -> str:
     """The calibrated verification bars of a bundle (``bundle_settings``): homography support / 3-D inliers."""
     rule = (settings or {}).get("rule") or {}
-    return f"{_f(rule.get('support'))} / {_f(rule.get('fundamental'))}" if rule else "-"
+    if not rule:
+        return "-"
+    kinds = sorted((rule.get("kind_support") or {}).values())
+    per_kind = f" (kinds {_f(kinds[0])}-{_f(kinds[-1])})" if kinds else ""
+    return f"{_f(rule.get('support'))}{per_kind} / {_f(rule.get('fundamental'))}"
 
 
 def large_site(r: dict) -> list[str]:
@@ -430,7 +434,9 @@ def large_site(r: dict) -> list[str]:
                   + (["support / 3-D bar"] if bars else []), rows)
     if bars:
         out += ["", "The bars are each bundle's calibrated verification thresholds (homography support, 3-D "
-                    "inliers): one rule per site, set by its hardest unknowns."]
+                    "inliers), set by its hardest unknowns; in brackets, when the bundle was calibrated per kind "
+                    "of work, the range of its kinds' support bars (a work is held to its kind's; the 3-D bar is "
+                    "the site's)."]
     if budget:
         out += ["", "recognize() on the large site with a time budget per frame (`budget_ms`; later verification "
                     "stages skipped once it is spent):", ""]
