@@ -4,7 +4,7 @@ The bundle's main cost per reference image is its local features (``verify_desc.
 in ``verify_kpts.npy``): this bench builds each open dev set's site with each variant of the
 bundle options that set their number (``--ref-keypoints``, ``--spread-keypoints``,
 ``--turned-features``, ``--descriptor-code``) or the work verification does per frame
-(``--glue-keypoints``), off the shelf and otherwise with the defaults, and reports for each the
+(``--glue-keypoints``, ``--glue-layers``), off the shelf and otherwise with the defaults, and reports for each the
 build time (when built in the run), the bytes per reference image, per member (``sitelens inspect
 --json``) beside the set's scores (``sitelens eval --json``: mP@1, TAR, WAR, FAR, GAP on its
 open-set manifest) and eval's time per query. One run, prints
@@ -38,6 +38,7 @@ VARIANTS = {
     "query_pca32": ("--turned-features", "query", "--descriptor-code", "pca32"),
     "upright_pca32": ("--upright", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
+    "glue3": ("--glue-layers", "3"),
     "steered": ("--turned-features", "steered"),
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default

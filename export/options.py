@@ -34,7 +34,8 @@ class BuildOptions:
     (the site's K principal components, K bytes a keypoint; ``runtime/verify/descriptor_code.py``).
     ``glue_keypoints``: frame keypoints the learned matcher sees per candidate, those nearest the
     candidate's (default: ``VerifyParams``'s; 0: every one); fewer make its calls, and calibration,
-    quicker.
+    quicker. ``glue_layers``: the learned matcher's first that many transformer layers (1-6, with
+    that layer's own assignment head; default and 0: all): its calls cost about in proportion.
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
@@ -74,6 +75,7 @@ class BuildOptions:
     spread_keypoints: bool = False
     descriptor_code: str = "int8"
     glue_keypoints: int | None = None
+    glue_layers: int | None = None
 
     @classmethod
     def like(cls, manifest, **changes) -> "BuildOptions":
@@ -98,6 +100,7 @@ class BuildOptions:
             turned_features=v.get("turned_features") if v.get("turned_features") in ("query", "steered") else None,
             descriptor_code=v.get("descriptor_code") or "int8",
             glue_keypoints=v.get("glue_keypoints", 0) if v else None,
+            glue_layers=v.get("glue_layers", 0) if v else None,
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,
             site_id=manifest.site.site_id,
@@ -130,6 +133,8 @@ class BuildOptions:
             raise SitelensError(f"--ref-keypoints {self.ref_keypoints}: between 16 and 2048")
         if self.glue_keypoints is not None and not (self.glue_keypoints == 0 or 64 <= int(self.glue_keypoints) <= 4096):
             raise SitelensError(f"--glue-keypoints {self.glue_keypoints}: 0 (every one) or between 64 and 4096")
+        if self.glue_layers is not None and not 0 <= int(self.glue_layers) <= 6:
+            raise SitelensError(f"--glue-layers {self.glue_layers}: 0 (every one) or between 1 and 6")
         if not 0 <= int(self.workers) <= 256:
             raise SitelensError(f"--workers {self.workers}: between 0 (one per core) and 256")
         if self.site_id is not None and not SITE_ID.match(self.site_id):

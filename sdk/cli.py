@@ -188,7 +188,9 @@ def _verification_line(v: dict | None) -> str:
             f"{v.get('ref_keypoints')} reference keypoints at {v.get('work_side')} px"
             + (", fundamental-matrix fallback" if v.get("fundamental") else "")
             + (f", learned matcher on {v.get('glue_candidates')} candidates with "
-               f"{v.get('glue_keypoints') or 'all'} query keypoints" if v.get("glue_candidates") else "")
+               f"{v.get('glue_keypoints') or 'all'} query keypoints"
+               + (f", its first {v['glue_layers']} layers" if v.get("glue_layers") else "")
+               if v.get("glue_candidates") else "")
             + f", reference descriptors stored {v.get('descriptor_code', 'int8')}")
 
 

@@ -168,6 +168,9 @@ BUILD_OPTIONS = (
                  help="Frame keypoints the learned matcher (xfeat) sees per candidate: those nearest the "
                       "candidate's (default 0: every one). Fewer (e.g. 512) make its calls, and the build, "
                       "quicker; buildings lost some answers with 512."),
+    click.option("--glue-layers", type=int,
+                 help="Transformer layers of the learned matcher (xfeat) kept, its first ones (1-6; default 0: "
+                      "all six). Its calls cost about in proportion; check your site's answers with eval."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

@@ -86,6 +86,9 @@ class VerifyParams:
                                     # the candidate's (``glue_subset``); 0 = every one. Its attention's cost
                                     # grows with them; fewer (512) cost buildings some answers on a large
                                     # site (BENCHMARKS.md), so every one is the default
+    glue_layers: int = 0            # transformer layers of the learned matcher in glue.onnx, its first ones and
+                                    # that layer's own assignment head; 0 = every one (LighterGlue has 6).
+                                    # Set at export (``--glue-layers``); here for the record
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back;
                                      # "steered": a quarter-turned row is its image's upright row turned by

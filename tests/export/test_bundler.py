@@ -81,10 +81,10 @@ def test_ref_keypoints_sets_upright_and_turned_counts():
     assert (verifier.params.ref_keypoints, verifier.params.turned_keypoints, verifier.params.ref_spread) == (100, 50, True)
     assert not models
     assert _verifier("orb", ref_keypoints=2000)[0].params.turned_keypoints == 400   # never more than the default
-    for option, value in (("ref_keypoints", 8), ("glue_keypoints", 32)):   # refused before the build starts
+    for option, value in (("ref_keypoints", 8), ("glue_keypoints", 32), ("glue_layers", 7)):   # refused before the build
         with pytest.raises(SitelensError, match=f"--{option.replace('_', '-')} {value}"):
             BuildOptions(**{option: value}).check()
-    BuildOptions(ref_keypoints=16, glue_keypoints=0).check()
+    BuildOptions(ref_keypoints=16, glue_keypoints=0, glue_layers=3).check()
 
 
 def _poster_site(tmp_path, tiny_site):

@@ -12,3 +12,25 @@ def test_export_agrees_with_kornia_and_carries_its_fingerprint():
     assert meta[GLUE_FINGERPRINT_KEY] == fingerprint and len(fingerprint) == 64
     # checked once at export; again here with other lengths (dynamic axes), one side larger
     assert check_parity(GlueScores().train(False), data, sizes=((17, 90), (256, 40))) < 1e-2
+
+
+def test_a_shallower_matcher_uses_its_last_layer_head_and_has_its_own_fingerprint():
+    """--glue-layers: the first layers and that layer's assignment head; ONNX Runtime agrees with
+    the module, and the fingerprint tells it from the full matcher (whose fingerprint is unchanged)."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from export.glue_export import _example, _inputs
+    from runtime.errors import SitelensError
+
+    full_data, full = export_lighterglue()
+    data, fingerprint = export_lighterglue(layers=3)
+    assert fingerprint != full and GlueScores(layers=6).fingerprint() == full
+    module = GlueScores(layers=3).train(False)
+    assert check_parity(module, data, sizes=((33, 70),)) < 1e-2
+    x = _inputs(*_example(50, 60, seed=3))
+    with torch.no_grad():
+        assert not np.allclose(module(*x).numpy(), GlueScores().train(False)(*x).numpy(), atol=1e-3)
+    with pytest.raises(SitelensError, match="6 layers"):
+        GlueScores(layers=7)

@@ -26,5 +26,7 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert BuildOptions.like(other).glue_keypoints == 512
     del other.verification["glue_keypoints"]
     assert BuildOptions.like(other).glue_keypoints == 0   # built before the choice: the matcher saw every keypoint
+    other.verification["glue_layers"] = 3
+    assert BuildOptions.like(other).glue_layers == 3 and o.glue_layers == 0   # 0: every layer (older bundles too)
     other.verification = None
     assert BuildOptions.like(other).verify is None
