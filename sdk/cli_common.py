@@ -170,7 +170,8 @@ BUILD_OPTIONS = (
                       "quicker; buildings lost some answers with 512."),
     click.option("--glue-layers", type=int,
                  help="Transformer layers of the learned matcher (xfeat) kept, its first ones (1-6; default 0: "
-                      "all six). Its calls cost about in proportion; check your site's answers with eval."),
+                      "all six). Its calls cost about in proportion and the build gets quicker; buildings lost answers "
+                      "and let more unknowns through with 3, flat covers did not: check your site with eval."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

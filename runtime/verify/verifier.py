@@ -88,7 +88,8 @@ class VerifyParams:
                                     # site (BENCHMARKS.md), so every one is the default
     glue_layers: int = 0            # transformer layers of the learned matcher in glue.onnx, its first ones and
                                     # that layer's own assignment head; 0 = every one (LighterGlue has 6).
-                                    # Set at export (``--glue-layers``); here for the record
+                                    # Set at export (``--glue-layers``); here for the record. Fewer cost
+                                    # buildings answers (BENCHMARKS.md), so every one is the default
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back;
                                      # "steered": a quarter-turned row is its image's upright row turned by
