@@ -39,6 +39,8 @@ VARIANTS = {
     "upright_pca32": ("--upright", "--descriptor-code", "pca32"),
     "ref256_spread_query": ("--ref-keypoints", "256", "--spread-keypoints", "--turned-features", "query"),
     "glue3": ("--glue-layers", "3"),
+    "glue4": ("--glue-layers", "4"),
+    "glue5": ("--glue-layers", "5"),
     "steered": ("--turned-features", "steered"),
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
