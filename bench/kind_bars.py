@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,14 +53,14 @@ def kinds_by_set(instances: list[str]) -> dict[str, str]:
     return {i: i.split("__")[0] for i in instances}
 
 
-def outcome(findings, truth: str, rule, kind_of: dict[str, str], bars: dict[str, float]) -> tuple[bool, bool, str | None]:
-    """(accepted, accepted as ``truth``, top-1) under the site's ``rule`` with a support bar per
-    kind (``bars``; ``kind_of``: instance -> kind), decided as a device does (``Rule.support_for``)."""
+def outcome(findings, truth: str, rule) -> tuple[bool, bool, str | None]:
+    """(accepted, accepted as ``truth``, top-1) of one query photo's findings under ``rule``,
+    decided as a device does (``runtime.recognizer.ranked``)."""
     from runtime.recognizer import ranked
 
     if not findings.hits:
         return False, False, None
-    order, decided_by = ranked(findings, replace(rule, kind_support=bars, kinds=kind_of))
+    order, decided_by = ranked(findings, rule)
     return decided_by is not None, decided_by is not None and order[0] == truth, order[0]
 
 
@@ -77,7 +78,7 @@ def main():
     from runtime.recognizer import Recognizer
     from runtime.site import load_queries, load_site
     from runtime.image.image_io import load_image
-    from export.calibration import gather
+    from export.calibration import gather, outcome as sample_outcomes
     from export.kinds import kinds_of, support_bars
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="kind_bars_"))
@@ -104,15 +105,15 @@ def main():
               "groupings": {}}
     for label, kind_of in groupings.items():
         bars = {"site": float(rule.support)} if label == "one rule" else support_bars(samples.negatives, kind_of, target_far)
-        pos = [1 if ok else (-1 if acc else 0)
-               for acc, ok, _ in (outcome(s.findings["hnsw"], s.truth, rule, kind_of, bars) for s in samples.positives)]
-        neg = [1 if outcome(s.findings["hnsw"], "", rule, kind_of, bars)[0] else 0 for s in samples.negatives]
-        tar, far = rates(pos, neg)
-        row = {"kinds": {g: sum(1 for v in kind_of.values() if v == g) for g in bars}, "support_bars": bars,
+        kind_rule = replace(rule, kind_support=bars, kinds=kind_of)   # each work held to its kind's bar
+        tar, far = rates(sample_outcomes(rec, kind_rule, samples.positives, "hnsw"),
+                         sample_outcomes(rec, kind_rule, samples.negatives, "hnsw"))
+        works = Counter(kind_of.values())
+        row = {"kinds": {g: works[g] for g in bars}, "support_bars": bars,
                "calibration": {"tar": round(tar, 4), "far": round(far, 4)}, "sets": {}}
         for name, items in found.items():
-            known = [(truth, outcome(f, truth, rule, kind_of, bars)) for truth, f in items if truth is not None]
-            unknown = [outcome(f, "", rule, kind_of, bars)[0] for truth, f in items if truth is None]
+            known = [(truth, outcome(f, truth, kind_rule)) for truth, f in items if truth is not None]
+            unknown = [outcome(f, "", kind_rule)[0] for truth, f in items if truth is None]
             rates_ = accept_rates([o[0] for _, o in known], [o[1] for _, o in known], unknown)
             row["sets"][name] = {"mP@1": round(float(np.mean([o[2] == t for t, o in known])), 4) if known else None,
                                  **{k: None if v is None else round(v, 4) for k, v in rates_.items()},

@@ -37,6 +37,7 @@ kind of evidence), after which that negative is scored again with them left out 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -577,5 +578,5 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
         "method": method, "modes": reports, "min_support": MIN_SUPPORT, "min_fundamental": MIN_FUNDAMENTAL,
         "look_alikes": [list(p) for p in samples.look_alikes[:MAX_REPORTED_PAIRS]],
         "look_alike_pairs": len(samples.look_alikes),
-        "kinds_of_works": {g: sum(1 for v in kinds.values() if v == g) for g in sorted(set(kinds.values()))}},
+        "kinds_of_works": dict(sorted(Counter(kinds.values()).items()))},
         kinds)

@@ -19,6 +19,8 @@ Calibration therefore groups the works and gives each group its own bar (``Rule.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from runtime.work_kinds import work_means
@@ -55,8 +57,9 @@ def kinds_of(descriptors: np.ndarray, row_instances, k: int, seed: int = 0) -> d
 def support_bars(negatives, kind_of: dict[str, str], target_far: float, mode: str = "hnsw") -> dict[str, float]:
     """{kind: homography-support bar} from calibration's ``negatives`` (``Sample``s) in match ``mode``
     (see the module's docstring); a kind no negative comes near gets ``MIN_SUPPORT``."""
-    kinds = sorted(set(kind_of.values()))
-    share = {g: sum(1 for v in kind_of.values() if v == g) / max(len(kind_of), 1) for g in kinds}
+    works = Counter(kind_of.values())
+    kinds = sorted(works)
+    share = {g: works[g] / len(kind_of) for g in kinds}
     strongest: dict[str, dict[str, list]] = {}   # source -> kind -> each negative's strongest support
     for s in negatives:
         best = dict.fromkeys(kinds, 0.0)

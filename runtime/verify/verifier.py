@@ -158,6 +158,12 @@ def make_matcher(params: VerifyParams, glue_onnx: bytes | None = None, source: s
                           providers=providers)
 
 
+
+def _settled(out: dict, verified) -> bool:
+    """Has a candidate of ``out`` (instance -> Evidence) passed the ``verified(evidence, instance)``
+    stop test (None: no test, never settled)?"""
+    return verified is not None and any(verified(e, i) for i, e in out.items())
+
 class Verifier:
     """Verification of candidates for one bundle. Thread-safe (its only mutable state, the last
     learned-matcher call's duration used by time budgets, is one float written whole)."""
@@ -299,7 +305,7 @@ class Verifier:
         turns, later_turns = self._turns(first, all_feats)
 
         def settled() -> bool:
-            return verified is not None and any(verified(e, i) for i, e in out.items())
+            return _settled(out, verified)
 
         def done() -> bool:
             return not all_passes and settled()
@@ -403,7 +409,7 @@ class Verifier:
     def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=_never_late) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
         unless a homography already verified one; ``late()`` is asked before each model."""
-        if verified is not None and any(verified(e, i) for i, e in out.items()):
+        if _settled(out, verified):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
         for inst in ranked[: self.params.fundamental_candidates]:
@@ -424,7 +430,7 @@ class Verifier:
         it verified real photos."""
         if self.matcher is None or not self.params.glue_candidates:
             return
-        if verified is not None and any(verified(e, i) for i, e in out.items()):
+        if _settled(out, verified):
             return
         gate = self.params.glue_from_fundamental
         ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),
