@@ -164,6 +164,22 @@ def _settled(out: dict, verified) -> bool:
     stop test (None: no test, never settled)?"""
     return verified is not None and any(verified(e, i) for i, e in out.items())
 
+
+def _above_verified(first: list[str], out: dict, verified) -> list[str]:
+    """The candidates of ``first`` (the global shortlist's order) ranked above the first one that
+    passed ``verified`` (none when none passed, or no test). Each candidate's best row is matched
+    first; when a lower-ranked one passes on its best row, these still get their other rows
+    before verification stops: the global descriptor sees colour, XFeat grey levels, and a
+    look-alike (the same car model in another colour) verifying on its best row must not hide
+    the photographed work, whose best row by global score was not its best view."""
+    if verified is None:
+        return []
+    for k, inst in enumerate(first):
+        if inst in out and verified(out[inst], inst):
+            return list(first[:k])
+    return []
+
+
 class Verifier:
     """Verification of candidates for one bundle. Thread-safe (its only mutable state, the last
     learned-matcher call's duration used by time budgets, is one float written whole)."""
@@ -252,7 +268,8 @@ class Verifier:
         ``features_of(instances)`` -> {instance: [RowFeatures or SteeredRow (row, rotation, keypoints,
         descriptors), ...]}, each candidate's rows best first (the first row of every candidate is matched before any second);
         asked for the second look's candidates only when it runs;
-        ``verified(evidence, instance) -> bool`` skips the other turns once a candidate passes (runtime);
+        ``verified(evidence, instance) -> bool`` skips the other rows once a candidate passes (runtime),
+        except those of the candidates ranked above the first that passed (``_above_verified``);
         ``all_passes`` matches every row of the first candidates (calibration: negatives must get
         every chance); with ``verified`` too, the later stages (second look, 3-D models, learned
         matcher) still stop once a candidate passes (calibration's positives);
@@ -307,8 +324,10 @@ class Verifier:
         def settled() -> bool:
             return _settled(out, verified)
 
-        def done() -> bool:
-            return not all_passes and settled()
+        def done(phase: int) -> bool:
+            if all_passes or not settled():
+                return False
+            return phase > 0 or not _above_verified(first, out, verified)
 
         # every candidate's best row first, then its next ones; then (shared turned features) the
         # rows of the later rotations, when nothing verified
@@ -316,7 +335,9 @@ class Verifier:
             if (phase and late()) or not allowed:
                 break
             feats = {i: [f for f in rows if f.rotation in allowed] for i, rows in all_feats.items()}
-            todo = [(inst, row_feats) for inst in first
+            # once one passed, only the candidates ranked above it get their other rows
+            only = set(_above_verified(first, out, verified)) if phase and not all_passes and settled() else None
+            todo = [(inst, row_feats) for inst in first if only is None or inst in only
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
             for start in range(0, len(todo), CHUNK_ROWS):
@@ -328,7 +349,7 @@ class Verifier:
                     ev, p = cache.matches[row_feats.row]
                     if ev.better_than(out[inst]):
                         out[inst], pts[inst], best[inst] = ev, p, row_feats
-            if done() or cache.truncated:
+            if done(phase) or cache.truncated:
                 break
             if phase == 2:
                 turns = turns | later_turns

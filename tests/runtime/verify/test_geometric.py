@@ -85,6 +85,30 @@ def test_second_look_also_matches_a_turned_candidate_half_a_turn_from_its_best_r
     assert ev["shown"].support >= 40 and ev["shown"].rotation == 1
 
 
+def test_a_lower_candidate_verifying_does_not_hide_one_ranked_above_it():
+    """The photographed work ranks first globally but its best row is a view the frame does not
+    show; a look-alike below it (the same print in other colours: XFeat sees grey levels) verifies
+    on its best row. The first candidate still gets its other rows before verification stops; a
+    first candidate that verifies on its best row stops it at once."""
+    verifier = _verifier("xfeat")
+    scene, art = planar_scene()
+    look = np.ascontiguousarray(art[..., ::-1])               # channels swapped: the same shapes
+    feats = {"shown": [(0, 0, *verifier.reference_features(poster(100))), (1, 0, *verifier.reference_features(art))],
+             "look": [(2, 0, *verifier.reference_features(look)), (3, 0, *verifier.reference_features(poster(101)))]}
+
+    def features_of(names):
+        return {n: feats[n] for n in names}
+
+    def passes(e, instance=None):
+        return e.support >= 15
+
+    ev = verifier.evidence(scene, ["shown", "look"], features_of, passes)
+    assert ev["look"].support >= 15 and ev["shown"].support >= 40      # its second row was matched
+    cache = FrameCache()
+    ev = verifier.evidence(scene, ["look", "shown"], features_of, passes, cache=cache)
+    assert ev["look"].support >= 15 and set(cache.matches) == {0, 2}    # best rows only: the first passed
+
+
 def test_bundles_calibrated_before_the_second_look_keep_their_path():
     old = VerifyParams.from_dict({"feature": "xfeat", "candidates": 10})
     assert old.second_look == 0 and old.shortlist == 10
