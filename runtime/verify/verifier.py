@@ -324,19 +324,13 @@ class Verifier:
         def settled() -> bool:
             return _settled(out, verified)
 
-        def done(phase: int) -> bool:
-            if all_passes or not settled():
-                return False
-            return phase > 0 or not _above_verified(first, out, verified)
-
         # every candidate's best row first, then its next ones; then (shared turned features) the
         # rows of the later rotations, when nothing verified
+        only = None   # once one passed: the candidates ranked above it, whose other rows are still matched
         for phase, allowed in ((0, turns), (1, turns), (2, later_turns)):
             if (phase and late()) or not allowed:
                 break
             feats = {i: [f for f in rows if f.rotation in allowed] for i, rows in all_feats.items()}
-            # once one passed, only the candidates ranked above it get their other rows
-            only = set(_above_verified(first, out, verified)) if phase and not all_passes and settled() else None
             todo = [(inst, row_feats) for inst in first if only is None or inst in only
                     for j, row_feats in enumerate(feats.get(inst, ())[: self.params.rows_per_candidate])
                     if phase == 2 or (j == 0) == (phase == 0)]
@@ -349,8 +343,12 @@ class Verifier:
                     ev, p = cache.matches[row_feats.row]
                     if ev.better_than(out[inst]):
                         out[inst], pts[inst], best[inst] = ev, p, row_feats
-            if done(phase) or cache.truncated:
+            if cache.truncated:
                 break
+            if not all_passes and settled():
+                only = set(_above_verified(first, out, verified))
+                if phase or not only:
+                    break
             if phase == 2:
                 turns = turns | later_turns
         if second and not settled() and not late():
