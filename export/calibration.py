@@ -45,6 +45,7 @@ import numpy as np
 from runtime.image.image_io import load_image
 from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
 from runtime.metrics import rates
+from runtime.verify import colour
 from runtime.verify.verifier import FrameCache
 from runtime.recognizer import Findings, Recognizer, ranked
 from runtime.site import Query, Site
@@ -323,8 +324,9 @@ def _score_image(sc: Scorer, item) -> list[dict]:
 
 
 def _sure(evidence, instance=None) -> bool:
-    """Verified under any rule calibration can set (``SURE_SUPPORT``), whatever the work's kind."""
-    return evidence.support >= SURE_SUPPORT
+    """Verified under any rule calibration can set (``SURE_SUPPORT``), whatever the work's kind,
+    and not in other colours than its reference (``colour.GAP``)."""
+    return evidence.support >= SURE_SUPPORT and (evidence.colour is None or evidence.colour <= colour.GAP)
 
 
 def _findings(rec: Recognizer, img: np.ndarray, modes, exclude=None, cache=None, stop=None) -> dict[str, Findings]:
@@ -489,6 +491,9 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     pos, neg = samples.positives, samples.negatives
     verifying = rec.verifier is not None
     support = fundamental = kind_support = None
+    # the colour test is not calibrated: the support bars are set as without it (the look-alikes in
+    # other colours it refuses still raise them), so it only ever takes answers away
+    gap = colour.GAP if verifying and rec.verifier.params.colour else None
     groups = by_source(neg)
     if verifying:  # thresholds that hold for every kind of negative
         support = max([_smallest_threshold(_max_evidence(g, mode, "support"), SHARE_HOMOGRAPHY * target_far,
@@ -499,7 +504,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
             kind_support = support_bars(neg, kinds, target_far, mode)
         kinds = kinds if kind_support else None
         if rec.verifier.params.fundamental:
-            h_rule = Rule(support=support, global_path=False, kind_support=kind_support, kinds=kinds)
+            h_rule = Rule(support=support, global_path=False, kind_support=kind_support, kinds=kinds, colour=gap)
             fundamental = MIN_FUNDAMENTAL
             for g in groups.values():
                 left = [s for s, o in zip(g, outcome(rec, h_rule, g, mode)) if o == 0]
@@ -507,7 +512,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
                     _max_evidence(left, mode, "fundamental"),
                     SHARE_FUNDAMENTAL * target_far * len(g) / max(len(left), 1), MIN_FUNDAMENTAL))
     verified_only = Rule(support=support, fundamental=fundamental, global_path=False, kind_support=kind_support,
-                         kinds=kinds)
+                         kinds=kinds, colour=gap)
     by_verification = outcome(rec, verified_only, neg, mode) != 0 if verifying and neg else np.zeros(len(neg), bool)
     # global rule: a grid over margins; for each, the lowest score that keeps every kind of negative
     # within budget, counting what verification already accepted of it
@@ -515,7 +520,8 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     neg_scores = np.array([t[0] for t in top]) if top else np.zeros(0)
     neg_margins = np.array([t[1] for t in top]) if top else np.zeros(0)
     sources = np.array([s.source for s in neg])
-    contradicted = np.array([geometry_contradicts(s.findings[mode].top_evidence()) for s in neg], bool)
+    contradicted = np.array([geometry_contradicts(e := s.findings[mode].top_evidence()) or verified_only.colour_contradicts(e)
+                             for s in neg], bool)
     margins = np.unique(np.concatenate([[0.0], np.quantile(neg_margins, np.linspace(0, 0.95, 20))])) \
         if len(neg_margins) else np.array([0.0])
     best = None
@@ -527,7 +533,8 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
             ok = np.sort(neg_scores[group & ~by_verification & ~contradicted & (neg_margins >= m)])[::-1]
             if allowed < 0 or len(ok) > allowed:
                 score = max(score, float(ok[max(allowed, 0)]) + 1e-6 if len(ok) else -1.0)
-        rule = Rule(round(score, 6), round(float(m), 6), support, fundamental, kind_support=kind_support, kinds=kinds)
+        rule = Rule(round(score, 6), round(float(m), 6), support, fundamental, kind_support=kind_support, kinds=kinds,
+                    colour=gap)
         tar, far = _rates(rec, rule, pos, neg, mode)
         if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9):
             best = (rule, tar, far)

@@ -36,6 +36,8 @@ class BuildOptions:
     candidate's (default: ``VerifyParams``'s; 0: every one); fewer make its calls, and calibration,
     quicker. ``glue_layers``: the learned matcher's first that many transformer layers (1-6, with
     that layer's own assignment head; default and 0: all): its calls cost about in proportion.
+    ``colour``: store each reference keypoint's chroma (two bytes) and refuse verified candidates
+    whose inliers show other colours (``runtime/verify/colour.py``); xfeat, orb and sift alike.
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
@@ -76,6 +78,7 @@ class BuildOptions:
     descriptor_code: str = "int8"
     glue_keypoints: int | None = None
     glue_layers: int | None = None
+    colour: bool = True
 
     @classmethod
     def like(cls, manifest, **changes) -> "BuildOptions":
@@ -101,6 +104,7 @@ class BuildOptions:
             descriptor_code=v.get("descriptor_code") or "int8",
             glue_keypoints=v.get("glue_keypoints", 0) if v else None,
             glue_layers=v.get("glue_layers", 0) if v else None,
+            colour=bool(v.get("colour")) if v else cls.colour,
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,
             site_id=manifest.site.site_id,

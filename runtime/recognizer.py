@@ -460,6 +460,11 @@ class Recognizer:
         with_features = self.index.features is not None
         if with_features and any(r.features is None or len(r.features) != len(r.descriptors) for r in rows):
             raise SitelensError(f"add({instance_id!r}): rows without local features for a bundle that verifies")
+        if with_features and (self.index.features.chroma is not None) != all(
+                len(f) > 2 for r in rows for f in r.features):
+            raise SitelensError(f"add({instance_id!r}): rows described by a bundle that "
+                                f"{'does not store' if self.index.features.chroma is not None else 'stores'} "
+                                f"keypoint chroma; describe the images with this bundle")
         descs, sources, rotations, features, image_ids, row_digests = [], [], [], [], [], []
         for k, (r, name) in enumerate(zip(rows, names)):
             n = len(r.descriptors)

@@ -15,6 +15,11 @@ A frame is accepted as instance X when
    matters on real photos of look-alike scenes (buildings, skies), whose global scores against
    other works run higher than simulated views predict.
 
+Colour: a candidate whose homography inliers' chroma differs from its reference's by more than
+the rule's ``colour`` gap (``runtime/verify/colour.py``; measured only when the bundle stores
+chroma) is a look-alike in other colours: neither test 1 nor test 2 accepts it, and it ranks as
+unverified with no geometric strength. ``None``: no colour test (bundles built before it).
+
 Kinds of works: on a site that mixes kinds (objects with look-alike siblings beside paintings and
 buildings) one homography bar is set by the hardest kind and the others' weakly verifying photos
 fall under it. A bundle may carry the kind of every work (``Thresholds.kinds``, instance -> kind)
@@ -66,6 +71,7 @@ class Rule:
     fundamental: float | None = None
     global_path: bool = True   # False: only geometric verification can accept
     kind_support: dict | None = None   # kind of work -> its homography-support bar (replaces ``support``)
+    colour: float | None = None   # largest colour gap (a*b* units) a candidate may show; None: no test
     # instance -> kind of work: the bundle's (``Thresholds.kinds``, attached by Thresholds), not saved with the rule
     kinds: dict | None = field(default=None, compare=False, repr=False)
 
@@ -76,10 +82,15 @@ class Rule:
         kind = self.kinds.get(instance)
         return self.support if kind is None else self.kind_support.get(kind, self.support)
 
+    def colour_contradicts(self, evidence) -> bool:
+        """Does ``evidence`` show another colour than its reference (a look-alike)?"""
+        gap = getattr(evidence, "colour", None)
+        return self.colour is not None and gap is not None and gap > self.colour
+
     def global_accepts(self, score: float, margin: float, evidence=None) -> bool:
         """``evidence``: the candidate's geometric evidence when verification ran (see
-        ``geometry_contradicts``)."""
-        if not self.global_path or geometry_contradicts(evidence):
+        ``geometry_contradicts``, ``colour_contradicts``)."""
+        if not self.global_path or geometry_contradicts(evidence) or self.colour_contradicts(evidence):
             return False
         if self.score is not None and score < self.score:
             return False
@@ -91,7 +102,7 @@ class Rule:
         """How far ``evidence`` (of candidate ``instance``) got towards verification: the larger
         share of its support bar (``support_for``) or the ``fundamental`` threshold it reached,
         capped at 1 (0 with no evidence or no such test)."""
-        if evidence is None:
+        if evidence is None or self.colour_contradicts(evidence):
             return 0.0
         shares = [value / bar for value, bar in ((evidence.support, self.support_for(instance)),
                                                  (evidence.fundamental, self.fundamental)) if bar]
@@ -100,6 +111,8 @@ class Rule:
     def verified(self, evidence, instance: str | None = None) -> bool:
         """Does ``evidence`` verify candidate ``instance`` (None: held to the site's bar)? Also the
         Verifier's ``verified(evidence, instance)`` stop test."""
+        if self.colour_contradicts(evidence):
+            return False
         support = self.support_for(instance)
         if support is not None and evidence.support >= support:
             return True
@@ -110,6 +123,8 @@ class Rule:
              "global_path": self.global_path}
         if self.kind_support:
             d["kind_support"] = dict(sorted(self.kind_support.items()))
+        if self.colour is not None:
+            d["colour"] = self.colour
         return d
 
     @classmethod
@@ -126,8 +141,11 @@ class Rule:
             kind_support = {k: _number(kind_support, k) for k in kind_support}
             if any(v is None or v < 0 for v in kind_support.values()):
                 raise ValueError("kind_support's bars must be non-negative numbers")
+        colour = _number(d, "colour")
+        if colour is not None and colour < 0:
+            raise ValueError(f"colour must be a non-negative number or null, got {colour!r}")
         return cls(_number(d, "score"), _number(d, "margin"), _number(d, "support"),
-                   _number(d, "fundamental"), global_path, kind_support or None)
+                   _number(d, "fundamental"), global_path, kind_support or None, colour)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ oldest deleted first; one entry per work per ``min_interval_s`` (a visitor stand
 painting is one entry, not thirty a second).
 
 Format: one ``*.entry`` file per frame, a zip of ``entry.json`` and plain ``.npy`` members
-(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i; ``frame``: the whole frame's
+(``descriptors``, ``rotations``, ``kpts_<i>``, ``desc_<i>`` for row i, ``chroma_<i>`` too when the
+bundle stores its keypoints' chroma; ``frame``: the whole frame's
 global descriptor, as recognition searched it), written atomically (``runtime.bundle.atomic``), so
 a reader sees whole entries or none. ``read_log`` treats the folder as hostile: file and member
 sizes are bounded before anything is parsed, only known members are read, no pickles.
@@ -52,9 +53,9 @@ SUFFIX = ".entry"
 MAX_ENTRY_BYTES = 16 << 20       # an entry is a few hundred KB (four rows of local features)
 MAX_ENTRIES = 100_000
 MIN_CROP = 64                    # pixels a side of the work's part of the frame worth describing
-_MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|frame\.npy|(kpts|desc)_[0-9]{1,2}\.npy|"
+_MEMBER = re.compile(r"^(entry\.json|descriptors\.npy|rotations\.npy|frame\.npy|(kpts|desc|chroma)_[0-9]{1,2}\.npy|"
                      r"image\.jpg)$")
-MAX_ENTRY_MEMBERS = 5 + 2 * 100   # what _MEMBER allows: four single members, the image, 100 rows' features
+MAX_ENTRY_MEMBERS = 5 + 3 * 100   # what _MEMBER allows: four single members, the image, 100 rows' features
 
 
 @dataclass
@@ -134,8 +135,10 @@ class VisitorLog:
                    "descriptors.npy": npy_bytes(np.stack(rows.descriptors).astype(np.float32)),
                    "rotations.npy": npy_bytes(np.asarray(rows.rotations, np.int8)),
                    "frame.npy": npy_bytes(np.asarray(rec.embed(image), np.float32).ravel())}
-        for i, (kp, desc) in enumerate(rows.features or []):
-            members[f"kpts_{i}.npy"], members[f"desc_{i}.npy"] = npy_bytes(kp), npy_bytes(desc)
+        for i, row in enumerate(rows.features or []):
+            members[f"kpts_{i}.npy"], members[f"desc_{i}.npy"] = npy_bytes(row[0]), npy_bytes(row[1])
+            if len(row) > 2:
+                members[f"chroma_{i}.npy"] = npy_bytes(row[2])
         if self.keep_images:
             import cv2
 
@@ -208,8 +211,12 @@ def _read_entry(path: Path) -> LogEntry:
         for i in range(len(descriptors)):
             if f"kpts_{i}.npy" not in data or f"desc_{i}.npy" not in data:
                 raise BundleError(f"{path}: row {i} has no local features")
-            features.append((npy_load(data[f"kpts_{i}.npy"], f"kpts_{i}.npy", str(path)),
-                             npy_load(data[f"desc_{i}.npy"], f"desc_{i}.npy", str(path))))
+            row = tuple(npy_load(data[f"{part}_{i}.npy"], f"{part}_{i}.npy", str(path))
+                        for part in ("kpts", "desc", "chroma") if f"{part}_{i}.npy" in data)
+            if len(row) == 3 and (row[2].dtype != np.int8 or row[2].shape != (len(row[0]), 2)):
+                raise BundleError(f"{path}: chroma_{i}.npy is {row[2].dtype} {row[2].shape}, not int8 "
+                                  f"({len(row[0])}, 2)")
+            features.append(row)
     frame = None
     if "frame.npy" in data:
         frame = npy_load(data["frame.npy"], "frame.npy", str(path))

@@ -172,6 +172,9 @@ BUILD_OPTIONS = (
                  help="Transformer layers of the learned matcher (xfeat) kept, its first ones (1-6; default 0: "
                       "all six). Its calls cost about in proportion and the build gets quicker; buildings lost answers "
                       "and let more unknowns through with 3, flat covers did not: check your site with eval."),
+    click.option("--colour/--no-colour", default=BuildOptions.colour, show_default=True,
+                 help="Store each reference keypoint's colour (2 bytes) and refuse a verified match whose "
+                      "matched points show other colours: the same shape in another colour is another work."),
     click.option("--upright", is_flag=True,
                  help="Objects are only ever seen upright: no quarter-turned reference rows (smaller, faster bundle)."),
     click.option("--survey", type=click.Path(exists=True),

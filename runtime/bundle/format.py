@@ -18,7 +18,8 @@ Members (every one listed with sha256 and size in manifest.json, see ``runtime/b
                       (schema 4) when the descriptors are stored as a PCA code
                       (``runtime/verify/descriptor_code.py``); ``verify_steer.npy`` (schema 5)
                       when quarter-turned rows are steered from the upright ones
-                      (``runtime/verify/steerer.py``)
+                      (``runtime/verify/steerer.py``); ``verify_chroma.npy`` (schema 6) when
+                      each reference keypoint's chroma is stored (``runtime/verify/colour.py``)
 - ``glue.onnx``       optional learned matcher (LighterGlue) that verification calls on the
                       candidates mutual nearest neighbours could not settle
 
@@ -50,8 +51,8 @@ from runtime.bundle.members import (  # noqa: F401 (member names re-exported as 
                                     CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL,
                                     MANIFEST, MAX_MANIFEST_BYTES, MAX_MEMBER_BYTES, MAX_MEMBERS,
                                     MAX_SIGNATURE_BYTES, MAX_TOTAL_BYTES, MEMBERS, MODEL, REFS, REFS_SCALE,
-                                    REQUIRED_MEMBERS, SIGNATURE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS,
-                                    VERIFY_PCA, VERIFY_STEER)
+                                    REQUIRED_MEMBERS, SIGNATURE, VERIFY_CHROMA, VERIFY_DESC, VERIFY_KPTS,
+                                    VERIFY_OFFSETS, VERIFY_PCA, VERIFY_STEER)
 from runtime.bundle.npy import npy_bytes, npy_load  # noqa: F401 (re-exported)
 from runtime.bundle.zip_reader import BoundedZip, listing as _listing
 from runtime.bundle.manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)

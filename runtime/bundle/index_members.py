@@ -21,8 +21,8 @@ import numpy as np
 from runtime.bundle.hnsw_file import check_hnsw_bytes, strip_vectors, with_vectors
 from runtime.bundle.npy import npy_bytes
 from runtime.bundle.members import (CODES, GLUE_MODEL, GRAPH, INDEX, ITQ_MEAN, ITQ_PROJ, LABELS, LOCAL_MODEL, REFS,
-                                    REFS_SCALE, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS, VERIFY_PCA,
-                                    VERIFY_STEER)
+                                    REFS_SCALE, VERIFY_CHROMA, VERIFY_DESC, VERIFY_KPTS, VERIFY_OFFSETS,
+                                    VERIFY_PCA, VERIFY_STEER)
 from runtime.errors import BundleError, SitelensError
 from runtime.search.binary_codes import BinaryCodes
 from runtime.search.feature_store import FeatureStore
@@ -37,8 +37,10 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def feature_members(store: FeatureStore) -> dict[str, bytes]:
     """The store's members: a coded store writes its codes and the basis that decodes them, a
-    steered one its steerer."""
+    steered one its steerer, one with chroma its chroma."""
     steer = {} if store.steerer is None else {VERIFY_STEER: npy_bytes(store.steerer.matrices)}
+    if store.chroma is not None:
+        steer[VERIFY_CHROMA] = npy_bytes(np.ascontiguousarray(store.chroma, np.int8))
     if store.codec is None:
         return {VERIFY_KPTS: npy_bytes(store.kps), VERIFY_DESC: npy_bytes(store.descs),
                 VERIFY_OFFSETS: npy_bytes(store.offsets), **steer}
@@ -51,10 +53,11 @@ def features_from_contents(contents) -> FeatureStore:
     kps, descs, offsets = (contents.array(n) for n in (VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS))
     steerer = (Steerer.from_array(contents.array(VERIFY_STEER), str(contents.path))
                if VERIFY_STEER in contents.members else None)
+    chroma = contents.array(VERIFY_CHROMA) if VERIFY_CHROMA in contents.members else None
     if VERIFY_PCA not in contents.members:
-        return FeatureStore(kps, descs, offsets, steerer=steerer)
+        return FeatureStore(kps, descs, offsets, steerer=steerer, chroma=chroma)
     codec = DescriptorCode.from_array(contents.array(VERIFY_PCA), str(contents.path))
-    return FeatureStore(kps, codec.decode(descs), offsets, codec, descs, steerer)
+    return FeatureStore(kps, codec.decode(descs), offsets, codec, descs, steerer, chroma)
 
 
 def index_members(index: ReferenceIndex) -> tuple[dict[str, bytes], list[str]]:
@@ -229,12 +232,22 @@ def check_consistency(contents) -> None:
                               f"{'missing' if steered else 'there'}")
         if steered:
             Steerer.from_array(contents.array(VERIFY_STEER), src)
+        coloured = bool((m.verification or {}).get("colour"))
+        if coloured != (VERIFY_CHROMA in contents.members):
+            raise BundleError(f"{src}: the manifest says reference keypoints "
+                              f"{'carry' if coloured else 'carry no'} chroma, but {VERIFY_CHROMA} is "
+                              f"{'missing' if coloured else 'there'}")
+        if coloured:
+            chroma = contents.array(VERIFY_CHROMA)
+            if chroma.dtype != np.int8 or chroma.shape != (len(kpts), 2):
+                raise BundleError(f"{src}: {VERIFY_CHROMA} must be int8 ({len(kpts)}, 2), one (a*, b*) per "
+                                  f"keypoint; got {chroma.dtype} {chroma.shape}")
         if feature == "xfeat" and LOCAL_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with xfeat needs the {LOCAL_MODEL} member")
         if feature == "xfeat" and (m.verification or {}).get("glue_candidates") and GLUE_MODEL not in contents.members:
             raise BundleError(f"{src}: verification with the learned matcher needs the {GLUE_MODEL} member")
-    elif VERIFY_PCA in contents.members or VERIFY_STEER in contents.members:
-        raise BundleError(f"{src}: {VERIFY_PCA} or {VERIFY_STEER} without verification keypoints")
+    elif any(n in contents.members for n in (VERIFY_PCA, VERIFY_STEER, VERIFY_CHROMA)):
+        raise BundleError(f"{src}: {VERIFY_PCA}, {VERIFY_STEER} or {VERIFY_CHROMA} without verification keypoints")
     contents.checked = True
 
 

@@ -17,13 +17,14 @@ VERIFY_DESC = "verify_desc.npy"      # optional: their descriptors
 VERIFY_OFFSETS = "verify_offsets.npy"  # optional: row offsets into the two above
 VERIFY_PCA = "verify_pca.npy"        # schema 4, optional: verify_desc.npy holds codes of this PCA basis
 VERIFY_STEER = "verify_steer.npy"    # schema 5, optional: quarter-turned rows are the upright ones steered
+VERIFY_CHROMA = "verify_chroma.npy"  # schema 6, optional: int8 (a*, b*) per reference keypoint
 LOCAL_MODEL = "local.onnx"   # optional: learned local features (XFeat) for verification
 GLUE_MODEL = "glue.onnx"     # optional: learned matcher (LighterGlue) for XFeat features
 REQUIRED_MEMBERS = (MODEL, REFS, LABELS)  # and one of INDEX / GRAPH
 MAX_MEMBER_BYTES = 4 << 30   # refuse to inflate anything larger (zip bombs, crafted sizes)
 MAX_TOTAL_BYTES = 8 << 30
 MEMBERS = (MODEL, INDEX, GRAPH, REFS, REFS_SCALE, LABELS, CODES, ITQ_PROJ, ITQ_MEAN, VERIFY_KPTS, VERIFY_DESC, VERIFY_OFFSETS,
-           VERIFY_PCA, VERIFY_STEER, LOCAL_MODEL, GLUE_MODEL)   # every name a bundle may hold besides manifest.json and signature.json
+           VERIFY_PCA, VERIFY_STEER, VERIFY_CHROMA, LOCAL_MODEL, GLUE_MODEL)   # every name a bundle may hold besides manifest.json and signature.json
 MAX_MEMBERS = 32                  # a bundle holds at most len(MEMBERS) + 2 entries; more is not a bundle
 MAX_MANIFEST_BYTES = 16 << 20     # read before anything is trusted: a manifest of 10k works is ~2-3 MB
 MAX_SIGNATURE_BYTES = 64 << 10

@@ -7,17 +7,23 @@ earlier rows is never disturbed.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 
-class RowFeatures(NamedTuple):
-    """One reference row's local features, as the verifier gets them (``ReferenceIndex.features_of``)."""
-    row: int                  # index row
-    rotation: int             # quarter turns of the row's reference image
-    keypoints: np.ndarray
-    descriptors: np.ndarray
+class RowFeatures:
+    """One reference row's local features, as the verifier gets them (``ReferenceIndex.features_of``).
+    Unpacks as (row, rotation, keypoints, descriptors); ``chroma`` is read by name."""
+
+    __slots__ = ("row", "rotation", "keypoints", "descriptors", "chroma")
+
+    def __init__(self, row: int, rotation: int, keypoints: np.ndarray, descriptors: np.ndarray,
+                 chroma: np.ndarray | None = None):
+        self.row, self.rotation = row, rotation                # index row, quarter turns of its image
+        self.keypoints, self.descriptors = keypoints, descriptors
+        self.chroma = chroma   # int8 (a*, b*) per keypoint, when the bundle stores it (runtime/verify/colour.py)
+
+    def __iter__(self):
+        return iter((self.row, self.rotation, self.keypoints, self.descriptors))
 
 
 class SteeredRow:
@@ -28,11 +34,13 @@ class SteeredRow:
     arrays instead), so it may be read outside the index's lock, from any thread (two threads
     reading it first make the same arrays)."""
 
-    __slots__ = ("row", "rotation", "_upright", "_steerer", "_turned")
+    __slots__ = ("row", "rotation", "chroma", "_upright", "_steerer", "_turned")
 
-    def __init__(self, row: int, rotation: int, upright: tuple[np.ndarray, np.ndarray], steerer):
+    def __init__(self, row: int, rotation: int, upright: tuple[np.ndarray, np.ndarray], steerer,
+                 chroma: np.ndarray | None = None):
         self.row, self.rotation = row, rotation
         self._upright, self._steerer, self._turned = upright, steerer, None
+        self.chroma = chroma   # the upright row's: steering keeps the keypoints and their order
 
     def _made(self) -> tuple[np.ndarray, np.ndarray]:
         if self._turned is None:
@@ -58,43 +66,53 @@ class FeatureStore:
     selected by their codes, so no descriptor is ever re-encoded from its own decoding.
     ``steerer``: the site's ``Steerer`` when quarter-turned rows are not stored but made from their
     image's upright row at match time (``ReferenceIndex.features_of``), else None. Every store made
-    from this one (appended, selected, coded) keeps both, so a bundle written again keeps them."""
+    from this one (appended, selected, coded) keeps both, so a bundle written again keeps them.
+    ``chroma``: int8 (a*, b*) per keypoint (``runtime/verify/colour.py``), or None when the bundle
+    stores none; rows added to a store with chroma must bring theirs."""
 
     def __init__(self, kps: np.ndarray, descs: np.ndarray, offsets: np.ndarray, codec=None,
-                 codes: np.ndarray | None = None, steerer=None):
+                 codes: np.ndarray | None = None, steerer=None, chroma: np.ndarray | None = None):
         self.kps, self.descs, self.offsets = kps, descs, np.asarray(offsets, np.int64)
-        self.codec, self.codes, self.steerer = codec, codes, steerer
+        self.codec, self.codes, self.steerer, self.chroma = codec, codes, steerer, chroma
         if codec is not None and (codes is None or len(codes) != len(descs)):
             raise ValueError("a coded feature store needs one code per descriptor")
+        if chroma is not None and len(chroma) != len(kps):
+            raise ValueError("a feature store with chroma needs one per keypoint")
 
     @classmethod
     def from_rows(cls, rows, like: "FeatureStore | None" = None, codec=None) -> "FeatureStore":
-        """``rows``: (keypoints, descriptors as extracted) per reference row; coded with ``codec``
-        (or ``like``'s) when there is one."""
+        """``rows``: (keypoints, descriptors as extracted[, chroma]) per reference row; coded with
+        ``codec`` (or ``like``'s) when there is one. The store has chroma when every row brings it
+        (``like``'s store: when it has)."""
         rows = list(rows)
         codec = codec if codec is not None else (like.codec if like is not None else None)
         kps = ([like.kps[:0]] if like is not None else []) + [np.asarray(r[0]) for r in rows]
         descs = ([like.descs[:0]] if like is not None else []) + [np.asarray(r[1]) for r in rows]
+        with_chroma = like.chroma is not None if like is not None else bool(rows) and all(len(r) > 2 for r in rows)
+        if with_chroma and not all(len(r) > 2 for r in rows):
+            raise ValueError("rows added to a feature store with chroma must bring their chroma")
+        chroma = np.concatenate([np.zeros((0, 2), np.int8)] + [np.asarray(r[2], np.int8) for r in rows]) \
+            if with_chroma else None
         offsets = np.zeros(len(rows) + 1, np.int64)
         offsets[1:] = np.cumsum([len(r[0]) for r in rows])
         kps = np.concatenate(kps) if kps else np.zeros((0, 2), np.float32)
         descs = np.concatenate(descs) if descs else np.zeros((0, 0), np.float32)
         steerer = like.steerer if like is not None else None
         if codec is None:
-            return cls(kps, descs, offsets, steerer=steerer)
+            return cls(kps, descs, offsets, steerer=steerer, chroma=chroma)
         codes = codec.encode(descs) if len(descs) else np.zeros((0, codec.components), np.int8)
-        return cls(kps, codec.decode(codes), offsets, codec, codes, steerer)
+        return cls(kps, codec.decode(codes), offsets, codec, codes, steerer, chroma)
 
     def coded(self, codec) -> "FeatureStore":
         """This store's rows with their descriptors encoded by ``codec`` (a store not yet coded)."""
         if self.codec is not None:
             raise ValueError("the feature store is already coded")
         codes = codec.encode(self.descs)
-        return FeatureStore(self.kps, codec.decode(codes), self.offsets, codec, codes, self.steerer)
+        return FeatureStore(self.kps, codec.decode(codes), self.offsets, codec, codes, self.steerer, self.chroma)
 
     def steered(self, steerer) -> "FeatureStore":
         """This store with quarter-turned rows made by ``steerer`` (the rows themselves unchanged)."""
-        return FeatureStore(self.kps, self.descs, self.offsets, self.codec, self.codes, steerer)
+        return FeatureStore(self.kps, self.descs, self.offsets, self.codec, self.codes, steerer, self.chroma)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -103,13 +121,18 @@ class FeatureStore:
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.kps[a:b], self.descs[a:b]
 
+    def row_chroma(self, i: int) -> np.ndarray | None:
+        """Row ``i``'s keypoints' chroma, or None when the store has none."""
+        return None if self.chroma is None else self.chroma[self.offsets[i]:self.offsets[i + 1]]
+
     def appended(self, rows) -> "FeatureStore":
         """A new store with ``rows`` added at the end (this one is left as it was)."""
         extra = FeatureStore.from_rows(rows, like=self)
         codes = None if self.codec is None else np.concatenate([self.codes, extra.codes])
+        chroma = None if self.chroma is None else np.concatenate([self.chroma, extra.chroma])
         return FeatureStore(np.concatenate([self.kps, extra.kps]), np.concatenate([self.descs, extra.descs]),
                             np.concatenate([self.offsets, self.offsets[-1] + extra.offsets[1:]]), self.codec, codes,
-                            self.steerer)
+                            self.steerer, chroma)
 
     def select(self, rows) -> "FeatureStore":
         """A new store of ``rows`` (in that order)."""
@@ -120,4 +143,5 @@ class FeatureStore:
         take = (np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows)
                 else np.zeros(0, np.int64))
         codes = None if self.codec is None else self.codes[take]
-        return FeatureStore(self.kps[take], self.descs[take], offsets, self.codec, codes, self.steerer)
+        chroma = None if self.chroma is None else self.chroma[take]
+        return FeatureStore(self.kps[take], self.descs[take], offsets, self.codec, codes, self.steerer, chroma)

@@ -210,11 +210,13 @@ class ReferenceIndex:
                     rows = [rows[i] for i in np.argsort(-(self.descriptors[rows] @ query), kind="stable")]
                 feats = []
                 for i in rows[:limit]:
-                    kp, desc = self.features.row(upright.get(self.images[i], i))
+                    own = upright.get(self.images[i], i)
+                    kp, desc = self.features.row(own)
+                    chroma = self.features.row_chroma(own)
                     if steer is not None and self.rotations[i]:  # made when verification reads it
-                        feats.append(SteeredRow(i, self.rotations[i], (kp, desc), steer))
+                        feats.append(SteeredRow(i, self.rotations[i], (kp, desc), steer, chroma))
                     else:
-                        feats.append(RowFeatures(i, self.rotations[i], kp, desc))
+                        feats.append(RowFeatures(i, self.rotations[i], kp, desc, chroma))
                 out[inst] = feats
             return out
 

@@ -43,6 +43,8 @@ class Evidence:
     coverage: float = 0.0   # area of the inliers' hull / area of all the reference's keypoints' hull
     query_coverage: float = 0.0  # the same in the query: how much of the frame the object fills
     region: tuple | None = None  # the reference's outline in the frame: 4 (x, y) corners in its pixels
+    colour: float | None = None  # median a*b* distance of the inliers' chroma, frame vs reference
+                                 # (``runtime/verify/colour.py``); None: not measured
 
     @property
     def support(self) -> float:
@@ -59,6 +61,8 @@ class Evidence:
         d = {"matches": self.matches, "inliers": self.inliers, "coverage": round(self.coverage, 4),
              "query_coverage": round(self.query_coverage, 4), "support": round(self.support, 2),
              "fundamental": self.fundamental, "rotation": 90 * self.rotation}
+        if self.colour is not None:
+            d["colour"] = round(self.colour, 1)
         if self.region is not None:
             d["region"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.region]
         return d

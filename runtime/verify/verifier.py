@@ -24,6 +24,7 @@ import numpy as np
 
 from runtime.errors import SitelensError
 from runtime.search.feature_store import RowFeatures, SteeredRow
+from runtime.verify import colour
 from runtime.verify.descriptor_code import components_of
 from runtime.verify.geometric import Evidence, fit_homography, rot90_points, fundamental_inliers, hull_area, outline_in_query
 from runtime.verify.local_features import FEATURES, STORED_DESCRIPTORS, OpenCVFeatures, XFeatFeatures, as_float
@@ -43,6 +44,8 @@ class QueryFeatures(NamedTuple):
     keypoints: np.ndarray
     descriptors: np.ndarray
     area: float                       # of the keypoints' convex hull: what coverage is measured against
+    colours: colour.ChromaField | None = None  # the frame's chroma (``runtime/verify/colour.py``), when
+                                               # the bundle stores its references' keypoints' chroma
 
 
 @dataclass
@@ -95,6 +98,9 @@ class VerifyParams:
                                      # "steered": a quarter-turned row is its image's upright row turned by
                                      # the site's steerer (runtime/verify/steerer.py; xfeat only)
     descriptor_code: str = "int8"    # how the bundle stores reference descriptors (descriptor_code.py)
+    colour: bool = False             # the bundle stores each reference keypoint's chroma, and each
+                                     # candidate's homography inliers measure a colour gap (colour.py);
+                                     # bundles built before it did not (off when absent)
 
     def __post_init__(self):
         if self.feature not in FEATURES:
@@ -121,7 +127,8 @@ class VerifyParams:
     def from_dict(cls, d: dict) -> "VerifyParams":
         known = {f.name for f in fields(cls)}
         # bundles calibrated before the second look or the learned matcher keep their path
-        d = {"second_look": 0, "glue_candidates": 0, "glue_keypoints": 0, "second_look_half_turn": False, **d}
+        d = {"second_look": 0, "glue_candidates": 0, "glue_keypoints": 0, "second_look_half_turn": False,
+             "colour": False, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @property
@@ -196,17 +203,27 @@ class Verifier:
     def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
         """What the bundle stores for one reference row: the features of the reference turned by
         ``rotation`` quarter turns (fewer keypoints for turned copies); none for turned rows when
-        they share the upright row's (``shared_turns``) or are made from it (``steered``)."""
+        they share the upright row's (``shared_turns``) or are made from it (``steered``).
+        (keypoints, descriptors), and with ``params.colour`` the keypoints' chroma third."""
         if rotation and self.params.turned_features != "stored":
             dtype, width = STORED_DESCRIPTORS[self.params.feature]
-            return np.zeros((0, 2), np.float16), np.zeros((0, width), dtype)
+            empty = (np.zeros((0, 2), np.float16), np.zeros((0, width), dtype))
+            return (*empty, np.zeros((0, 2), np.int8)) if self.params.colour else empty
         img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
         n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
         if self.params.ref_spread and self.params.feature == "xfeat":
             kp, desc = self.extractor.extract(img, n, spread=True)
         else:
             kp, desc = self.extractor.extract(img, n)
+        if self.params.colour:
+            return kp.astype(np.float16), desc, self._chroma(img).at(kp, colour.PATCH)
         return kp.astype(np.float16), desc
+
+    def _chroma(self, img_rgb: np.ndarray) -> colour.ChromaField:
+        """The chroma of ``img_rgb``, read at points of its working image."""
+        h, w = img_rgb.shape[:2]
+        sx, sy = self.extractor.working_scale(h, w)
+        return colour.ChromaField(img_rgb, (int(round(h * sy)), int(round(w * sx))))
 
     def _correspondences(self, q, descs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(query, reference) keypoint indices for each reference row's descriptors."""
@@ -214,8 +231,9 @@ class Verifier:
             return mutual_nearest_many(q.descriptors, descs, self.params.min_cosine)
         return [ratio_test(q.descriptors, d, self.extractor.binary, self.params.ratio) for d in descs]
 
-    def _match(self, q, rotation: int, kp, pairs) -> tuple[Evidence, tuple | None]:
-        """Homography evidence of one reference row from its correspondences, plus the matched points."""
+    def _match(self, q, rotation: int, kp, pairs, chroma=None) -> tuple[Evidence, tuple | None]:
+        """Homography evidence of one reference row from its correspondences, plus the matched
+        points; ``chroma``: the row's keypoints' (a colour gap is measured when the frame's is known)."""
         if len(kp) == 0:
             return Evidence(rotation=rotation), None
         qi, ri = pairs
@@ -224,13 +242,16 @@ class Verifier:
         mask = None if fit is None else fit[1]
         inliers = int(mask.sum()) if mask is not None else 0
         coverage = q_coverage = 0.0
-        region = None
+        region = gap = None
         if inliers >= 3:
             coverage = hull_area(dst[mask]) / max(hull_area(kp.astype(np.float32)), 1.0)
             q_coverage = hull_area(src[mask]) / max(q.area, 1.0)
             corners = outline_in_query(fit[0], kp.astype(np.float32))
             region = None if corners is None else tuple(map(tuple, corners.tolist()))  # working frame, turned back
-        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage, region), (src, dst)
+            if q.colours is not None and chroma is not None and len(chroma) == len(kp):
+                half = colour.PATCH * colour.match_scale(src[mask], dst[mask])   # the same part of the work
+                gap = colour.colour_gap(q.colours.at(src[mask], half), chroma[ri[mask]])
+        return Evidence(len(qi), inliers, 0, rotation, coverage, q_coverage, region, gap), (src, dst)
 
     def query_features(self, img_rgb: np.ndarray, cache: FrameCache | None = None, rotation: int = 0) -> QueryFeatures:
         """The frame's features, turned back by ``rotation`` quarter turns (to match the upright
@@ -239,7 +260,7 @@ class Verifier:
             return cache.query[rotation]
         img = np.ascontiguousarray(np.rot90(img_rgb, -rotation)) if rotation else img_rgb
         kp, desc = self.extractor.extract(img, self.params.query_keypoints)
-        q = QueryFeatures(kp, desc, hull_area(kp))
+        q = QueryFeatures(kp, desc, hull_area(kp), self._chroma(img) if self.params.colour else None)
         if cache is not None:
             cache.query[rotation] = q
         return q
@@ -376,8 +397,8 @@ class Verifier:
         """Correspondences and homography evidence of reference rows, into ``cache.matches``;
         ``qs(rotation)``: the frame's features for rows of that rotation."""
         fresh = [f for f in rows if f.row not in cache.matches]
-        for (row, rotation, kp, _), pairs in zip(fresh, self._pairs(qs, fresh, cache)):
-            cache.matches[row] = self._match(qs(rotation), rotation, kp, pairs)
+        for f, pairs in zip(fresh, self._pairs(qs, fresh, cache)):
+            cache.matches[f.row] = self._match(qs(f.rotation), f.rotation, f.keypoints, pairs, f.chroma)
 
     def _pairs(self, qs, rows, cache: FrameCache) -> list:
         todo = [f for f in rows if f.row not in cache.pairs]
@@ -455,7 +476,8 @@ class Verifier:
         ranked = sorted((i for i in out if i in best and out[i].fundamental >= gate),
                         key=lambda i: (-out[i].fundamental, -out[i].matches))
         for inst in ranked[: self.params.glue_candidates]:
-            row, rotation, kp, desc = best[inst]
+            f = best[inst]
+            row, rotation, kp, desc = f.row, f.rotation, f.keypoints, f.descriptors
             if row not in cache.glue:
                 if late(self._glue_seconds):
                     break

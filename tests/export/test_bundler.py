@@ -215,3 +215,57 @@ def test_steered_turned_features_end_to_end(tmp_path, tiny_site, tiny_net):
     upright = bf.read_bundle(build_bundle(site, tmp_path / "u.sitelens", tiny_net, size=64, progress=False,
                                           calibrate=False, turned_features="steered", upright=True))
     assert upright.manifest.verification["turned_features"] == "stored" and bf.VERIFY_STEER not in upright.members
+
+
+def test_colour_end_to_end(tmp_path, tiny_site, tiny_net):
+    """Bundles store every reference keypoint's chroma (int8 a*, b*) by default: a frame of a
+    poster verifies it, and not its twin in swapped colours (``runtime/verify/colour.py``); works
+    added on the device bring theirs; a bundle whose manifest and members disagree about it is
+    refused; ``colour=False`` stores none and measures nothing."""
+    import numpy as np
+
+    from runtime.recognizer import Recognizer
+    from tests.conftest import planar_scene, poster, write_rgb
+
+    site = _poster_site(tmp_path, tiny_site)
+    write_rgb(site / "poster_a" / "a.jpg", poster(1))                # a print in strong colours
+    write_rgb(site / "twin" / "a.jpg", np.ascontiguousarray(poster(1)[..., ::-1]))
+    out = build_bundle(site, tmp_path / "c.sitelens", tiny_net, size=64, progress=False, calibrate=False)
+    contents = bf.read_bundle(out)
+    assert contents.manifest.verification["colour"] is True
+    chroma = contents.array(bf.VERIFY_CHROMA)
+    assert chroma.dtype == np.int8 and chroma.shape == (len(contents.array(bf.VERIFY_KPTS)), 2)
+    rec = Recognizer.open(out)
+    rule = rec.thresholds.rule()
+    rec.thresholds = type(rec.thresholds)({}, type(rule)(support=15.0, global_path=False, colour=20.0))
+    scene, _ = planar_scene(seed=1)
+    r = rec.recognize(scene)
+    ev = {c.instance: c.evidence for c in r.candidates}
+    assert r.instance == "poster_a" and ev["poster_a"].colour < 20.0
+    assert ev["twin"].support >= 15 and ev["twin"].colour > 20.0      # lines up, in other colours
+    rec.add("again", [tiny_site / "blue_rhythm" / "a.jpg"])
+    rec.save()
+    again = Recognizer.open(out).index.features
+    assert again.chroma is not None and len(again.chroma) == len(again.kps)
+
+    def drop(m, members):
+        del members[bf.VERIFY_CHROMA]
+
+    def say_none(m, members):
+        m.verification = {**m.verification, "colour": False}
+
+    def bad_shape(m, members):
+        from runtime.bundle.npy import npy_bytes
+
+        members[bf.VERIFY_CHROMA] = npy_bytes(np.zeros((3, 2), np.int8))
+
+    for name, edit, message in (("a", drop, "carry chroma, but verify_chroma.npy is missing"),
+                                ("b", say_none, "carry no chroma, but verify_chroma.npy is there"),
+                                ("d", bad_shape, "verify_chroma.npy must be int8")):
+        with pytest.raises(bf.BundleError, match=message):
+            Recognizer.open(_rewritten(out, tmp_path / f"{name}.sitelens", edit))
+    plain = build_bundle(site, tmp_path / "p.sitelens", tiny_net, size=64, progress=False, calibrate=False,
+                         colour=False)
+    assert bf.VERIFY_CHROMA not in bf.read_bundle(plain).members
+    r = Recognizer.open(plain).recognize(scene)
+    assert all(c.evidence is None or c.evidence.colour is None for c in r.candidates)
