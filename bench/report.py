@@ -597,10 +597,36 @@ def kind_bars(r: dict) -> list[str]:
     return out + [""]
 
 
+def colour_check(r: dict) -> list[str]:
+    rows, gaps = [], []
+    for name, s in r["sets"].items():
+        for label in ("without", "with"):
+            m = s[label]
+            rows.append([name if label == "without" else "", label, _f(m["mP@1"]), _f(m["true_accept_rate"]),
+                         _f(m.get("wrong_accept_rate")), _f(m["false_accept_rate"]), _f(m.get("GAP")),
+                         _f(m["mb"], 1) + (" (kept)" if m.get("reused") else "")])
+        g = s["gaps"]
+        right, wrong = g["right"], g["wrong"]
+        gaps.append([name, f"{len(right)} (+{g['unmeasured']['right']} unmeasured)",
+                     _f(sorted(right)[round(0.95 * (len(right) - 1))], 1) if right else "-", _f(max(right), 1) if right else "-",
+                     f"{len(wrong)} (+{g['unmeasured']['wrong']} unmeasured)",
+                     ", ".join(_f(x, 1) for x in sorted(wrong)) or "-"])
+    out = ["## The colour test of verified answers (`bench/colour_check.py`)", "",
+           "Each dev set's own site built off the shelf without keypoint colour (`--no-colour`) and with it (the "
+           "default), its query photos (open-set manifest) scored on both. Then, on the colour bundle with the "
+           f"colour test lifted, the colour gap (a*b*) of every answer a homography verified, right or wrong "
+           f"work: the bar is {_f(r['bar'], 1)}. Bundles marked kept were built by an earlier run of the script "
+           "(with the code of that time), not this one.", "", _origin(r), ""]
+    out += _table(["set", "colour", "mP@1", "TAR", "WAR", "FAR", "GAP", "MB"], rows)
+    out += ["", "Colour gaps of verified answers (colour test lifted):", ""]
+    out += _table(["set", "right works", "p95", "max", "wrong works", "their gaps"], gaps)
+    return out + ["", f"![colour gaps](bench/results/{(r['provenance'].get('options') or {}).get('out') or 'colour_check'}.png)", ""]
+
+
 RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "budget.py": budget, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
              "descriptor_codes.py": descriptor_codes, "kind_bars.py": kind_bars, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
-             "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options}
+             "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options, "colour_check.py": colour_check}
 ORDER = list(RENDERERS)
 
 

@@ -19,7 +19,7 @@ def test_manifest_contents(tiny_bundle):
     assert m["references"]["rotations"] == [0, 1, 2, 3] and m["verification"]["feature"] == "xfeat"
     assert m["instances"]["blue_rhythm"]["title"] == "Blue Rhythm"
     assert set(m["members"]) == {bf.MODEL, bf.GRAPH, bf.REFS, bf.REFS_SCALE, bf.LABELS, bf.LOCAL_MODEL, bf.GLUE_MODEL,
-                                 bf.VERIFY_KPTS, bf.VERIFY_DESC, bf.VERIFY_OFFSETS}
+                                 bf.VERIFY_KPTS, bf.VERIFY_DESC, bf.VERIFY_OFFSETS, bf.VERIFY_CHROMA}
     assert m["verification"]["glue_candidates"] == 2 and len(m["verification"]["glue_fingerprint"]) == 64
     assert m["thresholds"]["target_far"] == 0.01
     assert m["site"]["site_id"] == "gallery" and m["site"]["release"] > 20260000000000 and m["site"]["expires"] is None

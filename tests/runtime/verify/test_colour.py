@@ -39,9 +39,21 @@ def test_colour_gap_counts_coloured_points_only():
     assert colour.colour_gap(grey, grey + 5) is None                    # nothing coloured: no evidence
     few = np.zeros((colour.MIN_POINTS - 1, 2), np.int8) + 30
     assert colour.colour_gap(few, few) is None
-    red, green = np.tile(np.int8([[40, 20]]), (20, 1)), np.tile(np.int8([[-40, 20]]), (20, 1))
-    assert colour.colour_gap(np.concatenate([red, grey]), np.concatenate([green, grey])) == 80.0  # grey ignored
+    red, green = np.tile(np.int8([[40, 20]]), (30, 1)), np.tile(np.int8([[-40, 20]]), (30, 1))
+    assert colour.colour_gap(np.concatenate([red, grey[:20]]), np.concatenate([green, grey[:20]])) == 80.0  # grey ignored
+    assert colour.colour_gap(np.concatenate([red, grey]), np.concatenate([green, grey])) is None  # a mostly grey work
     assert colour.colour_gap(red, red + np.int8([3, 4])) == 5.0
+
+
+def test_a_shift_of_the_light_read_from_grey_points_is_removed_up_to_a_bound():
+    ref = np.concatenate([np.tile(np.int8([[40, 20]]), (30, 1)), np.zeros((20, 2), np.int8)])
+    warm = ref.astype(np.int16) + np.int16([6, 8])                      # a lamp tints paint and stone alike
+    assert colour.colour_gap(warm.astype(np.int8), ref) == 0.0
+    painted = ref.copy()
+    painted[:30] = (-40, 20)                                            # other paint, the grey parts as they were
+    assert colour.colour_gap(painted, ref) == 80.0
+    tinted = ref.astype(np.int16) + np.int16([0, 40])                   # more than a lamp does: credited in part
+    assert colour.colour_gap(tinted.astype(np.int8), ref) == 40.0 - colour.MAX_SHIFT
 
 
 def test_a_look_alike_in_other_colours_is_refused_and_a_colour_cast_is_not():
