@@ -28,7 +28,8 @@ from hard_sets import sitelens
 
 
 def gaps(bundle: Path, queries: Path) -> dict:
-    """Colour gaps of the answers a homography verified, the colour test lifted, by right and wrong work."""
+    """Colour gaps of the answers a homography verified, the colour test lifted: right work, wrong
+    work, and photos of works the site does not hold (``__unknown__``)."""
     from runtime.recognizer import Recognizer
     from runtime.site import load_queries
     from runtime.thresholds import Thresholds
@@ -37,12 +38,12 @@ def gaps(bundle: Path, queries: Path) -> dict:
     t = rec.thresholds
     rec.thresholds = Thresholds({m: replace(r, colour=None) for m, r in t.modes.items()},
                                 replace(t.default, colour=None), t.target_far, t.calibration, t.kinds)
-    out = {"right": [], "wrong": [], "unmeasured": {"right": 0, "wrong": 0}}
+    out = {"right": [], "wrong": [], "unknown": [], "unmeasured": {"right": 0, "wrong": 0, "unknown": 0}}
     for q in load_queries(queries):
         r = rec.recognize(q.path)
         if r.instance is None or r.decided_by != "verification":
             continue
-        side = "right" if r.instance == q.instance else "wrong"
+        side = "unknown" if q.is_unknown else "right" if r.instance in q.instances else "wrong"
         ev = r.candidates[0].evidence
         if ev is None or ev.colour is None:
             out["unmeasured"][side] += 1
@@ -63,9 +64,10 @@ def picture(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 3.2), squeeze=False)
     for ax, name in zip(axes[0], sets):
         g = result["sets"][name]["gaps"]
-        bins = np.linspace(0, max([60.0] + g["right"] + g["wrong"]), 31)
+        bins = np.linspace(0, max([60.0] + g["right"] + g["wrong"] + g["unknown"]), 31)
         ax.hist(g["right"], bins, color="C2", alpha=0.7, label=f"right work ({len(g['right'])})")
         ax.hist(g["wrong"], bins, color="C3", alpha=0.8, label=f"wrong work ({len(g['wrong'])})")
+        ax.hist(g["unknown"], bins, color="C1", alpha=0.8, label=f"work not in the site ({len(g['unknown'])})")
         ax.axvline(colour.GAP, color="k", ls="--", lw=1, label="bar (colour.GAP)")
         ax.set_title(name)
         ax.set_xlabel("colour gap (a*b*)")

@@ -610,7 +610,8 @@ def colour_check(r: dict) -> list[str]:
         gaps.append([name, f"{len(right)} (+{g['unmeasured']['right']} unmeasured)",
                      _f(sorted(right)[round(0.95 * (len(right) - 1))], 1) if right else "-", _f(max(right), 1) if right else "-",
                      f"{len(wrong)} (+{g['unmeasured']['wrong']} unmeasured)",
-                     ", ".join(_f(x, 1) for x in sorted(wrong)) or "-"])
+                     ", ".join(_f(x, 1) for x in sorted(wrong)) or "-",
+                     ", ".join(_f(x, 1) for x in sorted(g["unknown"])) or "-"])
     out = ["## The colour test of verified answers (`bench/colour_check.py`)", "",
            "Each dev set's own site built off the shelf without keypoint colour (`--no-colour`) and with it (the "
            "default), its query photos (open-set manifest) scored on both. Then, on the colour bundle with the "
@@ -619,7 +620,7 @@ def colour_check(r: dict) -> list[str]:
            "(with the code of that time), not this one.", "", _origin(r), ""]
     out += _table(["set", "colour", "mP@1", "TAR", "WAR", "FAR", "GAP", "MB"], rows)
     out += ["", "Colour gaps of verified answers (colour test lifted):", ""]
-    out += _table(["set", "right works", "p95", "max", "wrong works", "their gaps"], gaps)
+    out += _table(["set", "right works", "p95", "max", "wrong works", "their gaps", "works not in the site"], gaps)
     return out + ["", f"![colour gaps](bench/results/{(r['provenance'].get('options') or {}).get('out') or 'colour_check'}.png)", ""]
 
 
