@@ -191,7 +191,8 @@ def _verification_line(v: dict | None) -> str:
                f"{v.get('glue_keypoints') or 'all'} query keypoints"
                + (f", its first {v['glue_layers']} layers" if v.get("glue_layers") else "")
                if v.get("glue_candidates") else "")
-            + f", reference descriptors stored {v.get('descriptor_code', 'int8')}")
+            + f", reference descriptors stored {v.get('descriptor_code', 'int8')}"
+            + (", keypoint colours stored" if v.get("colour") else ""))
 
 
 def _threshold_lines(th) -> list[tuple[str, str]]:
@@ -202,7 +203,8 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
     for mode in sorted(th.modes) or ["default"]:
         r = th.rule(mode)
         rule = (f"support>={r.support} | fundamental>={r.fundamental} | "
-                f"{'score>=%s margin>=%s' % (r.score, r.margin) if r.global_path else 'no global-only accepts'}")
+                f"{'score>=%s margin>=%s' % (r.score, r.margin) if r.global_path else 'no global-only accepts'}"
+                + (f" | colour gap<={r.colour:g}" if r.colour is not None else ""))
         lines.append((mode, rule))
         if r.kind_support:
             works = Counter(th.kinds.values())
