@@ -1,5 +1,6 @@
 """Colour at keypoints: a look-alike in other colours is refused, a change of light is not."""
 import numpy as np
+import pytest
 
 from export.local_features import export_xfeat
 from runtime.thresholds import Rule
@@ -100,8 +101,6 @@ def test_rule_colour_round_trips():
     r = Rule(support=12.0, colour=20.0)
     assert Rule.from_dict(r.to_dict()) == r and "colour" not in Rule(support=12.0).to_dict()
     assert Rule.from_dict({"support": 12.0}).colour is None
-    import pytest
-
     with pytest.raises(ValueError, match="colour"):
         Rule.from_dict({"colour": -1})
     assert not Rule(colour=20.0).colour_contradicts(Evidence(colour=None))
