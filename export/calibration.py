@@ -520,8 +520,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     neg_scores = np.array([t[0] for t in top]) if top else np.zeros(0)
     neg_margins = np.array([t[1] for t in top]) if top else np.zeros(0)
     sources = np.array([s.source for s in neg])
-    contradicted = np.array([geometry_contradicts(e := s.findings[mode].top_evidence()) or verified_only.colour_contradicts(e)
-                             for s in neg], bool)
+    contradicted = np.array([geometry_contradicts(s.findings[mode].top_evidence()) for s in neg], bool)
     margins = np.unique(np.concatenate([[0.0], np.quantile(neg_margins, np.linspace(0, 0.95, 20))])) \
         if len(neg_margins) else np.array([0.0])
     best = None

@@ -155,8 +155,17 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
     owner of the answer: ``Recognizer.decide`` wraps it, calibration counts its outcomes."""
     hits, ev = findings.hits, findings.verification
     order = [h[0] for h in hits]
+    first = order[0]
+
+    def verifies(i: str) -> bool:
+        # the colour test (Rule.colour) holds for every candidate but the global top-1: the global
+        # descriptor sees colour too, and when it still ranks a work first its colours differ for
+        # another reason (a catalogue image of another printing, a faded scan); ranked below
+        # another work, a match in other colours is a look-alike
+        return rule.verified(ev[i], i, colour=i != first)
+
     if ev:
-        verified = [i for i in order if i in ev and rule.verified(ev[i], i)]
+        verified = [i for i in order if i in ev and verifies(i)]
         if verified:
             # geometry ranks, but when several fit about equally well (the same shape in two
             # colours, XFeat sees grey levels) the global descriptor decides among them
@@ -167,7 +176,7 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
                       key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i), i)))
         order = verified + rest
     best = order[0]
-    if ev and best in ev and rule.verified(ev[best], best):
+    if ev and best in ev and verifies(best):
         return order, "verification"
     if best == hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
         return order, "global"

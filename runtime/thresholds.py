@@ -17,8 +17,10 @@ A frame is accepted as instance X when
 
 Colour: a candidate whose homography inliers' chroma differs from its reference's by more than
 the rule's ``colour`` gap (``runtime/verify/colour.py``; measured only when the bundle stores
-chroma) is a look-alike in other colours: neither test 1 nor test 2 accepts it, and it ranks as
-unverified with no geometric strength. ``None``: no colour test (bundles built before it).
+chroma) is a look-alike in other colours: test 1 does not accept it, unless it is the global
+top-1 (``runtime.recognizer.ranked``: the global descriptor sees colour too), and it ranks as
+unverified with no geometric strength. Test 2 accepts only the global top-1 and does not look at
+colour. ``None``: no colour test (bundles built before it).
 
 Kinds of works: on a site that mixes kinds (objects with look-alike siblings beside paintings and
 buildings) one homography bar is set by the hardest kind and the others' weakly verifying photos
@@ -89,8 +91,8 @@ class Rule:
 
     def global_accepts(self, score: float, margin: float, evidence=None) -> bool:
         """``evidence``: the candidate's geometric evidence when verification ran (see
-        ``geometry_contradicts``, ``colour_contradicts``)."""
-        if not self.global_path or geometry_contradicts(evidence) or self.colour_contradicts(evidence):
+        ``geometry_contradicts``)."""
+        if not self.global_path or geometry_contradicts(evidence):
             return False
         if self.score is not None and score < self.score:
             return False
@@ -108,10 +110,10 @@ class Rule:
                                                  (evidence.fundamental, self.fundamental)) if bar]
         return min(1.0, max(shares, default=0.0))
 
-    def verified(self, evidence, instance: str | None = None) -> bool:
+    def verified(self, evidence, instance: str | None = None, colour: bool = True) -> bool:
         """Does ``evidence`` verify candidate ``instance`` (None: held to the site's bar)? Also the
-        Verifier's ``verified(evidence, instance)`` stop test."""
-        if self.colour_contradicts(evidence):
+        Verifier's ``verified(evidence, instance)`` stop test. ``colour``: apply the colour test."""
+        if colour and self.colour_contradicts(evidence):
             return False
         support = self.support_for(instance)
         if support is not None and evidence.support >= support:

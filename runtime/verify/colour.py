@@ -28,6 +28,7 @@ MIN_POINTS = 12     # coloured inliers needed to measure a gap (fewer: no colour
 COLOURED_SHARE = 0.4  # ... and this share of them: a mostly grey work (stone, ink) tells little by its few tints
 CHROMATIC = 12.0    # a*b* chroma from which a point counts as coloured
 MAX_SHIFT = 15.0    # the longest chroma shift a change of light is credited with (``light_shift``)
+SATURATION = (0.5, 2.0)  # saturation gains a camera and its light are credited with (``colour_gap``)
 GAP = 20.0          # the colour gap a bundle's rules allow (``Rule.colour``), see ``colour_gap``
 
 
@@ -93,8 +94,11 @@ def light_shift(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def colour_gap(frame: np.ndarray, reference: np.ndarray) -> float | None:
-    """Median a*b* distance between matched points' chroma (N x 2 each), the frame's corrected by
-    ``light_shift``, over the points coloured on either side (chroma ``CHROMATIC`` or more); None
+    """How far matched points' chroma (N x 2 each) is from what light and camera make of the
+    reference's: the frame's corrected by ``light_shift``, then the reference's scaled by the
+    saturation gain that fits it best (least squares, within ``SATURATION``: a photo of a print is
+    paler or more vivid than its catalogue image, not another hue); the median a*b* distance of
+    what is left, over the points coloured on either side (chroma ``CHROMATIC`` or more). None
     below ``MIN_POINTS`` of them or below ``COLOURED_SHARE`` of the points."""
     if len(frame) != len(reference):
         return None
@@ -102,5 +106,7 @@ def colour_gap(frame: np.ndarray, reference: np.ndarray) -> float | None:
     coloured = np.maximum(np.hypot(f[:, 0], f[:, 1]), np.hypot(r[:, 0], r[:, 1])) >= CHROMATIC
     if coloured.sum() < max(MIN_POINTS, COLOURED_SHARE * len(f)):
         return None
-    d = f[coloured] - light_shift(f, r) - r[coloured]
+    f, r = f[coloured] - light_shift(f, r), r[coloured]
+    gain = float(np.clip((f * r).sum() / max(float((r * r).sum()), 1e-6), *SATURATION))
+    d = f - gain * r
     return float(np.median(np.hypot(d[:, 0], d[:, 1])))
