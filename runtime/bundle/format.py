@@ -33,6 +33,7 @@ before ONNX Runtime, hnswlib or numpy parse a byte of them.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -56,10 +57,12 @@ from runtime.bundle.members import (  # noqa: F401 (member names re-exported as 
 from runtime.bundle.npy import npy_bytes, npy_load  # noqa: F401 (re-exported)
 from runtime.bundle.zip_reader import BoundedZip, listing as _listing
 from runtime.bundle.manifest import FORMAT, SCHEMA_VERSION, Manifest, MemberInfo  # noqa: F401 (re-exported)
+from runtime.bundle.manifest import build_time
 
 
 
 log = logging.getLogger("sitelens")
+_ZIP_EPOCH = _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)   # the earliest date a zip entry holds
 
 
 def sha256(data: bytes) -> str:
@@ -80,13 +83,21 @@ def manifest_digest(path: str | Path) -> str | None:
 
 
 def _zip_members(fh, manifest_bytes: bytes, members: dict[str, bytes], signature: bytes | None) -> None:
+    """Every entry is stamped with ``build_time`` (``SOURCE_DATE_EPOCH`` when set: the same
+    contents then make the same file, entry timestamps included; zip cannot date before 1980)."""
+    stamp = max(build_time(), _ZIP_EPOCH).timetuple()[:6]
+
+    def put(zf, name: str, data: bytes, kind: int) -> None:
+        info = zipfile.ZipInfo(name, date_time=stamp)
+        info.compress_type, info.external_attr = kind, 0o600 << 16   # as ZipFile.writestr(name) sets them
+        zf.writestr(info, data)
+
     with zipfile.ZipFile(fh, "w") as zf:
-        zf.writestr(MANIFEST, manifest_bytes, compress_type=zipfile.ZIP_DEFLATED)
+        put(zf, MANIFEST, manifest_bytes, zipfile.ZIP_DEFLATED)
         if signature is not None:
-            zf.writestr(SIGNATURE, signature, compress_type=zipfile.ZIP_DEFLATED)
+            put(zf, SIGNATURE, signature, zipfile.ZIP_DEFLATED)
         for name, data in members.items():
-            kind = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
-            zf.writestr(name, data, compress_type=kind)
+            put(zf, name, data, zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED)
 
 
 def write_bundle(path: str | Path, manifest: Manifest, members: dict[str, bytes], signing_key=None) -> Path:
