@@ -624,8 +624,25 @@ def colour_check(r: dict) -> list[str]:
     return out + ["", f"![colour gaps](bench/results/{(r['provenance'].get('options') or {}).get('out') or 'colour_check'}.png)", ""]
 
 
+def build_profile(r: dict) -> list[str]:
+    comps = [c for c in r["components"] if c != "rest"]
+    rows = [[name, _f(s["seconds"], 1), *[_f(s["components"].get(c), 1) for c in comps], _f(s["rest"], 1)]
+            for name, s in r["stages"].items() if s["seconds"] >= 1.0]
+    total = sum(s["seconds"] for s in r["stages"].values())
+    rows.append(["**all stages**", _f(total, 1), *[_f(r["components"][c], 1) for c in comps],
+                 _f(r["components"]["rest"], 1)])
+    out = ["## Where a build spends its time (`bench/build_profile.py`)", "",
+           f"`sitelens bundle` off the shelf with the defaults on {r['references']} of the shared sets' reference "
+           f"images ({r['works']} works), one process under cProfile, one profile per stage; each stage's own seconds "
+           "(its inner stages apart) split into the work behind them. The profiler slows Python code more than the "
+           "native work, so the rest (Python: rules, bookkeeping) is overstated a little.", "", _origin(r), ""]
+    out += _table(["stage", "seconds", *comps, "rest"], rows)
+    name = (r["provenance"].get("options") or {}).get("out") or "build_profile"
+    return out + ["", f"![build profile](bench/results/{name}.png)", ""]
+
+
 RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "budget.py": budget, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
-             "descriptor_codes.py": descriptor_codes, "kind_bars.py": kind_bars, "build_cost.py": build_cost, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
+             "descriptor_codes.py": descriptor_codes, "kind_bars.py": kind_bars, "build_cost.py": build_cost, "build_profile.py": build_profile, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options, "colour_check.py": colour_check}
 ORDER = list(RENDERERS)

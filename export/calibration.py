@@ -47,7 +47,7 @@ from runtime.kinds import BINARY_MATCH_MODES, MATCH_MODES
 from runtime.metrics import rates
 from runtime.verify import colour
 from runtime.verify.verifier import FrameCache
-from runtime.recognizer import Findings, Recognizer, ranked
+from runtime.recognizer import Findings, Recognizer, answer_order, decided_by
 from runtime.site import Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
@@ -443,14 +443,21 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
     return out
 
 
-def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str) -> np.ndarray:
-    """Per sample: 1 accepted with the right instance, -1 accepted with a wrong one, 0 rejected."""
+def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str, orders: dict | None = None) -> np.ndarray:
+    """Per sample: 1 accepted with the right instance, -1 accepted with a wrong one, 0 rejected.
+    ``orders``: a memo of each sample's answer order (``answer_order``), shared by calls whose
+    rules differ only in their global score and margin (the order does not depend on them)."""
     out = np.zeros(len(samples), np.int8)
     for k, s in enumerate(samples):
         f = s.findings[mode]
         if f.hits:
-            order, decided_by = ranked(f, rule)
-            if decided_by is not None:
+            if orders is None:
+                order, verified = answer_order(f, rule)
+            else:
+                if id(s) not in orders:
+                    orders[id(s)] = answer_order(f, rule)
+                order, verified = orders[id(s)]
+            if decided_by(f, rule, order, verified) is not None:
                 out[k] = 1 if order[0] == s.truth else -1
     return out
 
@@ -513,7 +520,9 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
                     SHARE_FUNDAMENTAL * target_far * len(g) / max(len(left), 1), MIN_FUNDAMENTAL))
     verified_only = Rule(support=support, fundamental=fundamental, global_path=False, kind_support=kind_support,
                          kinds=kinds, colour=gap)
-    by_verification = outcome(rec, verified_only, neg, mode) != 0 if verifying and neg else np.zeros(len(neg), bool)
+    orders: dict = {}   # every rule below shares verified_only's bars: one answer order per sample
+    by_verification = outcome(rec, verified_only, neg, mode, orders) != 0 if verifying and neg \
+        else np.zeros(len(neg), bool)
     # global rule: a grid over margins; for each, the lowest score that keeps every kind of negative
     # within budget, counting what verification already accepted of it
     top = [s.findings[mode].score_margin() for s in neg]
@@ -534,12 +543,12 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
                 score = max(score, float(ok[max(allowed, 0)]) + 1e-6 if len(ok) else -1.0)
         rule = Rule(round(score, 6), round(float(m), 6), support, fundamental, kind_support=kind_support, kinds=kinds,
                     colour=gap)
-        tar, far = _rates(rec, rule, pos, neg, mode)
+        tar, far = _rates(rec, rule, pos, neg, mode, orders)
         if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9):
             best = (rule, tar, far)
     if best is None:  # no global rule fits in the budget: only verification accepts
         rule = verified_only
-        tar, far = _rates(rec, rule, pos, neg, mode)
+        tar, far = _rates(rec, rule, pos, neg, mode, orders)
         best = (rule, tar, far)
     rule, tar, far = best
     report = {"tar": round(tar, 4), "far": round(far, 4), "positives": len(pos), "negatives": len(neg)}
@@ -547,17 +556,19 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     for source in sorted(set(pos_groups) | set(groups)):
         p, n = pos_groups.get(source, []), groups.get(source, [])
         if p or n:
-            t, f = _rates(rec, rule, p, n, mode)
+            t, f = _rates(rec, rule, p, n, mode, orders)
             report[source] = {"positives": len(p), "negatives": len(n), "tar": round(t, 4) if p else None,
                               "far": round(f, 4) if n else None}
     return rule, report
 
 
-def _rates(rec, rule, pos, neg, mode) -> tuple[float, float]:
+def _rates(rec, rule, pos, neg, mode, orders: dict | None = None) -> tuple[float, float]:
     """TAR over all positives; FAR = the worst over the kinds of negatives (simulated views, cluttered
-    scenes, walls, survey photos): a rule must hold for every kind of unknown, not on average."""
-    tar, _ = rates(outcome(rec, rule, pos, mode), [])
-    far = max((rates([], outcome(rec, rule, group, mode))[1] for group in by_source(neg).values()), default=0.0)
+    scenes, walls, survey photos): a rule must hold for every kind of unknown, not on average.
+    ``orders``: as ``outcome``'s."""
+    tar, _ = rates(outcome(rec, rule, pos, mode, orders), [])
+    far = max((rates([], outcome(rec, rule, group, mode, orders))[1] for group in by_source(neg).values()),
+              default=0.0)
     return tar, far
 
 

@@ -153,6 +153,14 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
     ("verification", "global" or None: rejected); ``findings`` has at least one hit. Verified
     candidates come first, then the rest by global score lifted by partial geometry. The one
     owner of the answer: ``Recognizer.decide`` wraps it, calibration counts its outcomes."""
+    order, verified = answer_order(findings, rule)
+    return order, decided_by(findings, rule, order, verified)
+
+
+def answer_order(findings: Findings, rule) -> tuple[list[str], bool]:
+    """``ranked``'s order and whether verification accepts its first instance. Depends on the
+    rule's verification bars only (support, 3-D, kinds, colour), not on its global score and
+    margin: calibration orders each sample once for a grid of those (``decided_by``)."""
     hits, ev = findings.hits, findings.verification
     order = [h[0] for h in hits]
     first = order[0]
@@ -176,11 +184,19 @@ def ranked(findings: Findings, rule) -> tuple[list[str], str | None]:
                       key=lambda i: -(scores[i] + GEOMETRY_WEIGHT * rule.strength(ev.get(i), i)))
         order = verified + rest
     best = order[0]
-    if ev and best in ev and verifies(best):
-        return order, "verification"
-    if best == hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
-        return order, "global"
-    return order, None
+    return order, bool(ev) and best in ev and verifies(best)
+
+
+def decided_by(findings: Findings, rule, order: list[str], verified: bool) -> str | None:
+    """What accepts ``order[0]`` (``answer_order``'s answer under ``rule``): "verification",
+    "global" (the global top-1 on the rule's score and margin, unless geometry contradicts it) or
+    None."""
+    if verified:
+        return "verification"
+    best = order[0]
+    if best == findings.hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
+        return "global"
+    return None
 
 
 class Recognizer:

@@ -211,3 +211,30 @@ def test_relevant_negatives_are_those_that_could_set_a_rule():
     samples += [(None, "wall", neg(support=90))]   # a wall leaves nothing out
     # 0.5% of 300 lets 1 through on homography: the two strongest; 0.25% lets none on 3-D: the strongest
     assert relevant(samples, ("exact",), 0.01, alike_score=0.8) == {10, 20, 40, 50}
+
+
+def test_a_memo_of_answer_orders_gives_the_same_outcomes():
+    """``outcome`` with a memo of answer orders, shared by rules that differ only in their global
+    score and margin (as ``choose_rule``'s grid is), counts what it counts without one."""
+    from export.calibration import Sample, outcome
+    from runtime.recognizer import Findings
+    from runtime.verify.geometric import Evidence
+
+    rng = np.random.default_rng(3)
+    works = [f"w{i}" for i in range(12)]
+    samples = []
+    for k in range(300):
+        names = list(rng.choice(works, 5, replace=False))
+        scores = np.sort(rng.uniform(0.2, 0.95, 5))[::-1]
+        ev = {n: Evidence(int(rng.integers(0, 200)), int(rng.integers(0, 40)), int(rng.integers(0, 90)),
+                          0, float(rng.uniform(0.1, 0.8)), colour=float(rng.uniform(0, 40)) if k % 3 else None)
+              for n in names[: int(rng.integers(0, 6))]}
+        truth = None if k % 4 == 0 else str(rng.choice(names[:3]))
+        samples.append(Sample({"hnsw": Findings([(n, float(s), j) for j, (n, s) in enumerate(zip(names, scores))],
+                                                ev or None)}, truth, "simulated"))
+    memo: dict = {}
+    for score in (None, 0.5, 0.7, 0.9):
+        for margin in (None, 0.0, 0.05, 0.2):
+            rule = Rule(score, margin, support=22.5, fundamental=60, colour=20.0)
+            assert (outcome(None, rule, samples, "hnsw", memo) == outcome(None, rule, samples, "hnsw")).all()
+    assert len(memo) == len(samples)
