@@ -26,6 +26,7 @@ from pathlib import Path
 from _common import RESULTS, emit  # first: before numpy loads (runtime/models/blas_threads.py)
 
 from build_cost import bundle_bytes, real_references, write_site
+from export.stages import StageClock
 
 # component -> (file suffix, function name) of the functions whose time it is; time a component's
 # functions spend inside one another counts once
@@ -68,44 +69,28 @@ def split(stats: pstats.Stats) -> dict[str, float]:
     return out
 
 
-class ProfilingClock:
+class ProfilingClock(StageClock):
     """A ``StageClock`` whose every stage also runs under its own cProfile profile (only the
     innermost open stage's profile is on: an outer stage's time in its inner ones is theirs)."""
 
     def __init__(self):
-        from export.stages import StageClock
-
-        self.clock = StageClock()
+        super().__init__()
         self.profiles: dict[str, cProfile.Profile] = {}
-        self._open: list[str] = []
-
-    @property
-    def seconds(self):
-        return self.clock.seconds
-
-    def top_level(self):
-        return self.clock.top_level()
-
-    def summary(self):
-        return self.clock.summary()
 
     @contextmanager
     def stage(self, name: str):
-        full = "/".join([*self._open, name])
         outer = self.profiles.get("/".join(self._open)) if self._open else None
+        prof = self.profiles.setdefault("/".join([*self._open, name]), cProfile.Profile())
         if outer is not None:
             outer.disable()
-        prof = self.profiles.setdefault(full, cProfile.Profile())
-        self._open.append(name)
         try:
-            with self.clock.stage(name):
+            with super().stage(name):
                 prof.enable()
                 try:
                     yield
                 finally:
                     prof.disable()
         finally:
-            self._open.pop()
             if outer is not None:
                 outer.enable()
 
