@@ -5,8 +5,10 @@ processes, ``--workers N``.
 every item and returns the results in the items' order (``run``: one stage in a pool of its own). With one worker everything runs in this process on
 ``state`` (the objects the build already holds). With more, each worker process (spawned, so no
 ONNX Runtime thread pool is inherited half-initialised from a fork) builds its own state once with
-``make_state(*make_args)`` (models from their ONNX bytes) and ONNX Runtime runs with
-``cores // workers`` threads in each, so the pool does not oversubscribe the machine.
+``make_state(*make_args)`` (models from their ONNX bytes) and ONNX Runtime, numpy's BLAS and
+OpenCV each run with ``cores // workers`` threads in it (``limit_threads``), so the pool does not
+oversubscribe the machine: left at one thread per core each, two workers' matrix products and
+RANSAC fits on two cores made calibration slower than one process (``bench/build_cost.py --workers``).
 
 Results do not depend on the number of workers: each item carries everything that decides its
 result (its seeds included), and ONNX Runtime's CPU kernels give the same outputs at any thread
@@ -44,8 +46,22 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cores() // max(workers, 1))
 
 
-def _start(make_state: Callable, make_args: tuple) -> None:
+def limit_threads(threads: int) -> None:
+    """numpy's BLAS and OpenCV in this process use at most ``threads`` threads from now on (ONNX
+    Runtime's sessions take theirs when made). For worker processes: each library's pool starts
+    with one thread per core, whatever the other workers run, and a BLAS call whose threads are
+    descheduled waits for the slowest. The outputs do not depend on it (the products and fits are
+    the same at any thread count: ``tests/export/test_workers.py``)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    cv2.setNumThreads(int(threads))
+    threadpool_limits(int(threads))
+
+
+def _start(make_state: Callable, make_args: tuple, threads: int) -> None:
     global _STATE
+    limit_threads(threads)
     _STATE = make_state(*make_args)
 
 
@@ -66,7 +82,9 @@ class Pool:
     def __enter__(self) -> "Pool":
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start, initargs=(self.make_state, self.make_args))
+                                             initializer=_start,
+                                             initargs=(self.make_state, self.make_args,
+                                                       threads_per_worker(self.workers)))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,6 +27,24 @@ def test_pool_keeps_the_items_order_in_and_out_of_process():
     assert threads_per_worker(1) >= threads_per_worker(2) >= 1
 
 
+def _threads(state, item):
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    return cv2.getNumThreads(), sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+
+def test_workers_share_the_cores_in_blas_and_opencv_too():
+    """Each worker's BLAS (numpy's matrix products) and OpenCV (RANSAC, resizing) pools hold its
+    share of the cores, as its ONNX Runtime sessions do: a pool of one thread per core in every
+    worker oversubscribes the machine."""
+    share = threads_per_worker(2)
+    with Pool(None, _make_state, (0,), workers=2) as pool:
+        for opencv, blas in pool.map(_threads, list(range(4)), progress=False):
+            assert opencv == share
+            assert blas in ([], [share])
+
+
 def test_workers_option_is_checked():
     from export.options import BuildOptions
 
