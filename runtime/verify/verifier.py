@@ -56,6 +56,7 @@ class FrameCache:
     query: dict[int, QueryFeatures] = field(default_factory=dict)   # by quarter turn of the frame
     pairs: dict[int, tuple] = field(default_factory=dict)          # mutual-nearest correspondences
     matches: dict[int, tuple] = field(default_factory=dict)        # (Evidence, (query points, reference points))
+    fundamental: dict[int, int] = field(default_factory=dict)      # mutual nearest neighbours' fundamental inliers
     glue: dict[int, int] = field(default_factory=dict)             # learned matcher's fundamental inliers
     descriptor: np.ndarray | None = None   # the frame's global descriptor, for callers that score it several ways
     truncated: bool = False                # the time budget skipped a stage in the last ``evidence`` call
@@ -376,7 +377,7 @@ class Verifier:
             more = {i: [f for f in rows if f.rotation in turns] for i, rows in _rows(features_of(second)).items()}
             self._second_look(qs, second, more, out, pts, best, cache, late)
         if self.params.fundamental and not late():
-            self._fundamental(out, pts, verified, late)
+            self._fundamental(out, pts, best, verified, cache, late)
             self._glue(qs, out, best, verified, cache, late)
         return {i: self._in_frame(e, img_rgb.shape[:2], shared) for i, e in out.items()}
 
@@ -446,18 +447,23 @@ class Verifier:
             else:
                 out[inst] = Evidence(matches=len(pairs[inst][0]), rotation=rows[inst].rotation)
 
-    def _fundamental(self, out: dict[str, Evidence], pts: dict, verified, late=_never_late) -> None:
+    def _fundamental(self, out: dict[str, Evidence], pts: dict, best: dict, verified, cache: FrameCache,
+                     late=_never_late) -> None:
         """3-D fallback: fundamental-matrix inliers for the candidates with the most matches,
-        unless a homography already verified one; ``late()`` is asked before each model."""
+        unless a homography already verified one; ``late()`` is asked before each model. A row's
+        count is kept in ``cache.fundamental`` (its correspondences are cached, so is its model:
+        calibration scores a frame in several match modes and with works left out, whose
+        candidates are mostly the same rows)."""
         if _settled(out, verified):
             return
         ranked = sorted((i for i in out if i in pts), key=lambda i: -out[i].matches)
         for inst in ranked[: self.params.fundamental_candidates]:
-            if late():
-                break
-            src, dst = pts[inst]
-            ev = out[inst]
-            out[inst] = replace(ev, fundamental=fundamental_inliers(src, dst))
+            row = best[inst].row
+            if row not in cache.fundamental:
+                if late():
+                    break
+                cache.fundamental[row] = fundamental_inliers(*pts[inst])
+            out[inst] = replace(out[inst], fundamental=cache.fundamental[row])
 
     def _glue(self, qs, out: dict[str, Evidence], best: dict, verified, cache: FrameCache,
               late=_never_late) -> None:

@@ -158,6 +158,28 @@ def test_turned_query_is_verified(turned_features):
         assert ev["shown"].support >= 40 and ev["shown"].rotation == 1
 
 
+def test_a_rows_3d_model_is_fitted_once_per_frame():
+    """Scoring a frame again with the same FrameCache (calibration: another match mode, or its
+    work left out) reuses each row's fundamental-matrix count: the evidence equals a fresh call's."""
+    verifier = _verifier("xfeat")
+    scene, art = planar_scene(seed=5)
+    feats = {"shown": [(0, 0, *verifier.reference_features(art))],
+             "other": [(1, 0, *verifier.reference_features(poster(102)))]}
+
+    def features_of(names):
+        return {n: feats[n] for n in names}
+
+    def never(e, instance=None):   # nothing verifies: every candidate gets its 3-D model
+        return False
+
+    cache = FrameCache()
+    first = verifier.evidence(scene, ["shown", "other"], features_of, never, cache=cache)
+    assert set(cache.fundamental) == {0, 1} and first["shown"].fundamental > 0
+    again = verifier.evidence(scene, ["other", "shown"], features_of, never, cache=cache)
+    fresh = verifier.evidence(scene, ["other", "shown"], features_of, never, cache=FrameCache())
+    assert again == fresh and again["shown"].fundamental == cache.fundamental[0]
+
+
 def test_insane_homographies():
     assert sane_homography(np.eye(3))
     assert not sane_homography(np.diag([-1.0, 1.0, 1.0]))        # mirrored
