@@ -18,9 +18,9 @@ read from a file or a bundle is unpickled.
 """
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable
 
@@ -95,27 +95,29 @@ class Pool:
     def map(self, task: Callable, items: Iterable, desc: str = "", progress: bool = True,
             batch: int | None = None) -> list:
         """``[task(state, item) for item in items]`` in the items' order. ``items`` may be a
-        generator: the pool takes ``batch`` of them at a time (default: all), so at most that many
-        (images, say) are held at once."""
+        generator: at most ``batch`` of them (default: all) are taken and not yet answered at any
+        time, so at most that many (images, say) are held at once. In a pool, an item is handed
+        to the next free worker as soon as one finishes, with no wait for a batch's slowest item
+        (a barrier per batch, or a long last share of items, left a core idle at every end)."""
         out: list = []
         total = len(items) if hasattr(items, "__len__") else None
-        items = iter(items)
         with tqdm(total=total, desc=desc, unit="item", disable=not progress) as bar:
-            while True:
-                chunk = list(itertools.islice(items, batch)) if batch else list(items)
-                if not chunk:
-                    return out
-                if self._pool is None or len(chunk) < 2:
-                    for item in chunk:
-                        out.append(task(self.state, item))
-                        bar.update()
-                else:
-                    size = max(1, min(16, len(chunk) // (4 * self.workers)))
-                    for result in self._pool.map(_call, [task] * len(chunk), chunk, chunksize=size):
-                        out.append(result)
-                        bar.update()
-                if not batch:
-                    return out
+            if self._pool is None:
+                for item in items:
+                    out.append(task(self.state, item))
+                    bar.update()
+                return out
+            window = max(int(batch), 2 * self.workers) if batch else None
+            pending: deque = deque()
+            for item in items:
+                pending.append(self._pool.submit(_call, task, item))
+                if window is not None and len(pending) >= window:
+                    out.append(pending.popleft().result())
+                    bar.update()
+            while pending:
+                out.append(pending.popleft().result())
+                bar.update()
+        return out
 
 
 def run(task: Callable, items: Iterable, state: Any, make_state: Callable, make_args: tuple, workers: int = 1,
