@@ -34,5 +34,5 @@ def image_rows(img: np.ndarray, embedder, rotations=(0,), scales=(1.0,), gem_p: 
         descs.append(embedder.embed(turned, scales, gem_p))
         rots.append(int(r))
         if feature_maker is not None:
-            feats.append(feature_maker.reference_features(img, r))
+            feats.append(feature_maker.reference_features(img, r, turned=turned))
     return ImageRows(descs, rots, feats if feature_maker is not None else None)

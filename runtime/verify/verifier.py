@@ -201,16 +201,20 @@ class Verifier:
         """Turned rows share their image's upright features; the query is turned back to match them."""
         return self.params.turned_features == "query"
 
-    def reference_features(self, img_rgb: np.ndarray, rotation: int = 0):
+    def reference_features(self, img_rgb: np.ndarray, rotation: int = 0, turned: np.ndarray | None = None):
         """What the bundle stores for one reference row: the features of the reference turned by
         ``rotation`` quarter turns (fewer keypoints for turned copies); none for turned rows when
         they share the upright row's (``shared_turns``) or are made from it (``steered``).
-        (keypoints, descriptors), and with ``params.colour`` the keypoints' chroma third."""
+        (keypoints, descriptors), and with ``params.colour`` the keypoints' chroma third.
+        ``turned``: ``img_rgb`` already turned by ``rotation`` (a caller that embedded the turned
+        copy passes it: one full-resolution copy less per row)."""
         if rotation and self.params.turned_features != "stored":
             dtype, width = STORED_DESCRIPTORS[self.params.feature]
             empty = (np.zeros((0, 2), np.float16), np.zeros((0, width), dtype))
             return (*empty, np.zeros((0, 2), np.int8)) if self.params.colour else empty
-        img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
+        img = turned
+        if img is None:
+            img = np.ascontiguousarray(np.rot90(img_rgb, rotation)) if rotation else img_rgb
         n = self.params.ref_keypoints if rotation == 0 else self.params.turned_keypoints
         if self.params.ref_spread and self.params.feature == "xfeat":
             kp, desc = self.extractor.extract(img, n, spread=True)

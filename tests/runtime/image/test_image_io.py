@@ -184,3 +184,15 @@ def test_what_cannot_be_sized_is_not_decoded(tmp_path, monkeypatch):
     big.write_bytes(jpeg + bytes(2_000_000))
     with pytest.raises(ImageError, match="file of 2 MB, above the 1 MB an image within the pixel limit needs"):
         load_image(big)
+
+
+def test_blank_references_are_those_without_texture_in_any_channel():
+    from runtime.image.image_io import BLANK_STD, is_blank
+
+    rng = np.random.default_rng(0)
+    flat = np.full((120, 90, 3), (200, 40, 90), np.uint8)             # any colour, no texture
+    faint = np.clip(128 + rng.normal(0, BLANK_STD / 2, (120, 90, 3)), 0, 255).astype(np.uint8)
+    one_channel = flat.copy()
+    one_channel[:, ::2, 2] = 0                                        # texture in the blue channel only
+    assert is_blank(flat) and is_blank(faint) and is_blank(flat[:, :, 0])
+    assert not is_blank(one_channel) and not is_blank(one_channel[::-1, 1:])   # a view too

@@ -128,8 +128,11 @@ def test_xfeat_onnx_is_deterministic_and_fingerprinted(tiny_site):
     kp2, desc2 = verifier.reference_features(img)
     assert len(kp) > 50 and desc.dtype == np.int8 and desc.shape[1] == 64
     np.testing.assert_array_equal(desc, desc2)
-    turned_kp, _ = verifier.reference_features(img, rotation=1)
+    turned_kp, turned_desc = verifier.reference_features(img, rotation=1)
     assert 0 < len(turned_kp) <= verifier.params.turned_keypoints
+    given_kp, given_desc = verifier.reference_features(img, 1, turned=np.ascontiguousarray(np.rot90(img, 1)))
+    np.testing.assert_array_equal(given_kp, turned_kp)   # a caller's turned copy: the same row
+    np.testing.assert_array_equal(given_desc, turned_desc)
     verifier.params.turned_features = "query"
     turned_kp, _ = verifier.reference_features(img, rotation=1)
     assert len(turned_kp) == 0                      # turned rows share the upright row's features
