@@ -359,8 +359,10 @@ BUILD_STAGES = ("network", "local-feature models", "describe", "index", "calibra
 
 def build_cost(r: dict) -> list[str]:
     several = len({s.get("workers", 1) for s in r["sites"].values()}) > 1
+    result = (r["provenance"].get("options") or {}).get("out") or "build_cost"
     out = ["## Building a bundle as the site grows (`bench/build_cost.py`)"
-           + (", in worker processes (`--workers`)" if several else ""), "",
+           + (", in worker processes (`--workers`)" if several else "")
+           + (f": {result}" if result != "build_cost" else ""), "",
            f"`sitelens bundle` off the shelf with the defaults, on sites of the shared sets' reference images "
            f"({r['real_references']} real ones; procedural paintings beyond), each stage timed; seconds. KB per "
            "reference image: the bundle's members that grow with the site (the three models apart). Then the "
