@@ -107,7 +107,7 @@ class Pool:
                     out.append(task(self.state, item))
                     bar.update()
                 return out
-            window = max(int(batch), 2 * self.workers) if batch else None
+            window = max(1, int(batch)) if batch else None
             pending: deque = deque()
             for item in items:
                 pending.append(self._pool.submit(_call, task, item))
