@@ -8,7 +8,7 @@ ONNX Runtime thread pool is inherited half-initialised from a fork) builds its o
 ``make_state(*make_args)`` (models from their ONNX bytes) and ONNX Runtime, numpy's BLAS and
 OpenCV each run with ``cores // workers`` threads in it (``limit_threads``), so the pool does not
 oversubscribe the machine: left at one thread per core each, two workers' matrix products and
-RANSAC fits on two cores made calibration slower than one process (``bench/build_cost.py --workers``).
+RANSAC fits on two cores left a build no quicker than one process (``bench/build_cost.py --workers``).
 
 Results do not depend on the number of workers: each item carries everything that decides its
 result (its seeds included), and ONNX Runtime's CPU kernels give the same outputs at any thread
