@@ -27,6 +27,31 @@ def test_pool_keeps_the_items_order_in_and_out_of_process():
     assert threads_per_worker(1) >= threads_per_worker(2) >= 1
 
 
+def _finish_time(state, item):
+    import time
+
+    time.sleep(0.02)
+    return time.monotonic()
+
+
+def test_pool_holds_at_most_a_batch_of_items_in_flight():
+    """A generator's item k is taken only once item k - batch has been answered (the bound on
+    images held at once that calibration's batches rely on)."""
+    import time
+
+    taken = []
+
+    def items():
+        for k in range(12):
+            taken.append(time.monotonic())
+            yield k
+
+    with Pool(None, _make_state, (0,), workers=2) as pool:
+        done = pool.map(_finish_time, items(), progress=False, batch=3)
+    assert len(done) == 12
+    assert all(done[k - 3] <= taken[k] for k in range(3, 12))
+
+
 def _threads(state, item):
     import cv2
     from threadpoolctl import threadpool_info
