@@ -447,16 +447,14 @@ def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str, order
     """Per sample: 1 accepted with the right instance, -1 accepted with a wrong one, 0 rejected.
     ``orders``: a memo of each sample's answer order (``answer_order``), shared by calls whose
     rules differ only in their global score and margin (the order does not depend on them)."""
+    memo = {} if orders is None else orders
     out = np.zeros(len(samples), np.int8)
     for k, s in enumerate(samples):
         f = s.findings[mode]
         if f.hits:
-            if orders is None:
-                order, verified = answer_order(f, rule)
-            else:
-                if id(s) not in orders:
-                    orders[id(s)] = answer_order(f, rule)
-                order, verified = orders[id(s)]
+            if id(s) not in memo:
+                memo[id(s)] = answer_order(f, rule)
+            order, verified = memo[id(s)]
             if decided_by(f, rule, order, verified) is not None:
                 out[k] = 1 if order[0] == s.truth else -1
     return out
