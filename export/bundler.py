@@ -62,11 +62,12 @@ def _agreement_images(site: Site, max_refs: int = 200, views_per_ref: int = 3, s
 
 def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_features: str | None = None,
               spread_keypoints: bool = False, glue_keypoints: int | None = None, glue_layers: int | None = None,
-              colour: bool = False):
+              colour: bool = False, glue_pruning: bool = False):
     """(Verifier, {member name: ONNX bytes} of its models) for a feature name, or (None, {}) when off;
     ``ref_keypoints``: keypoints kept per upright reference row (default: the feature's), each
     quarter-turned row at most half as many (ranges: ``BuildOptions.check``);
-    ``turned_features``, ``spread_keypoints``, ``glue_keypoints``, ``glue_layers``, ``colour``: see ``VerifyParams`` (its
+    ``turned_features``, ``spread_keypoints``, ``glue_keypoints``, ``glue_layers``, ``colour``,
+    ``glue_pruning`` (on: ``glue.PRUNING``): see ``VerifyParams`` (its
     ``descriptor_code`` is set once the references are stored, ``_index_stage``)."""
     if not verify or verify == "none":
         return None, {}
@@ -84,6 +85,10 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
         params.glue_keypoints = int(glue_keypoints)
     if glue_layers is not None:
         params.glue_layers = int(glue_layers)
+    if glue_pruning and verify == "xfeat":
+        from runtime.verify.glue import PRUNING
+
+        params.glue_pruning = PRUNING
     params.colour = bool(colour)
     params.__post_init__()
     models = {}
@@ -94,7 +99,8 @@ def _verifier(verify: str | None, ref_keypoints: int | None = None, turned_featu
         log.info("sitelens: exporting XFeat local features and the LighterGlue matcher to ONNX")
         models[bf.LOCAL_MODEL], params.local_fingerprint = export_xfeat()
         if params.glue_candidates:
-            models[bf.GLUE_MODEL], params.glue_fingerprint = export_lighterglue(layers=params.glue_layers or None)
+            models[bf.GLUE_MODEL], params.glue_fingerprint = export_lighterglue(
+                layers=params.glue_layers or None, pruning=params.glue_pruning or None)
     matcher = make_matcher(params, models.get(bf.GLUE_MODEL))
     return Verifier(params, make_extractor(params, models.get(bf.LOCAL_MODEL)), matcher), models
 
@@ -163,7 +169,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
     with clock.stage("local-feature models"):
         turned = "stored" if o.upright and o.turned_features == "steered" else o.turned_features  # nothing to steer
         verifier, verify_models = _verifier(o.verify, o.ref_keypoints, turned, o.spread_keypoints,
-                                             o.glue_keypoints, o.glue_layers, o.colour)
+                                             o.glue_keypoints, o.glue_layers, o.colour, o.glue_pruning)
     embedder = Embedder(onnx_bytes, spec, providers=["CPUExecutionProvider"])
     scales = MULTI_SCALES if o.multiscale else (1.0,)
     rotations = (0,) if o.upright else ALL_ROTATIONS

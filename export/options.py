@@ -36,6 +36,9 @@ class BuildOptions:
     candidate's (default: ``VerifyParams``'s; 0: every one); fewer make its calls, and calibration,
     quicker. ``glue_layers``: the learned matcher's first that many transformer layers (1-6, with
     that layer's own assignment head; default and 0: all): its calls cost about in proportion.
+    ``glue_pruning``: the learned matcher drops, after each layer, the points it judges unmatchable
+    (LighterGlue's point pruning in its authors' setting, ``runtime.verify.glue.PRUNING``): calls on
+    unknowns and other works, most of calibration's, cost much less; off: every point to the end.
     ``colour``: store each reference keypoint's chroma (two bytes) and refuse verified candidates
     whose inliers show other colours (``runtime/verify/colour.py``); xfeat, orb and sift alike.
     ``calibration_views``: simulated visitor views calibration scores (each twice: with the whole
@@ -78,6 +81,7 @@ class BuildOptions:
     descriptor_code: str = "int8"
     glue_keypoints: int | None = None
     glue_layers: int | None = None
+    glue_pruning: bool = True
     colour: bool = True
 
     @classmethod
@@ -104,6 +108,7 @@ class BuildOptions:
             descriptor_code=v.get("descriptor_code") or "int8",
             glue_keypoints=v.get("glue_keypoints", 0) if v else None,
             glue_layers=v.get("glue_layers", 0) if v else None,
+            glue_pruning=bool(v.get("glue_pruning")) if v else cls.glue_pruning,
             colour=bool(v.get("colour")) if v else cls.colour,
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,

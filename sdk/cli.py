@@ -190,6 +190,7 @@ def _verification_line(v: dict | None) -> str:
             + (f", learned matcher on {v.get('glue_candidates')} candidates with "
                f"{v.get('glue_keypoints') or 'all'} query keypoints"
                + (f", its first {v['glue_layers']} layers" if v.get("glue_layers") else "")
+               + (f", point pruning {v['glue_pruning']}" if v.get("glue_pruning") else "")
                if v.get("glue_candidates") else "")
             + f", reference descriptors stored {v.get('descriptor_code', 'int8')}"
             + (", keypoint colours stored" if v.get("colour") else ""))

@@ -172,6 +172,10 @@ BUILD_OPTIONS = (
                  help="Transformer layers of the learned matcher (xfeat) kept, its first ones (1-6; default 0: "
                       "all six). Its calls cost about in proportion and the build gets quicker; buildings lost answers "
                       "and let more unknowns through with 3, flat covers did not: check your site with eval."),
+    click.option("--glue-pruning/--no-glue-pruning", default=BuildOptions.glue_pruning, show_default=True,
+                 help="The learned matcher (xfeat) drops, layer by layer, the points it judges unmatchable "
+                      "(LighterGlue's point pruning, its authors' setting): its calls on unknown frames and "
+                      "other works, and the build, get quicker. Off: every point through every layer."),
     click.option("--colour/--no-colour", default=BuildOptions.colour, show_default=True,
                  help="Store each reference keypoint's colour (2 bytes) and refuse a verified match whose "
                       "matched points show other colours: the same shape in another colour is another work."),

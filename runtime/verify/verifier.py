@@ -94,6 +94,10 @@ class VerifyParams:
                                     # that layer's own assignment head; 0 = every one (LighterGlue has 6).
                                     # Set at export (``--glue-layers``); here for the record. Fewer cost
                                     # buildings answers (BENCHMARKS.md), so every one is the default
+    glue_pruning: float = 0.0       # the learned matcher's point pruning (width confidence): after each layer
+                                    # but the last, points its matchability head gives less than 1 - this
+                                    # leave both attentions; 0 = off (bundles built before it). Set at export
+                                    # (``--glue-pruning``, on: glue.PRUNING); here for the record
     turned_features: str = "stored"  # "stored": every row has its own features; "query": a quarter-turned
                                      # row shares its image's upright features and the query is turned back;
                                      # "steered": a quarter-turned row is its image's upright row turned by

@@ -34,3 +34,30 @@ def test_a_shallower_matcher_uses_its_last_layer_head_and_has_its_own_fingerprin
         assert not np.allclose(module(*x).numpy(), GlueScores().train(False)(*x).numpy(), atol=1e-3)
     with pytest.raises(SitelensError, match="6 layers"):
         GlueScores(layers=7)
+
+
+def test_point_pruning_keeps_what_kornia_keeps_and_has_its_own_fingerprint():
+    """--glue-pruning: the graph drops, after each layer but the last, the points kornia's LightGlue
+    drops at the same width confidence (checked at export, and again here at other lengths), and
+    returns their indices; unrelated features lose most points; the fingerprint is its own."""
+    import numpy as np
+    import onnxruntime as ort
+    import pytest
+
+    from export.glue_export import _example, _inputs
+    from runtime.errors import SitelensError
+    from runtime.verify.glue import INPUTS, PRUNING
+
+    _, full = export_lighterglue()
+    data, fingerprint = export_lighterglue(pruning=PRUNING)
+    assert fingerprint not in (full, export_lighterglue(layers=3)[1])
+    module = GlueScores(pruning=PRUNING).train(False)
+    assert module.fingerprint() == fingerprint
+    assert check_parity(module, data, sizes=((120, 90), (48, 300))) < 1e-2
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["scores", "keep0", "keep1"]
+    scores, keep0, keep1 = session.run(None, dict(zip(INPUTS, (t.numpy() for t in _inputs(*_example(200, 150))))))
+    assert scores.shape == (1, len(keep0), len(keep1)) and len(keep0) < 200 / 2 and len(keep1) < 150 / 2
+    assert np.all(np.diff(keep0) > 0) and keep0.max(initial=0) < 200        # input indices, in order
+    with pytest.raises(SitelensError, match="width confidence"):
+        GlueScores(pruning=1.0)

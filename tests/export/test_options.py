@@ -2,6 +2,7 @@
 import copy
 
 from export.options import BuildOptions
+from runtime.verify.glue import PRUNING
 from runtime.recognizer import Recognizer
 
 
@@ -12,6 +13,7 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert o.site_id == m.site.site_id and o.target_far == m.thresholds.target_far and o.workers == 2
     assert o.descriptor_code == "int8" and o.turned_features is None and o.calibrate
     assert o.glue_keypoints == m.verification["glue_keypoints"] == 0
+    assert o.glue_pruning and m.verification["glue_pruning"] == PRUNING    # on by default
     o.check()
     other = copy.deepcopy(m)
     other.references["rotations"] = [0]
@@ -28,5 +30,7 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert BuildOptions.like(other).glue_keypoints == 0   # built before the choice: the matcher saw every keypoint
     other.verification["glue_layers"] = 3
     assert BuildOptions.like(other).glue_layers == 3 and o.glue_layers == 0   # 0: every layer (older bundles too)
+    del other.verification["glue_pruning"]
+    assert not BuildOptions.like(other).glue_pruning   # built before pruning: its matcher kept every point
     other.verification = None
     assert BuildOptions.like(other).verify is None

@@ -6,7 +6,7 @@ from export.glue_export import export_lighterglue
 from export.local_features import export_xfeat
 from runtime.errors import BundleError, SitelensError
 from runtime.verify.geometric import fundamental_inliers
-from runtime.verify.glue import LearnedMatcher, normalized
+from runtime.verify.glue import PRUNING, LearnedMatcher, normalized
 from runtime.verify.verifier import Verifier, VerifyParams, glue_subset, make_extractor, make_matcher
 from tests.conftest import planar_scene, poster
 
@@ -26,16 +26,23 @@ def test_normalized_centres_keypoints_on_their_extent():
     assert normalized(np.zeros((0, 2))).shape == (0, 2)
 
 
-def test_matcher_finds_the_true_pair_and_not_the_wrong_one(verifier):
+@pytest.mark.parametrize("pruning", [None, PRUNING], ids=["every point", "point pruning"])
+def test_matcher_finds_the_true_pair_and_not_the_wrong_one(verifier, pruning):
+    """Either graph (older bundles' scores every point; pruning's returns the points it kept, which
+    ``match`` maps back to the caller's indices)."""
+    matcher = LearnedMatcher(*export_lighterglue(pruning=pruning))
     scene, art = planar_scene()
     q = verifier.query_features(scene)
     found = {}
     for name, img in (("shown", art), ("other", poster(100))):
         kp, desc = verifier.reference_features(img)
-        qi, ri = verifier.matcher.match(q[0], q[1], kp.astype(np.float32), desc)
-        assert len(np.unique(ri)) == len(ri)  # one-to-one
+        qi, ri = matcher.match(q[0], q[1], kp.astype(np.float32), desc)
+        assert len(np.unique(ri)) == len(ri) and len(np.unique(qi)) == len(qi)  # one-to-one
+        assert ri.max(initial=0) < len(kp) and qi.max(initial=0) < len(q[0])
         found[name] = fundamental_inliers(q[0][qi], kp[ri].astype(np.float32))
     assert found["shown"] >= 150 and found["other"] < found["shown"] / 4  # F is weak evidence: calibrated
+    none = matcher.match(q[0], q[1], np.zeros((0, 2), np.float32), np.zeros((0, 64), np.int8))
+    assert len(none[0]) == len(none[1]) == 0
 
 
 def test_verification_calls_the_matcher_only_for_unverified_promising_candidates(verifier):
