@@ -1,6 +1,6 @@
 """Tentative correspondences between two sets of local features.
 
-- ``mutual_nearest``: learned float descriptors (XFeat): each query keypoint's most similar
+- ``mutual_nearest``: learned descriptors (XFeat, stored int8): each query keypoint's most similar
   reference keypoint and back, above a cosine floor.
 - ``mutual_nearest_many``: the same for one query against several references at once (a few
   matrix products over blocks of references, the per-reference maxima by slices), as verification
@@ -13,7 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.verify.local_features import as_float
+from runtime.verify.descriptor_products import products, query_operand
+from runtime.verify.local_features import QUANT_SCALE, as_float
 
 BLOCK_ROWS = 2048  # reference keypoints per product: a 2048 x 1024 float32 block stays in cache for its reductions
 
@@ -23,10 +24,15 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mutual_nearest(q_desc: np.ndarray, r_desc: np.ndarray, min_cosine: float = 0.78) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``."""
+    """Indices (query, reference) of mutual nearest neighbours with cosine >= ``min_cosine``; ties
+    go to the first keypoint. The definition ``mutual_nearest_many`` is held to (int8 descriptors:
+    whole-number products, as there)."""
     if len(q_desc) == 0 or len(r_desc) == 0:
         return _empty()
-    q, r = as_float(q_desc), as_float(r_desc)
+    if q_desc.dtype == np.int8 and r_desc.dtype == np.int8:
+        q, r, min_cosine = q_desc.astype(np.int64), r_desc.astype(np.int64), min_cosine * QUANT_SCALE ** 2
+    else:
+        q, r = as_float(q_desc), as_float(r_desc)
     sim = q @ r.T
     fwd = sim.argmax(axis=1)
     back = (r @ q.T).argmax(axis=1)  # a second product beats a strided argmax over axis 0
@@ -44,19 +50,27 @@ def mutual_nearest_many(q_desc: np.ndarray, r_descs: list[np.ndarray],
     exactly when ``S[j, i]`` is the maximum of column ``i`` over the rows of ``s``: one row-wise
     argmax and one column maximum per reference instead of two products per reference. Blocks of
     about ``BLOCK_ROWS`` rows keep the similarity matrix in cache for those reductions (one product
-    over a whole shortlist writes and re-reads tens of MB)."""
+    over a whole shortlist writes and re-reads tens of MB). XFeat's int8 descriptors are multiplied
+    as whole numbers (``descriptor_products``: exact, the same matches on every device)."""
     out = [_empty() for _ in r_descs]
     todo = [s for s, r in enumerate(r_descs) if len(r)]
     if len(q_desc) == 0 or not todo:
         return out
-    qt = as_float(q_desc).T
+    exact = q_desc.dtype == np.int8 and all(r_descs[s].dtype == np.int8 for s in todo)
+    if exact:   # XFeat's stored int8 on both sides: whole-number products, the floor scaled to them
+        qt, min_cosine = query_operand(q_desc), min_cosine * QUANT_SCALE ** 2
+    else:
+        qt = as_float(q_desc).T
     while todo:
         block = [todo.pop(0)]
         rows = len(r_descs[block[0]])
         while todo and rows + len(r_descs[todo[0]]) <= BLOCK_ROWS:
             rows += len(r_descs[todo[0]])
             block.append(todo.pop(0))
-        sim = np.concatenate([as_float(r_descs[s]) for s in block]) @ qt  # (reference kps, query kps)
+        if exact:
+            sim = products(np.concatenate([r_descs[s] for s in block]), qt)  # (reference kps, query kps)
+        else:
+            sim = np.concatenate([as_float(r_descs[s]) for s in block]) @ qt
         back = sim.argmax(axis=1)                        # each reference keypoint's best query keypoint
         best = sim[np.arange(len(sim)), back]
         lo = 0
