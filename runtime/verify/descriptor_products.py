@@ -36,27 +36,31 @@ _session = None          # None: not yet decided; False: the numpy product
 
 
 def _integer_session():
-    """The MatMulInteger session, or False where its products could saturate or it cannot run."""
+    """The MatMulInteger session, or False where its products could saturate or it cannot run.
+    Decided once per process; later calls (every block of every match) read it without the lock."""
     global _session
+    if _session is not None:
+        return _session
     with _lock:
         if _session is None:
             from runtime.models.int8_products import saturates
 
-            _session = False
+            made = False
             if not saturates():
                 try:
                     from runtime.models.providers import import_onnxruntime, session_options
 
-                    ort = import_onnxruntime()
-                    _session = ort.InferenceSession(MODEL, sess_options=session_options(1),
-                                                    providers=["CPUExecutionProvider"])
+                    made = import_onnxruntime().InferenceSession(MODEL, sess_options=session_options(1),
+                                                                 providers=["CPUExecutionProvider"])
                 except Exception:  # noqa: BLE001 - no ONNX Runtime kernel: the numpy product
-                    _session = False
+                    made = False
+            _session = made
         return _session
 
 
 def query_operand(q: np.ndarray) -> np.ndarray:
-    """A frame's int8 descriptors (m x d) made ready for ``products`` (once per frame)."""
+    """A frame's int8 descriptors (m x d) made ready for ``products`` (once for all the reference
+    blocks matched against them)."""
     q = np.asarray(q)
     if q.dtype != np.int8:
         raise TypeError(f"int8 descriptors expected, got {q.dtype}")
