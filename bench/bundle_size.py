@@ -46,6 +46,9 @@ VARIANTS = {
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
                                              # again after bundle_size_glue.json, whose default was 512)
     "glue512": ("--glue-keypoints", "512"),
+    # another draw of calibration's samples: how far a variant's answers may move by the draw alone
+    **{f"{name}seed{k}": (*flags, "--calibration-seed", str(k))
+       for k in (1, 2) for name, flags in (("", ()), ("steered_", ("--turned-features", "steered")))},
 }
 
 

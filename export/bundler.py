@@ -216,7 +216,8 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
             views = {} if o.calibration_views is None else {"min_views": o.calibration_views,
                                                              "max_views": o.calibration_views}
             manifest.thresholds = calibrate_rules(rec, site, o.target_far, survey, progress=progress, clock=clock,
-                                                  workers=o.processes, contents=contents, **views)
+                                                  workers=o.processes, contents=contents,
+                                                  seed=int(o.calibration_seed), **views)
     with clock.stage("write"):
         _write_verified(out, manifest, members, o.sign)
     clock.seconds["total"] = time.perf_counter() - start

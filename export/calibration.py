@@ -590,7 +590,8 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
     method = ("evidence from the device's recognition path; simulated views: full site (positives) vs own "
               "instance left out (negatives), walls and labels" + ("; survey photos" if survey else ""))
     return Thresholds(rules, rules["hnsw"], target_far, {
-        "method": method, "modes": reports, "min_support": MIN_SUPPORT, "min_fundamental": MIN_FUNDAMENTAL,
+        "method": method, "seed": int(kw.get("seed", 0)), "modes": reports, "min_support": MIN_SUPPORT,
+        "min_fundamental": MIN_FUNDAMENTAL,
         "look_alikes": [list(p) for p in samples.look_alikes[:MAX_REPORTED_PAIRS]],
         "look_alike_pairs": len(samples.look_alikes),
         "kinds_of_works": dict(sorted(Counter(kinds.values()).items()))},

@@ -45,6 +45,9 @@ class BuildOptions:
     site and with its work left out); None: 400-800 by the site's size, up to 10 a reference
     (``export.calibration.gather``). Fewer make a quicker build whose rules rest on fewer samples,
     so they are stricter, never looser (the false-accept budget's count rounds down).
+    ``calibration_seed``: the draw of calibration's simulated views, walls and scenes (the same seed,
+    the same rules). A rule is set by the few strongest of a few hundred negatives, so another draw
+    moves it a little: building with two seeds shows a site's engineer how much (the bundle records it).
     ``workers``: processes that describe references and score calibration samples, 0 for one per
     core (each holds its own models; the bundle is the same for any number, see ``export/workers.py``).
     Workers are spawned processes: a script calling ``build_bundle`` with ``workers`` != 1 needs
@@ -61,6 +64,7 @@ class BuildOptions:
     calibrate: bool = True
     target_far: float = 0.01
     calibration_views: int | None = None
+    calibration_seed: int = 0
     workers: int = 1
     metadata: str | Path | None = None   # instances.csv for a manifest site
     precision: str = "fp32"
@@ -138,6 +142,8 @@ class BuildOptions:
                                 f"(this build verifies with {self.verify or 'none'})")
         if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
             raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
+        if not 0 <= int(self.calibration_seed) < (1 << 32):
+            raise SitelensError(f"--calibration-seed {self.calibration_seed}: a whole number from 0 to 2**32 - 1")
         if self.ref_keypoints is not None and not 16 <= int(self.ref_keypoints) <= 2048:
             raise SitelensError(f"--ref-keypoints {self.ref_keypoints}: between 16 and 2048")
         if self.glue_keypoints is not None and not (self.glue_keypoints == 0 or 64 <= int(self.glue_keypoints) <= 4096):

@@ -199,7 +199,9 @@ def _verification_line(v: dict | None) -> str:
 def _threshold_lines(th) -> list[tuple[str, str]]:
     if th is None:
         return [("thresholds", "none (accepts every top-1)")]
-    lines = [("thresholds", f"calibrated for a false-accept rate of {th.target_far}")]
+    seed = (th.calibration or {}).get("seed")
+    lines = [("thresholds", f"calibrated for a false-accept rate of {th.target_far}"
+                            + (f" (calibration seed {seed})" if seed else ""))]
     reports = (th.calibration or {}).get("modes", {})
     for mode in sorted(th.modes) or ["default"]:
         r = th.rule(mode)

@@ -134,6 +134,9 @@ BUILD_OPTIONS = (
     click.option("--per-instance-mean", is_flag=True, help="One averaged descriptor per instance."),
     click.option("--target-far", type=float, default=BuildOptions.target_far, show_default=True, help="False-accept rate for thresholds."),
     calibration_views_option,
+    click.option("--calibration-seed", type=int, default=BuildOptions.calibration_seed, show_default=True,
+                 help="Draw of calibration's simulated views and scenes. Rules rest on the few strongest of a "
+                      "few hundred unknowns: build with two seeds to see how much they move for your site."),
     workers_option("Processes that describe references and score calibration samples"),
     click.option("--no-calibrate", is_flag=True, help="Skip open-set threshold calibration (accept every top-1)."),
     click.option("--ef", type=int, help="HNSW search breadth (default: the smallest with recall@1 >= 0.99 "

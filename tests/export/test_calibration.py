@@ -39,6 +39,25 @@ def test_calibration_views_sets_the_simulated_samples(tiny_bundle):
         BuildOptions(calibration_views=3).check()
 
 
+def test_calibration_seed_is_checked_recorded_and_shown(tiny_bundle, tiny_site, tiny_net, tmp_path):
+    """``calibration_seed`` (``--calibration-seed``) draws calibration's samples: the bundle records
+    it (0 by default) and inspect names another; out of range is refused before a build."""
+    from click.testing import CliRunner
+
+    from export.options import BuildOptions
+    from runtime.errors import SitelensError
+    from sdk.cli import main
+
+    assert Recognizer.open(tiny_bundle).manifest.thresholds.calibration["seed"] == 0
+    with pytest.raises(SitelensError, match="calibration-seed"):
+        BuildOptions(calibration_seed=-1).check()
+    out = build_bundle(tiny_site, tmp_path / "seeded.sitelens", tiny_net, size=SMALL_SIZE, progress=False,
+                       verify="none", calibration_views=12, calibration_seed=7)
+    assert Recognizer.open(out).manifest.thresholds.calibration["seed"] == 7
+    shown = CliRunner().invoke(main, ["inspect", str(out)])
+    assert shown.exit_code == 0 and "calibration seed 7" in shown.output
+
+
 def test_look_alikes_by_score_plane_or_3d_structure():
     from runtime.verify.geometric import Evidence
 
