@@ -48,7 +48,9 @@ VARIANTS = {
     "glue512": ("--glue-keypoints", "512"),
     # another draw of calibration's samples: how far a variant's answers may move by the draw alone
     **{f"{name}seed{k}": (*flags, "--calibration-seed", str(k))
-       for k in (1, 2) for name, flags in (("", ()), ("steered_", ("--turned-features", "steered")))},
+       for k in (1, 2) for name, flags in (("", ()), ("steered_", ("--turned-features", "steered")),
+                                           ("steered_pca32_", ("--turned-features", "steered",
+                                                               "--descriptor-code", "pca32")))},
 }
 
 
