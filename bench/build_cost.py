@@ -16,6 +16,11 @@ a thousand, as works of their sets), in a fixed interleaved order, then procedur
 (``sdk.demo_site.paint``, one work each) where a size needs more.
 
     python bench/build_cost.py [--sizes 100 1000 5000] [--added 10] [--workers 0] [--out build_cost]
+                               [--option turned_features=steered ...]
+
+``--option NAME=VALUE`` (repeatable): a ``BuildOptions`` field other than its default for every
+build (VALUE read as JSON where it parses, else as text), e.g. the compact options of a site
+that must fit an app update; recorded with the run's options.
 """
 from __future__ import annotations
 
@@ -85,15 +90,33 @@ def bundle_bytes(path: Path) -> dict:
             "bytes_per_reference_image": per, "site_bytes_per_reference_image": sum(per.values())}
 
 
-def build(manifest: Path, out: Path, workers: int = 0) -> dict:
-    """Build ``manifest``'s site into ``out`` with ``workers`` processes (0: one per core);
-    reports the number used."""
+def build_options(pairs: list[str]) -> dict:
+    """``--option NAME=VALUE`` pairs -> keyword arguments of ``build_bundle``; an unknown name is refused."""
+    import json
+
+    from export.options import BuildOptions
+
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in BuildOptions.names() or name == "workers":
+            raise SystemExit(f"--option {pair!r}: NAME=VALUE with NAME a BuildOptions field other than workers")
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
+def build(manifest: Path, out: Path, workers: int = 0, options: dict | None = None) -> dict:
+    """Build ``manifest``'s site into ``out`` with ``workers`` processes (0: one per core) and
+    ``options`` (``build_bundle``'s keywords); reports the number used."""
     from export.bundler import build_bundle
     from export.options import BuildOptions
     from export.stages import StageClock
 
     clock = StageClock()
-    build_bundle(manifest, out, None, progress=False, clock=clock, workers=workers)
+    build_bundle(manifest, out, None, progress=False, clock=clock, workers=workers, **(options or {}))
     seconds = {k: round(v, 1) for k, v in clock.seconds.items()}
     return {"workers": BuildOptions(workers=workers).processes, "seconds": seconds, **bundle_bytes(out)}
 
@@ -105,8 +128,11 @@ def main():
     ap.add_argument("--workers", nargs="+", type=int, default=[0],
                     help="build every site with each of these numbers of worker processes (0: one per core)")
     ap.add_argument("--keep", help="keep sites and bundles in this folder")
+    ap.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                    help="a BuildOptions field for every build (repeatable), e.g. turned_features=steered")
     ap.add_argument("--out", help="also write bench/results/<OUT>.json")
     args = ap.parse_args()
+    options = build_options(args.option)
     work = Path(args.keep or tempfile.mkdtemp(prefix="build_cost_"))
     real = real_references()
     result = {"real_references": len(real), "sites": {}}
@@ -118,7 +144,7 @@ def main():
             key = str(n) if len(args.workers) == 1 else f"{n}/{workers}"
             out = work / f"site_{key.replace('/', '_')}.sitelens"
             row = {"references": len(rows), "works": len({w for _, w in rows}),
-                   "painted": max(0, n - len(real)), **build(manifest, out, workers)}
+                   "painted": max(0, n - len(real)), **build(manifest, out, workers, options)}
             row["seconds_per_reference"] = round(row["seconds"]["total"] / len(rows), 3)
             result["sites"][key] = row
             last = (n, rows, out)
@@ -141,7 +167,7 @@ def main():
     site, _ = make_demo_site(work / "demo")
     for workers in args.workers:
         t = time.perf_counter()
-        demo = build(site, work / f"demo_{workers}.sitelens", workers)
+        demo = build(site, work / f"demo_{workers}.sitelens", workers, options)
         demo = {"works": len([p for p in site.iterdir() if p.is_dir()]),
                 "references": len(list(site.rglob("*.jpg"))), **demo,
                 "wall_seconds": round(time.perf_counter() - t, 1)}
