@@ -7,7 +7,14 @@ earlier rows is never disturbed.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
+
+TURNED_CACHE_ROWS = 512   # quarter-turned rows a steered store keeps once made (about 34 KB each at 512
+                          # keypoints: under 20 MB); a camera's next frames and calibration's other views of
+                          # a work match the same candidates' turned rows again
 
 
 class RowFeatures:
@@ -26,6 +33,38 @@ class RowFeatures:
         return iter((self.row, self.rotation, self.keypoints, self.descriptors))
 
 
+class TurnedCache:
+    """The last ``size`` quarter-turned rows a store's steerer made, by (upright row, quarter turns),
+    least recently read out first. Safe from any thread: one lock guards the dict, and a row is made
+    outside it, so two threads asking for one row at once may both make it (the same arrays). The
+    arrays handed out are read-only: every reader shares them."""
+
+    def __init__(self, size: int = TURNED_CACHE_ROWS):
+        self.size = int(size)
+        self._rows: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key, make):
+        """The row cached under ``key``, else ``make()``'s (kept, the oldest dropped past ``size``)."""
+        with self._lock:
+            row = self._rows.get(key)
+            if row is not None:
+                self._rows.move_to_end(key)
+                return row
+        row = make()
+        for a in row:
+            a.setflags(write=False)
+        with self._lock:
+            self._rows[key] = row
+            self._rows.move_to_end(key)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+        return row
+
+
 class SteeredRow:
     """A quarter-turned row made from its image's upright row by a ``Steerer``, when first read:
     verification reads the features of few of the rows it is given (a candidate's other turns only
@@ -34,17 +73,20 @@ class SteeredRow:
     arrays instead), so it may be read outside the index's lock, from any thread (two threads
     reading it first make the same arrays)."""
 
-    __slots__ = ("row", "rotation", "chroma", "_upright", "_steerer", "_turned")
+    __slots__ = ("row", "rotation", "chroma", "_upright", "_steerer", "_turned", "_cache", "_key")
 
     def __init__(self, row: int, rotation: int, upright: tuple[np.ndarray, np.ndarray], steerer,
-                 chroma: np.ndarray | None = None):
+                 chroma: np.ndarray | None = None, cache: TurnedCache | None = None, key=None):
         self.row, self.rotation = row, rotation
         self._upright, self._steerer, self._turned = upright, steerer, None
+        self._cache, self._key = cache, key   # the store's TurnedCache and this row's key in it, if any
         self.chroma = chroma   # the upright row's: steering keeps the keypoints and their order
 
     def _made(self) -> tuple[np.ndarray, np.ndarray]:
         if self._turned is None:
-            self._turned = self._steerer.turn(self.rotation, *self._upright)
+            def make():
+                return self._steerer.turn(self.rotation, *self._upright)
+            self._turned = make() if self._cache is None else self._cache.get(self._key, make)
         return self._turned
 
     @property
@@ -67,6 +109,8 @@ class FeatureStore:
     ``steerer``: the site's ``Steerer`` when quarter-turned rows are not stored but made from their
     image's upright row at match time (``ReferenceIndex.features_of``), else None. Every store made
     from this one (appended, selected, coded) keeps both, so a bundle written again keeps them.
+    A steered store keeps the turned rows last made in ``turned`` (a ``TurnedCache``; each store its
+    own, since row numbers change from one store to the next).
     ``chroma``: int8 (a*, b*) per keypoint (``runtime/verify/colour.py``), or None when the bundle
     stores none; rows added to a store with chroma must bring theirs."""
 
@@ -74,6 +118,7 @@ class FeatureStore:
                  codes: np.ndarray | None = None, steerer=None, chroma: np.ndarray | None = None):
         self.kps, self.descs, self.offsets = kps, descs, np.asarray(offsets, np.int64)
         self.codec, self.codes, self.steerer, self.chroma = codec, codes, steerer, chroma
+        self.turned = TurnedCache() if steerer is not None else None
         if codec is not None and (codes is None or len(codes) != len(descs)):
             raise ValueError("a coded feature store needs one code per descriptor")
         if chroma is not None and len(chroma) != len(kps):

@@ -214,7 +214,8 @@ class ReferenceIndex:
                     kp, desc = self.features.row(own)
                     chroma = self.features.row_chroma(own)
                     if steer is not None and self.rotations[i]:  # made when verification reads it
-                        feats.append(SteeredRow(i, self.rotations[i], (kp, desc), steer, chroma))
+                        feats.append(SteeredRow(i, self.rotations[i], (kp, desc), steer, chroma,
+                                                self.features.turned, (own, int(self.rotations[i]))))
                     else:
                         feats.append(RowFeatures(i, self.rotations[i], kp, desc, chroma))
                 out[inst] = feats

@@ -41,3 +41,36 @@ def test_coded_store_keeps_its_codes():
     picked = more.select([2, 0])                                     # compaction moves codes, never re-encodes
     assert np.array_equal(picked.codes, np.concatenate([more.codes[1000:], store.codes[:400]]))
     assert np.array_equal(picked.descs, code.decode(picked.codes))
+
+
+def test_turned_cache_keeps_the_last_rows_read_and_each_store_its_own():
+    """A steered store's ``TurnedCache``: rows made once, the least recently read dropped past its
+    size, read-only arrays; a store made from it (rows renumbered) starts with an empty one."""
+    from runtime.search.feature_store import FeatureStore, TurnedCache
+
+    made = []
+
+    def maker(key):
+        def make():
+            made.append(key)
+            return np.full((2, 2), key, np.float32), np.full((2, 4), key, np.int8)
+        return make
+
+    cache = TurnedCache(size=2)
+    a = cache.get(1, maker(1))
+    assert cache.get(1, maker(1)) is a and made == [1]
+    assert not a[0].flags.writeable and not a[1].flags.writeable
+    cache.get(2, maker(2))
+    cache.get(1, maker(1))            # 1 read last: 2 is the oldest
+    cache.get(3, maker(3))
+    assert len(cache) == 2 and made == [1, 2, 3]
+    cache.get(1, maker(1))
+    cache.get(2, maker(2))
+    assert made == [1, 2, 3, 2]       # 2 had been dropped, 1 had not
+
+    rows = [(np.zeros((3, 2), np.float32), np.zeros((3, 64), np.int8))]
+    plain = FeatureStore.from_rows(rows)
+    assert plain.turned is None
+    steered = plain.steered(object())
+    assert isinstance(steered.turned, TurnedCache)
+    assert steered.appended(rows).turned is not steered.turned

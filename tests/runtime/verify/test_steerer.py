@@ -114,3 +114,6 @@ def test_steered_rows_are_made_when_verification_reads_them(verifier, steerer):
     assert (row, rotation) == (turned.row, 1) and counting.turned == 1
     turned.descriptors
     assert counting.turned == 1                                   # made once
+    again = next(r for r in index.features_of(["shown"], descs[0], 4)["shown"] if r.rotation == 1)
+    assert again is not turned and again.descriptors is tdesc and counting.turned == 1   # the store kept it
+    assert not tdesc.flags.writeable                              # shared by every reader: read-only
