@@ -11,6 +11,12 @@ from runtime.errors import SitelensError
 from runtime.search.index_params import IndexParams
 
 
+def _seed_of(thresholds) -> int:
+    """The calibration seed ``thresholds`` record; 0 (the only draw before the option) otherwise."""
+    seed = ((thresholds.calibration or {}) if thresholds is not None else {}).get("seed", 0)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < (1 << 32) else 0
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """``index_params``: HNSW M/ef; None chooses them for recall@1 >= ``TARGET_RECALL`` against exact
@@ -93,8 +99,9 @@ class BuildOptions:
         """The options a bundle was built with, as far as its ``manifest`` records them: precision
         asked for (and the INT8 weight bits), quarter turns, scales, binary codes, local features
         with their keypoints, turns, descriptor code and learned-matcher keypoints, the
-        false-accept target, site id and expiry; the rest (index parameters, calibration views,
-        survey, metadata, workers) take their defaults or ``changes``. For building the same kind
+        false-accept target and calibration seed (a rebuild draws the same samples, so its rules
+        differ by the network, not the draw), site id and expiry; the rest (index parameters,
+        calibration views, survey, metadata, workers) take their defaults or ``changes``. For building the same kind
         of bundle with another network (``sitelens learn --finetune``)."""
         asked = (manifest.model.details or {}).get("precision_report") or {}
         refs, v = manifest.references or {}, manifest.verification or {}
@@ -116,6 +123,7 @@ class BuildOptions:
             colour=bool(v.get("colour")) if v else cls.colour,
             target_far=manifest.thresholds.target_far if manifest.thresholds is not None else cls.target_far,
             calibrate=manifest.thresholds is not None,
+            calibration_seed=_seed_of(manifest.thresholds),
             site_id=manifest.site.site_id,
             expires=manifest.site.expires,
         )

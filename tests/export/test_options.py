@@ -32,5 +32,10 @@ def test_like_reads_back_what_the_manifest_records(tiny_bundle):
     assert BuildOptions.like(other).glue_layers == 3 and o.glue_layers == 0   # 0: every layer (older bundles too)
     del other.verification["glue_pruning"]
     assert not BuildOptions.like(other).glue_pruning   # built before pruning: its matcher kept every point
+    assert o.calibration_seed == 0
+    other.thresholds.calibration["seed"] = 7
+    assert BuildOptions.like(other).calibration_seed == 7   # a rebuild draws what the bundle drew
+    other.thresholds.calibration["seed"] = "7"
+    assert BuildOptions.like(other).calibration_seed == 0   # not a seed: the default draw
     other.verification = None
     assert BuildOptions.like(other).verify is None
