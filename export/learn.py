@@ -155,8 +155,8 @@ def learn(bundle: str | Path, log_folder: str | Path, out: str | Path, site=None
     the run's network is trained ``finetune_epochs`` more epochs on them (``training.finetune``;
     the new run goes to ``run_out``, default ``out`` with the suffix ``.run``, with the frames in
     its ``visitor_frames/``), and the bundle is built again from the new run as ``bundle`` was
-    built (``BuildOptions.like``: its precision, local features, turns, codes, target FAR, calibration seed, site
-    id), recalibrated; ``workers`` as ``BuildOptions.workers``. Needs ``site``."""
+    built (``BuildOptions.like``: its precision, local features, turns, codes, target FAR,
+    calibration seed, site id), recalibrated; ``workers`` as ``BuildOptions.workers``. Needs ``site``."""
     if support_factor < 1.0:
         raise SitelensError(f"--support-factor {support_factor}: at least 1 (the bar that accepted the frame)")
     if max_per_work < 1:
