@@ -11,10 +11,13 @@ from runtime.errors import SitelensError
 from runtime.search.index_params import IndexParams
 
 
+CALIBRATION_SEEDS = range(1 << 32)   # what --calibration-seed takes and like() reads back from a manifest
+
+
 def _seed_of(thresholds) -> int:
     """The calibration seed ``thresholds`` record; 0 (the only draw before the option) otherwise."""
     seed = ((thresholds.calibration or {}) if thresholds is not None else {}).get("seed", 0)
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < (1 << 32) else 0
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed in CALIBRATION_SEEDS else 0
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,8 @@ class BuildOptions:
         with their keypoints, turns, descriptor code and learned-matcher keypoints, the
         false-accept target and calibration seed (a rebuild draws the same samples, so its rules
         differ by the network, not the draw), site id and expiry; the rest (index parameters,
-        calibration views, survey, metadata, workers) take their defaults or ``changes``. For building the same kind
-        of bundle with another network (``sitelens learn --finetune``)."""
+        calibration views, survey, metadata, workers) take their defaults or ``changes``. For
+        building the same kind of bundle with another network (``sitelens learn --finetune``)."""
         asked = (manifest.model.details or {}).get("precision_report") or {}
         refs, v = manifest.references or {}, manifest.verification or {}
         known = dict(
@@ -150,7 +153,7 @@ class BuildOptions:
                                 f"(this build verifies with {self.verify or 'none'})")
         if self.calibration_views is not None and not 10 <= int(self.calibration_views) <= 100_000:
             raise SitelensError(f"--calibration-views {self.calibration_views}: between 10 and 100000")
-        if not 0 <= int(self.calibration_seed) < (1 << 32):
+        if int(self.calibration_seed) not in CALIBRATION_SEEDS:
             raise SitelensError(f"--calibration-seed {self.calibration_seed}: a whole number from 0 to 2**32 - 1")
         if self.ref_keypoints is not None and not 16 <= int(self.ref_keypoints) <= 2048:
             raise SitelensError(f"--ref-keypoints {self.ref_keypoints}: between 16 and 2048")
