@@ -21,7 +21,9 @@ Samples:
 
 Rules (see ``runtime/thresholds.py``) are chosen in order: the homography-support threshold gets
 half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarter, the global
-score/margin rule what the negatives leave of it. Verification thresholds never go below
+score/margin rule what the negatives leave of it: the rule with the highest TAR (then the lowest
+FAR), kept only when its global path accepts more positives rightly than it accepts wrongly
+(``global_gain``); otherwise only verification accepts. Verification thresholds never go below
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
 to verify. A site whose samples can carry it gets a homography threshold per kind of work too
@@ -542,14 +544,20 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
         rule = Rule(round(score, 6), round(float(m), 6), support, fundamental, kind_support=kind_support, kinds=kinds,
                     colour=gap)
         tar, far = _rates(rec, rule, pos, neg, mode, orders)
-        if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9):
+        if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9
+                                           or (tar > best[1] - 1e-9 and far < best[2] - 1e-12)):
             best = (rule, tar, far)
-    if best is None:  # no global rule fits in the budget: only verification accepts
+    gain = global_gain(rec, best[0], verified_only, pos, neg, mode, orders) if verifying and best else None
+    if gain is not None and gain["right"] <= gain["wrong"]:
+        best = None   # the global path does not earn its keep: only verification accepts
+    if best is None:  # no global rule fits in the budget (or pays): only verification accepts
         rule = verified_only
         tar, far = _rates(rec, rule, pos, neg, mode, orders)
         best = (rule, tar, far)
     rule, tar, far = best
     report = {"tar": round(tar, 4), "far": round(far, 4), "positives": len(pos), "negatives": len(neg)}
+    if gain is not None:
+        report["global_path"] = {"kept": rule.global_path, **gain}
     pos_groups = by_source(pos)
     for source in sorted(set(pos_groups) | set(groups)):
         p, n = pos_groups.get(source, []), groups.get(source, [])
@@ -558,6 +566,21 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
             report[source] = {"positives": len(p), "negatives": len(n), "tar": round(t, 4) if p else None,
                               "far": round(f, 4) if n else None}
     return rule, report
+
+
+def global_gain(rec: Recognizer, rule: Rule, verified_only: Rule, pos: list[Sample], neg: list[Sample], mode: str,
+                orders: dict | None = None) -> dict[str, int]:
+    """What ``rule``'s global path adds on calibration's samples over ``verified_only`` (the same
+    verification bars, no global path): ``right``, positives it accepts as their own work;
+    ``wrong``, positives it accepts as another work and negatives it accepts. ``choose_rule`` keeps
+    the path only when right > wrong: on a site where verification already answers every view the
+    global score would (buildings), the path adds accepts of unknowns and nothing else, and real
+    unknowns score higher against a look-alike than simulated ones do, so its cost on real photos
+    is larger than calibration counts. ``orders``: as ``outcome``'s."""
+    p1, p0 = outcome(rec, rule, pos, mode, orders), outcome(rec, verified_only, pos, mode, orders)
+    n1, n0 = outcome(rec, rule, neg, mode, orders), outcome(rec, verified_only, neg, mode, orders)
+    return {"right": int(np.sum(p1 == 1) - np.sum(p0 == 1)),
+            "wrong": int(np.sum(p1 == -1) - np.sum(p0 == -1) + np.sum(n1 != 0) - np.sum(n0 != 0))}
 
 
 def _rates(rec, rule, pos, neg, mode, orders: dict | None = None) -> tuple[float, float]:

@@ -217,6 +217,10 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
         rep = reports.get(mode)
         if rep:
             parts = [f"TAR {rep['tar']} FAR {rep['far']} on {rep['positives']}+{rep['negatives']} calibration samples"]
+            gain = rep.get("global_path")
+            if gain:
+                parts.append(f"the global path {'kept' if gain['kept'] else 'dropped'}: it accepts {gain['right']} "
+                             f"more right, {gain['wrong']} more wrong")
             if "survey" in rep:
                 sv = rep["survey"]
                 parts.append(f"survey: TAR {sv['tar']} on {sv['positives']} photos, FAR {sv['far']} on {sv['negatives']}")

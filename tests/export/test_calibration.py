@@ -130,11 +130,23 @@ def test_rules_for_every_match_mode(calibrated):
         walls, scenes = synthetic_counts(8)
         assert reports[mode]["wall"]["negatives"] == reports[mode]["label"]["negatives"] == walls // 2 == 30
         assert reports[mode]["scene"]["negatives"] == scenes == 40
-    # hamming estimates cosines from bits: its scores (and so its rule) differ from exact search
-    assert th.rule("hamming").score != th.rule("exact").score
+        # the global path is kept only where it answers more views rightly than wrongly
+        gain = reports[mode]["global_path"]
+        assert gain["kept"] == rule.global_path and (gain["right"] > gain["wrong"]) == rule.global_path
+    # hamming estimates cosines from bits: its rule is its own (a global score, if it keeps a path,
+    # differs from exact search's)
+    if th.rule("hamming").global_path and th.rule("exact").global_path:
+        assert th.rule("hamming").score != th.rule("exact").score
     for mode in MATCH_MODES:  # each mode answers with its own rule
         r = Recognizer.open(calibrated, match=mode).recognize(np.full((120, 160, 3), 200, np.uint8))
         assert not r.accepted
+    from click.testing import CliRunner
+
+    from sdk.cli import main
+
+    shown = CliRunner().invoke(main, ["inspect", str(calibrated)])
+    kept = "kept" if th.rule("hnsw").global_path else "dropped"
+    assert shown.exit_code == 0 and f"the global path {kept}: it accepts" in shown.output
 
 
 def test_survey_is_used_and_reported(calibrated):
@@ -257,3 +269,43 @@ def test_a_memo_of_answer_orders_gives_the_same_outcomes():
             rule = Rule(score, margin, support=22.5, fundamental=60, colour=20.0)
             assert (outcome(None, rule, samples, "hnsw", memo) == outcome(None, rule, samples, "hnsw")).all()
     assert len(memo) == len(samples)
+
+
+def _samples(rng, works, n, verified: bool, truth: bool, top_score: float):
+    """``n`` samples (hnsw findings): the global top-1 is the truth (or a wrong work) at
+    ``top_score``, the runner-up 0.3 lower; the truth verified at 40 inliers or nothing verified."""
+    from export.calibration import Sample
+    from runtime.recognizer import Findings
+    from runtime.verify.geometric import Evidence
+
+    out = []
+    for _ in range(n):
+        a, b = (str(w) for w in rng.choice(works, 2, replace=False))
+        ev = {a: Evidence(120, 40, 0, 0, 0.6)} if verified else {a: Evidence(10, 4, 0, 0, 0.1)}
+        out.append(Sample({"hnsw": Findings([(a, top_score, 0), (b, top_score - 0.3, 1)], ev)},
+                          a if truth else None, "simulated"))
+    return out
+
+
+def test_a_global_path_that_adds_no_right_answers_is_dropped(tiny_bundle):
+    """Where verification already answers every positive the global score would, the global path
+    can only add false accepts (``global_gain``): the rule keeps verification alone and the report
+    says why; where the global score answers positives verification misses, the path stays."""
+    from export.calibration import SampleSet, choose_rule
+
+    rec = Recognizer.open(tiny_bundle)
+    rng = np.random.default_rng(5)
+    works = [f"w{i}" for i in range(20)]
+    negatives = _samples(rng, works, 300, False, False, 0.5) + _samples(rng, works, 6, False, False, 0.8)
+    settled = SampleSet(_samples(rng, works, 200, True, True, 0.8), negatives)
+    rule, report = choose_rule(rec, settled, "hnsw", 0.01)
+    assert not rule.global_path and report["global_path"]["kept"] is False
+    assert report["global_path"]["right"] <= report["global_path"]["wrong"]
+    assert report["tar"] == 1.0 and report["far"] == 0.0
+    # half the positives only the global score answers: the path pays and stays
+    helped = SampleSet(_samples(rng, works, 100, True, True, 0.8) + _samples(rng, works, 100, False, True, 0.9),
+                       negatives)
+    rule, report = choose_rule(rec, helped, "hnsw", 0.01)
+    assert rule.global_path and report["global_path"]["kept"] is True
+    assert report["global_path"]["right"] > report["global_path"]["wrong"]
+    assert report["tar"] > 0.5 and report["far"] <= 0.01
