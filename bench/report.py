@@ -538,7 +538,7 @@ def bundle_size(r: dict) -> list[str]:
                          _f(v["false_accept_rate"]) + delta("false_accept_rate"), _f(v.get("GAP")),
                          _f(v.get("build_s"), 0), _f(v.get("eval_ms_per_query"), 0)])
     variants = ", ".join(v for v in r["variants"] if v != "default")
-    out = [f"## Bytes per work against answers (`bench/bundle_size.py`): {variants}", "",
+    out = [f"## Bytes per work against answers (`bench/bundle_size.py`, {r.get('_result', 'bundle_size')}): {variants}", "",
            "Each open dev set's site built off the shelf with the defaults but for the options that set which "
            "local features a reference keeps and how they are stored, or how much verification does per frame; "
            "bytes per reference image by member (`inspect --json`, models apart) beside the set's scores "
@@ -682,6 +682,7 @@ def render() -> str:
         r = json.loads(path.read_text())
         script = (r.get("provenance") or {}).get("command", "").split(" ")[0]
         if script in RENDERERS:
+            r["_result"] = path.stem   # which result file a section comes from (README cites them by name)
             docs.append((ORDER.index(script), path.name, RENDERERS[script](r)))
         else:
             stale.append(path.name)
