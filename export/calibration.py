@@ -23,7 +23,9 @@ Rules (see ``runtime/thresholds.py``) are chosen in order: the homography-suppor
 half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarter, the global
 score/margin rule what the negatives leave of it: the rule with the highest TAR (then the lowest
 FAR), kept only when its global path accepts more positives rightly than it accepts wrongly
-(``global_gain``); otherwise only verification accepts. Verification thresholds never go below
+(``global_gain``); otherwise only verification accepts. On a site calibrated with kinds of works
+the path is then kept only for the kinds whose works it answers more often rightly than wrongly
+(``Rule.global_kinds``). Verification thresholds never go below
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
 to verify. A site whose samples can carry it gets a homography threshold per kind of work too
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -497,6 +499,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     bars accept."""
     pos, neg = samples.positives, samples.negatives
     verifying = rec.verifier is not None
+    all_kinds = kinds if kinds and len(set(kinds.values())) > 1 else None
     support = fundamental = kind_support = None
     # the colour test is not calibrated: the support bars are set as without it (the look-alikes in
     # other colours it refuses still raise them), so it only ever takes answers away
@@ -547,9 +550,16 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
         if far <= target_far + 1e-12 and (best is None or tar > best[1] + 1e-9
                                            or (tar > best[1] - 1e-9 and far < best[2] - 1e-12)):
             best = (rule, tar, far)
-    gain = global_gain(rec, best[0], verified_only, pos, neg, mode, orders) if verifying and best else None
+    gain = global_gain(rec, best[0], verified_only, pos, neg, mode, orders, all_kinds) if verifying and best else None
     if gain is not None and gain["right"] <= gain["wrong"]:
         best = None   # the global path does not earn its keep: only verification accepts
+    elif gain is not None and all_kinds:   # ... and where it does, only for the kinds of works it pays on
+        paying = tuple(k for k, g in gain["kinds"].items() if g["right"] > g["wrong"])
+        if not paying:
+            best = None
+        elif len(paying) < len(gain["kinds"]):
+            rule = replace(best[0], global_kinds=paying, kinds=all_kinds)
+            best = (rule, *_rates(rec, rule, pos, neg, mode, orders))
     if best is None:  # no global rule fits in the budget (or pays): only verification accepts
         rule = verified_only
         tar, far = _rates(rec, rule, pos, neg, mode, orders)
@@ -558,6 +568,8 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     report = {"tar": round(tar, 4), "far": round(far, 4), "positives": len(pos), "negatives": len(neg)}
     if gain is not None:
         report["global_path"] = {"kept": rule.global_path, **gain}
+        if rule.global_path and rule.global_kinds is not None:
+            report["global_path"]["for_kinds"] = list(rule.global_kinds)
     pos_groups = by_source(pos)
     for source in sorted(set(pos_groups) | set(groups)):
         p, n = pos_groups.get(source, []), groups.get(source, [])
@@ -569,18 +581,28 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
 
 
 def global_gain(rec: Recognizer, rule: Rule, verified_only: Rule, pos: list[Sample], neg: list[Sample], mode: str,
-                orders: dict | None = None) -> dict[str, int]:
+                orders: dict | None = None, kinds: dict | None = None) -> dict:
     """What ``rule``'s global path adds on calibration's samples over ``verified_only`` (the same
     verification bars, no global path): ``right``, positives it accepts as their own work;
     ``wrong``, positives it accepts as another work and negatives it accepts. ``choose_rule`` keeps
     the path only when right > wrong: on a site where verification already answers every view the
     global score would (buildings), the path adds accepts of unknowns and nothing else, and real
     unknowns score higher against a look-alike than simulated ones do, so its cost on real photos
-    is larger than calibration counts. ``orders``: as ``outcome``'s."""
-    p1, p0 = outcome(rec, rule, pos, mode, orders), outcome(rec, verified_only, pos, mode, orders)
-    n1, n0 = outcome(rec, rule, neg, mode, orders), outcome(rec, verified_only, neg, mode, orders)
-    return {"right": int(np.sum(p1 == 1) - np.sum(p0 == 1)),
-            "wrong": int(np.sum(p1 == -1) - np.sum(p0 == -1) + np.sum(n1 != 0) - np.sum(n0 != 0))}
+    is larger than calibration counts. ``kinds`` (instance -> kind of work): also the counts per
+    kind of the work answered (``"kinds"``), for a path kept for some kinds only. ``orders``: as
+    ``outcome``'s."""
+    memo = {} if orders is None else orders
+    out = {"right": 0, "wrong": 0}
+    per_kind = {k: {"right": 0, "wrong": 0} for k in sorted(set((kinds or {}).values()))}
+    for group, positive in ((pos, True), (neg, False)):
+        for s, a, b in zip(group, outcome(rec, rule, group, mode, memo), outcome(rec, verified_only, group, mode, memo)):
+            if a != b:   # accepted by the global path (verification's accepts are the same in both)
+                which = "right" if positive and a == 1 else "wrong"
+                out[which] += 1
+                kind = (kinds or {}).get(memo[id(s)][0][0])
+                if kind in per_kind:
+                    per_kind[kind][which] += 1
+    return {**out, "kinds": per_kind} if kinds else out
 
 
 def _rates(rec, rule, pos, neg, mode, orders: dict | None = None) -> tuple[float, float]:
@@ -608,7 +630,7 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
         kinds = kinds_of(rec.index.descriptors, rec.index.instances, count) if rec.verifier and count > 1 else {}
         for mode in modes:
             rules[mode], reports[mode] = choose_rule(rec, samples, mode, target_far, kinds)
-        if not any(r.kind_support for r in rules.values()):
+        if not any(r.kind_support or r.global_kinds is not None for r in rules.values()):
             kinds = {}
     method = ("evidence from the device's recognition path; simulated views: full site (positives) vs own "
               "instance left out (negatives), walls and labels" + ("; survey photos" if survey else ""))

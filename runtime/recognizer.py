@@ -194,7 +194,8 @@ def decided_by(findings: Findings, rule, order: list[str], verified: bool) -> st
     if verified:
         return "verification"
     best = order[0]
-    if best == findings.hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence()):
+    if best == findings.hits[0][0] and rule.global_accepts(*findings.score_margin(best), findings.top_evidence(),
+                                                           best):
         return "global"
     return None
 

@@ -74,6 +74,9 @@ class Rule:
     global_path: bool = True   # False: only geometric verification can accept
     kind_support: dict | None = None   # kind of work -> its homography-support bar (replaces ``support``)
     colour: float | None = None   # largest colour gap (a*b* units) a candidate may show; None: no test
+    # kinds of works the global path may answer (None: every work); a work without a kind may be
+    # answered (a bundle's works all have one once it has kinds: ``Thresholds.assign_kind``)
+    global_kinds: tuple | None = None
     # instance -> kind of work: the bundle's (``Thresholds.kinds``, attached by Thresholds), not saved with the rule
     kinds: dict | None = field(default=None, compare=False, repr=False)
 
@@ -89,10 +92,13 @@ class Rule:
         gap = getattr(evidence, "colour", None)
         return self.colour is not None and gap is not None and gap > self.colour
 
-    def global_accepts(self, score: float, margin: float, evidence=None) -> bool:
+    def global_accepts(self, score: float, margin: float, evidence=None, instance: str | None = None) -> bool:
         """``evidence``: the candidate's geometric evidence when verification ran (see
-        ``geometry_contradicts``)."""
+        ``geometry_contradicts``); ``instance``: the candidate, held to ``global_kinds``."""
         if not self.global_path or geometry_contradicts(evidence):
+            return False
+        if self.global_kinds is not None and instance is not None and self.kinds \
+                and self.kinds.get(instance, None) not in (None, *self.global_kinds):
             return False
         if self.score is not None and score < self.score:
             return False
@@ -127,6 +133,8 @@ class Rule:
             d["kind_support"] = dict(sorted(self.kind_support.items()))
         if self.colour is not None:
             d["colour"] = self.colour
+        if self.global_kinds is not None:
+            d["global_kinds"] = sorted(self.global_kinds)
         return d
 
     @classmethod
@@ -146,8 +154,13 @@ class Rule:
         colour = _number(d, "colour")
         if colour is not None and colour < 0:
             raise ValueError(f"colour must be a non-negative number or null, got {colour!r}")
+        global_kinds = d.get("global_kinds")
+        if global_kinds is not None and (not isinstance(global_kinds, list)
+                                         or not all(isinstance(k, str) for k in global_kinds)):
+            raise ValueError("global_kinds must list kinds of works (strings)")
         return cls(_number(d, "score"), _number(d, "margin"), _number(d, "support"),
-                   _number(d, "fundamental"), global_path, kind_support or None, colour)
+                   _number(d, "fundamental"), global_path, kind_support or None, colour,
+                   None if global_kinds is None else tuple(sorted(global_kinds)))
 
 
 @dataclass(frozen=True)

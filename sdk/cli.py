@@ -220,7 +220,9 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
             gain = rep.get("global_path")
             if gain:
                 parts.append(f"the global path {'kept' if gain['kept'] else 'dropped'}: it accepts {gain['right']} "
-                             f"more right, {gain['wrong']} more wrong")
+                             f"more right, {gain['wrong']} more wrong"
+                             + (f"; kept for kinds {', '.join(gain['for_kinds']) or 'none'} only"
+                                if gain.get("for_kinds") is not None else ""))
             if "survey" in rep:
                 sv = rep["survey"]
                 parts.append(f"survey: TAR {sv['tar']} on {sv['positives']} photos, FAR {sv['far']} on {sv['negatives']}")

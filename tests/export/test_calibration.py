@@ -309,3 +309,23 @@ def test_a_global_path_that_adds_no_right_answers_is_dropped(tiny_bundle):
     assert rule.global_path and report["global_path"]["kept"] is True
     assert report["global_path"]["right"] > report["global_path"]["wrong"]
     assert report["tar"] > 0.5 and report["far"] <= 0.01
+
+
+def test_the_global_path_is_kept_for_the_kinds_it_pays_on(tiny_bundle):
+    """On a site calibrated with kinds of works, the global path stays only for the kinds whose
+    works it answers more often rightly than wrongly: here objects (answered by the global score
+    alone) and not facades (whose unknown look-alikes it would accept)."""
+    from export.calibration import SampleSet, choose_rule
+
+    rec = Recognizer.open(tiny_bundle)
+    rng = np.random.default_rng(7)
+    objects, facades = [f"o{i}" for i in range(10)], [f"f{i}" for i in range(10)]
+    kinds = {**dict.fromkeys(objects, "objects"), **dict.fromkeys(facades, "facades")}
+    positives = _samples(rng, objects, 100, False, True, 0.9) + _samples(rng, facades, 100, True, True, 0.8)
+    negatives = _samples(rng, objects + facades, 300, False, False, 0.5) + _samples(rng, facades, 4, False, False, 0.95)
+    rule, report = choose_rule(rec, SampleSet(positives, negatives), "hnsw", 0.02, kinds)
+    gain = report["global_path"]
+    assert rule.global_path and rule.global_kinds == ("objects",) and gain["for_kinds"] == ["objects"]
+    assert gain["kinds"]["objects"]["right"] > gain["kinds"]["objects"]["wrong"]
+    assert gain["kinds"]["facades"]["right"] <= gain["kinds"]["facades"]["wrong"]
+    assert report["tar"] == 1.0 and report["far"] == 0.0   # the facades' unknowns are no longer accepted

@@ -100,3 +100,28 @@ def test_kinds_of_works_survive_the_manifest_and_bad_ones_are_refused():
                 {"modes": {"hnsw": {"support": 30, "kind_support": [16]}}}):
         with pytest.raises(ValueError):
             Thresholds.from_dict(bad)
+
+
+def test_the_global_path_answers_only_its_kinds_of_works():
+    """``Rule.global_kinds``: the global path answers works of those kinds (and works without a
+    kind), verification answers any; the list survives the manifest, a malformed one is refused."""
+    import pytest
+
+    from runtime.thresholds import Thresholds
+
+    th = Thresholds({"hnsw": Rule(0.6, 0.0, support=20, global_kinds=("objects",))},
+                    kinds={"vase": "objects", "tower": "buildings"})
+    rule = th.rule("hnsw")
+    assert rule.global_accepts(0.8, 0.1, None, "vase") and not rule.global_accepts(0.8, 0.1, None, "tower")
+    assert rule.global_accepts(0.8, 0.1, None, "new") and rule.global_accepts(0.8, 0.1)
+    order, how = ranked(Findings([("tower", 0.8, 0), ("vase", 0.3, 1)]), rule)
+    assert order[0] == "tower" and how is None
+    strong = Evidence(matches=60, inliers=30, coverage=1.0)
+    assert ranked(Findings([("tower", 0.8, 0)], {"tower": strong}), rule)[1] == "verification"
+    assert ranked(Findings([("vase", 0.8, 0), ("tower", 0.3, 1)]), rule)[1] == "global"
+    back = Thresholds.from_dict(th.to_dict())
+    assert back == th and back.rule("hnsw").global_kinds == ("objects",)
+    assert "global_kinds" not in Rule(0.5).to_dict() and Rule.from_dict({"score": 0.5}).global_kinds is None
+    for bad in ("objects", [3], {"objects": True}):
+        with pytest.raises(ValueError):
+            Rule.from_dict({"score": 0.5, "global_kinds": bad})
