@@ -24,7 +24,7 @@ half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarte
 score/margin rule what the negatives leave of it: the rule with the highest TAR (then the lowest
 FAR), kept only when its global path accepts more positives rightly than it accepts wrongly
 (``global_gain``); otherwise only verification accepts. On a site calibrated with kinds of works
-the path is then kept only for the kinds whose works it answers more often rightly than wrongly
+the path is then dropped for the kinds whose views it answered none of rightly
 (``Rule.global_kinds``). Verification thresholds never go below
 ``MIN_SUPPORT`` / ``MIN_FUNDAMENTAL``: with a few hundred negatives a 0.5% quantile rests on one
 or two samples, and below those floors chance geometry (a few words in the same typeface) starts
@@ -553,8 +553,9 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     gain = global_gain(rec, best[0], verified_only, pos, neg, mode, orders, all_kinds) if verifying and best else None
     if gain is not None and gain["right"] <= gain["wrong"]:
         best = None   # the global path does not earn its keep: only verification accepts
-    elif gain is not None and all_kinds:   # ... and where it does, only for the kinds of works it pays on
-        paying = tuple(k for k, g in gain["kinds"].items() if g["right"] > g["wrong"])
+    elif gain is not None and all_kinds:   # ... and where it does, not for kinds it never answers rightly
+        # (a kind's counts are a few views: a tie there says little, none right says the path adds nothing)
+        paying = tuple(k for k, g in gain["kinds"].items() if g["right"] > 0)
         if not paying:
             best = None
         elif len(paying) < len(gain["kinds"]):
