@@ -499,7 +499,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     bars accept."""
     pos, neg = samples.positives, samples.negatives
     verifying = rec.verifier is not None
-    all_kinds = kinds if kinds and len(set(kinds.values())) > 1 else None
+    all_kinds = kinds if kinds and len(set(kinds.values())) > 1 else None   # for bars and a global path per kind
     support = fundamental = kind_support = None
     # the colour test is not calibrated: the support bars are set as without it (the look-alikes in
     # other colours it refuses still raise them), so it only ever takes answers away
@@ -508,7 +508,7 @@ def choose_rule(rec: Recognizer, samples: SampleSet, mode: str, target_far: floa
     if verifying:  # thresholds that hold for every kind of negative
         support = max([_smallest_threshold(_max_evidence(g, mode, "support"), SHARE_HOMOGRAPHY * target_far,
                                            MIN_SUPPORT) for g in groups.values()], default=MIN_SUPPORT)
-        if kinds and len(set(kinds.values())) > 1:
+        if all_kinds:
             from .kinds import support_bars
 
             kind_support = support_bars(neg, kinds, target_far, mode)
