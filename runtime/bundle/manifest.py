@@ -25,11 +25,13 @@ from runtime.thresholds import Thresholds
 from runtime.version import __version__
 
 FORMAT = "sitelens-bundle"
-SCHEMA_VERSION = 6       # 3: the HNSW graph is stored without its vectors (index.graph)
+SCHEMA_VERSION = 7       # 3: the HNSW graph is stored without its vectors (index.graph)
                          # 4: reference local descriptors may be stored coded (verify_pca.npy)
                          # 5: quarter-turned rows may be steered from the upright ones (verify_steer.npy)
                          # 6: reference keypoints may carry their chroma (verify_chroma.npy)
-READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6)
+                         # 7: a rule may hold its global path to some kinds of works (global_kinds);
+                         #    a runtime before it would ignore the key and answer every kind that way
+READABLE_SCHEMAS = (1, 2, 3, 4, 5, 6, 7)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 

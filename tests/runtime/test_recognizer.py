@@ -172,7 +172,7 @@ def test_schema_2_bundles_with_the_whole_hnsw_file_still_open(tiny_bundle, tmp_p
     assert np.allclose([c.score for c in a.candidates], [c.score for c in b.candidates], atol=5e-3)
     rec.save()
     again = bf.read_bundle(patched)
-    assert again.manifest.schema_version == bf.SCHEMA_VERSION == 6
+    assert again.manifest.schema_version == bf.SCHEMA_VERSION == 7
     assert bf.GRAPH in again.members and bf.INDEX not in again.members and bf.REFS_SCALE in again.members
 
 
