@@ -43,6 +43,8 @@ VARIANTS = {
     "glue5": ("--glue-layers", "5"),
     "steered": ("--turned-features", "steered"),
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
+    # ... with fewer reference keypoints: under 24 KB a reference image on the dev sets' sites
+    "steered_pca32_ref448": ("--turned-features", "steered", "--descriptor-code", "pca32", "--ref-keypoints", "448"),
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
                                              # again after bundle_size_glue.json, whose default was 512)
     "glue512": ("--glue-keypoints", "512"),
@@ -50,7 +52,10 @@ VARIANTS = {
     **{f"{name}seed{k}": (*flags, "--calibration-seed", str(k))
        for k in (1, 2) for name, flags in (("", ()), ("steered_", ("--turned-features", "steered")),
                                            ("steered_pca32_", ("--turned-features", "steered",
-                                                               "--descriptor-code", "pca32")))},
+                                                               "--descriptor-code", "pca32")),
+                                           ("steered_pca32_ref448_", ("--turned-features", "steered",
+                                                                      "--descriptor-code", "pca32",
+                                                                      "--ref-keypoints", "448")))},
 }
 
 
