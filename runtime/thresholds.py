@@ -39,8 +39,10 @@ import math
 from dataclasses import dataclass, field, replace
 
 from runtime.kinds import MATCH_MODES
+from runtime.verify.geometric import CHANCE_INLIERS
+
 JUDGE_MATCHES = 24   # tentative matches from which geometry can judge a global answer
-AGREE_INLIERS = 8    # homography inliers that count as agreement
+AGREE_INLIERS = CHANCE_INLIERS    # homography inliers that count as agreement
 AGREE_FUNDAMENTAL = 30  # ... or fundamental-matrix inliers (3-D objects; random matches give about 20)
 
 

@@ -29,6 +29,7 @@ CONFIDENCE = 0.999
 MAX_ITERATIONS = 1000
 SEED = 0               # USAC's random generator state: the same sample sequence on every call
 MAX_SCALE = 100.0      # area scale between query and reference (close-ups of a detail are large)
+CHANCE_INLIERS = 8     # homography inliers random correspondences stay under (they give 4-6)
 FULL_COVERAGE = 0.15   # inliers spread over this share of the reference count fully (see Evidence.support)
 
 
@@ -67,8 +68,21 @@ class Evidence:
             d["region"] = [[round(float(x), 1), round(float(y), 1)] for x, y in self.region]
         return d
 
+    @property
+    def telling_support(self) -> float:
+        """``support`` where its homography has more inliers than chance gives, else 0."""
+        return self.support if self.inliers >= CHANCE_INLIERS else 0.0
+
     def better_than(self, other: "Evidence") -> bool:
-        return (self.support, self.fundamental, self.matches) > (other.support, other.fundamental, other.matches)
+        """Is this evidence of a candidate (from one of its reference rows) better than ``other``
+        (from another row)? By homography support where it exceeds chance, then 3-D inliers, then
+        correspondences. Support at chance level does not rank rows: a building seen from another
+        corner gives its upright row many correspondences and no plane, while a quarter-turned row
+        of it may line up a few random inliers; kept for those, the row with far fewer
+        correspondences was the one the 3-D test (which looks at the candidates with the most)
+        judged, and the right row never got its model."""
+        return ((self.telling_support, self.fundamental, self.matches)
+                > (other.telling_support, other.fundamental, other.matches))
 
 
 def sane_homography(h: np.ndarray | None) -> bool:

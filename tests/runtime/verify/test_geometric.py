@@ -263,3 +263,19 @@ def test_geometric_models_do_not_depend_on_the_opencv_release():
 
 
 DIGEST_USAC = "1f1f64699c77e37a"
+
+
+def test_rows_compared_by_support_only_beyond_chance():
+    """Of two rows of one candidate, homography support ranks them only where it is more than
+    random correspondences give (``CHANCE_INLIERS``); below, the row with more correspondences is
+    kept (the 3-D test looks at the candidates with the most)."""
+    from runtime.verify.geometric import CHANCE_INLIERS
+
+    chance_turned = Evidence(matches=30, inliers=CHANCE_INLIERS - 3, coverage=0.3)   # support 5
+    many_upright = Evidence(matches=108, inliers=CHANCE_INLIERS - 1, coverage=0.05)   # support below 5
+    assert chance_turned.support > many_upright.support
+    assert many_upright.better_than(chance_turned) and not chance_turned.better_than(many_upright)
+    plane = Evidence(matches=40, inliers=CHANCE_INLIERS + 1, coverage=0.3)
+    assert plane.better_than(many_upright) and not many_upright.better_than(plane)
+    assert Evidence(matches=30, fundamental=60).better_than(Evidence(matches=90, fundamental=40))
+    assert plane.telling_support == plane.support and chance_turned.telling_support == 0.0
