@@ -48,15 +48,11 @@ VARIANTS = {
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
                                              # again after bundle_size_glue.json, whose default was 512)
     "glue512": ("--glue-keypoints", "512"),
-    # another draw of calibration's samples: how far a variant's answers may move by the draw alone
-    **{f"{name}seed{k}": (*flags, "--calibration-seed", str(k))
-       for k in (1, 2) for name, flags in (("", ()), ("steered_", ("--turned-features", "steered")),
-                                           ("steered_pca32_", ("--turned-features", "steered",
-                                                               "--descriptor-code", "pca32")),
-                                           ("steered_pca32_ref448_", ("--turned-features", "steered",
-                                                                      "--descriptor-code", "pca32",
-                                                                      "--ref-keypoints", "448")))},
 }
+# another draw of calibration's samples: how far a variant's answers may move by the draw alone
+# ("seed1", "steered_seed1", ...: the variant's own flags and the seed)
+VARIANTS.update({f"{'' if name == 'default' else name + '_'}seed{k}": (*VARIANTS[name], "--calibration-seed", str(k))
+                 for k in (1, 2) for name in ("default", "steered", "steered_pca32", "steered_pca32_ref448")})
 
 
 def main():
