@@ -52,7 +52,7 @@ VARIANTS = {
 # another draw of calibration's samples: how far a variant's answers may move by the draw alone
 # ("seed1", "steered_seed1", ...: the variant's own flags and the seed)
 VARIANTS.update({f"{'' if name == 'default' else name + '_'}seed{k}": (*VARIANTS[name], "--calibration-seed", str(k))
-                 for k in (1, 2) for name in ("default", "steered", "steered_pca32", "steered_pca32_ref448")})
+                 for k in range(1, 6) for name in ("default", "steered", "steered_pca32", "steered_pca32_ref448")})
 
 
 def main():
