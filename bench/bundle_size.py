@@ -45,6 +45,8 @@ VARIANTS = {
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
     # ... with fewer reference keypoints: under 24 KB a reference image on the dev sets' sites
     "steered_pca32_ref448": ("--turned-features", "steered", "--descriptor-code", "pca32", "--ref-keypoints", "448"),
+    # ... or descriptors as extracted (int8) and fewer keypoints, spread over the image: the same bytes
+    "steered_ref240_spread": ("--turned-features", "steered", "--ref-keypoints", "240", "--spread-keypoints"),
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
                                              # again after bundle_size_glue.json, whose default was 512)
     "glue512": ("--glue-keypoints", "512"),
@@ -52,7 +54,8 @@ VARIANTS = {
 # another draw of calibration's samples: how far a variant's answers may move by the draw alone
 # ("seed1", "steered_seed1", ...: the variant's own flags and the seed)
 VARIANTS.update({f"{'' if name == 'default' else name + '_'}seed{k}": (*VARIANTS[name], "--calibration-seed", str(k))
-                 for k in range(1, 6) for name in ("default", "steered", "steered_pca32", "steered_pca32_ref448")})
+                 for k in range(1, 6)
+                 for name in ("default", "steered", "steered_pca32", "steered_pca32_ref448", "steered_ref240_spread")})
 
 
 def main():
