@@ -45,7 +45,7 @@ VARIANTS = {
     "steered_pca32": ("--turned-features", "steered", "--descriptor-code", "pca32"),
     # ... with fewer reference keypoints: under 24 KB a reference image on the dev sets' sites
     "steered_pca32_ref448": ("--turned-features", "steered", "--descriptor-code", "pca32", "--ref-keypoints", "448"),
-    # ... or descriptors as extracted (int8) and fewer keypoints, spread over the image: the same bytes
+    # ... or descriptors as extracted (int8) and fewer keypoints, spread over the image: about as many bytes
     "steered_ref240_spread": ("--turned-features", "steered", "--ref-keypoints", "240", "--spread-keypoints"),
     "glue_all": ("--glue-keypoints", "0"),   # the learned matcher sees every frame keypoint (the default
                                              # again after bundle_size_glue.json, whose default was 512)
