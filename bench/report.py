@@ -517,6 +517,39 @@ def learn_from_visitors(r: dict) -> list[str]:
     return out + ["", "Entries left out, by reason:", "", *reasons, ""]
 
 
+def survey(r: dict) -> list[str]:
+    """``survey.py``: the defaults' bundle and the one calibrated with a survey walk, each fold's
+    held-out half, then both folds pooled (every query photo held out once)."""
+    rows = []
+    for name, s in r["sets"].items():
+        for k, fold in enumerate(s["folds"]):
+            d, v = fold["defaults"], fold["survey"]
+            ins = fold.get("survey_in_sample") or {}
+            rows.append([name, f"fold {k}", f"{fold['survey_known']} / {fold['survey_unknown']}",
+                         f"{d['known']} / {d['unknown']}", f"{_bars(s)} → {_bars(fold)}",
+                         *(f"{_f(d.get(key))} → {_f(v.get(key))}" for key in
+                           ("mP@1", "true_accept_rate", "wrong_accept_rate", "false_accept_rate", "GAP")),
+                         f"{_f(ins.get('tar'))} / {_f(ins.get('far'))}",
+                         f"{_f(s.get('build_s'), 0)} → {_f(fold.get('build_s'), 0)}"])
+        if "pooled" in s:
+            d, v = s["pooled"]["defaults"], s["pooled"]["survey"]
+            rows.append([f"**{name}**", "both folds", "", f"{d['known']} / {d['unknown']}", "",
+                         f"{d['top1']} → {v['top1']}", f"{d['right']} → {v['right']}",
+                         f"{d['wrong_work']} → {v['wrong_work']}", f"{d['unknown_accepted']} → {v['unknown_accepted']}",
+                         "", "", ""])
+    out = ["## A survey walk (`bench/survey.py`)", "",
+           "Each set's query photos split in halves (known and unknown alike, the halves of "
+           "`learn_from_visitors.py`); in turn one half is a survey walk (`sitelens bundle --survey`) and the other is "
+           "scored, with the defaults' bundle and with the bundle calibrated with that survey (defaults → survey). "
+           "Bars: homography support (per kind of work) / 3-D inliers of each bundle's default match mode. "
+           "In sample: the survey's own TAR / FAR under the rule it helped choose. Both folds: photos, not rates "
+           "(known ranked first rightly, answered rightly, answered as another work; unknown accepted).", "",
+           _origin(r), ""]
+    out += _table(["set", "held out", "survey known / unknown", "scored known / unknown", "bars", "mP@1", "TAR",
+                   "WAR", "FAR", "GAP", "in sample TAR / FAR", "build s"], rows)
+    return out + [""]
+
+
 def _change(row: dict, base: dict | None, key: str) -> str:
     """`` (+0.012)``: ``row``'s ``key`` against the baseline row's; empty without either."""
     if base is None or row.get(key) is None or base.get(key) is None:
@@ -669,7 +702,7 @@ def build_profile(r: dict) -> list[str]:
     return out + ["", f"![build profile](bench/results/{name}.png)", ""]
 
 
-RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "budget.py": budget, "learn_from_visitors.py": learn_from_visitors, "bundle_size.py": bundle_size,
+RENDERERS = {"hard_sets.py": hard_sets, "large_site.py": large_site, "budget.py": budget, "learn_from_visitors.py": learn_from_visitors, "survey.py": survey, "bundle_size.py": bundle_size,
              "descriptor_codes.py": descriptor_codes, "kind_bars.py": kind_bars, "build_cost.py": build_cost, "build_profile.py": build_profile, "verifiers.py": verifiers, "latency.py": latency, "reliability.py": reliability,
              "sim_vs_real.py": sim_vs_real, "stream.py": stream, "export_report.py": export_report, "regions.py": regions,
              "intrinsic_dim.py": intrinsic_dim, "ann_options.py": ann_options, "colour_check.py": colour_check}
