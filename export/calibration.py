@@ -18,6 +18,11 @@ Samples:
   (``synthetic_counts``), whose rules that makes stricter, not looser;
 - a survey, when given (``export --survey``): real photos of works in the site (positives, and
   negatives with their instance and its look-alikes left out) and of things not in it (``__unknown__``, negatives).
+  A real photo, unlike a view of one reference, often takes in the works beside its own: a work a
+  known photo verifies as strongly as one work's references verify against each other
+  (``shown``) is in the photo, and its negative leaves that work out too. An unknown photo's
+  evidence is kept (a look-alike and a wrong label look the same); both are listed in the report
+  (``survey_shows``), so that a site engineer can correct a label (``a|b``: a photo of two works).
 
 Rules (see ``runtime/thresholds.py``) are chosen in order: the homography-support threshold gets
 half of the false-accept budget, the fundamental-matrix (3-D) threshold a quarter, the global
@@ -41,8 +46,10 @@ kind of evidence), after which that negative is scored again with them left out 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -91,6 +98,10 @@ class SampleSet:
     positives: list[Sample] = field(default_factory=list)
     negatives: list[Sample] = field(default_factory=list)
     look_alikes: list[tuple[str, str]] = field(default_factory=list)   # pairs of instances (``LookAlikes``)
+    # survey photos that verify works beyond their label (``shown``): photo (relative to the survey's
+    # folder), label, works -> evidence, and what its negative did with them: "left out" (a known
+    # photo: it shows them) or "kept" (an unknown photo: a look-alike or a wrong label, it cannot tell)
+    survey_shows: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -179,8 +190,27 @@ def alike(score: float, evidence, alike_score: float) -> bool:
     as unknowns for each other, they set the 3-D threshold above what any real photo reaches)."""
     if score >= alike_score:
         return True
-    return evidence is not None and (evidence.support >= DUPLICATE_SUPPORT
-                                     or evidence.fundamental >= DUPLICATE_FUNDAMENTAL)
+    return evidence is not None and same_thing(evidence)
+
+
+def same_thing(evidence) -> bool:
+    """Verified as strongly as two references of one work verify against each other: the same
+    plane (support ``DUPLICATE_SUPPORT``) or the same 3-D structure (``DUPLICATE_FUNDAMENTAL``)."""
+    return evidence.support >= DUPLICATE_SUPPORT or evidence.fundamental >= DUPLICATE_FUNDAMENTAL
+
+
+def shown(findings: dict, labelled) -> dict[str, dict]:
+    """Works a survey photo shows beyond its label: those its findings (match mode -> Findings,
+    the whole site) verify as strongly as one work's references verify against each other
+    (``same_thing``), with that evidence (support, fundamental-matrix inliers)."""
+    out: dict[str, dict] = {}
+    for f in findings.values():
+        for inst, ev in (f.verification or {}).items():
+            if inst not in labelled and same_thing(ev):
+                seen = out.setdefault(inst, {"support": 0.0, "fundamental": 0})
+                seen["support"] = round(max(seen["support"], float(ev.support)), 1)
+                seen["fundamental"] = max(seen["fundamental"], int(ev.fundamental))
+    return dict(sorted(out.items()))
 
 
 def suspects(findings: dict, alike_score: float) -> set[str]:
@@ -415,13 +445,30 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                         yield load_image(q.path), (None, set(q.instances)) if known and several else (None,)
 
                 found = pool.map(_score_image, photos(), "calibrate (survey photos)", progress, batch=64)
+            wider = []   # known photos that show other works too: their negatives leave those out
+            root = os.path.commonpath([os.path.dirname(os.path.abspath(q.path)) for q in survey])
             for i, (q, f) in enumerate(zip(survey, found)):
+                more = shown(f[0], set(q.instances))
+                if more:
+                    out.survey_shows.append({
+                        "photo": Path(os.path.relpath(os.path.abspath(q.path), root)).as_posix(),
+                        "label": "|".join(sorted(q.instances)), "shows": more,
+                        "negative": "kept" if q.is_unknown else "left out"})
                 if q.is_unknown:
                     unknown_photos.append(Sample(f[0], None, "survey"))
                     continue
                 out.positives.append(Sample(f[0], next(iter(q.instances)), "survey"))
                 if several:
-                    units.append(Unknowns("survey", i, set(q.instances), set(q.instances), [f[1]]))
+                    units.append(Unknowns("survey", i, set(q.instances) | set(more), set(q.instances) | set(more),
+                                          [f[1]]))
+                    if more:
+                        wider.append(units[-1])
+            if wider:
+                with clock.stage("survey photos"):
+                    again = pool.map(_score_image, ((load_image(survey[u.key].path), (u.left,)) for u in wider),
+                                     "", False, batch=64)
+                for u, f in zip(wider, again):
+                    u.findings = [f[0]]
         if several:
             right = [s.findings["exact"].hits[0][1] for s in out.positives
                      if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
@@ -640,5 +687,6 @@ def calibrate(rec: Recognizer, site: Site, target_far: float = 0.01, survey: lis
         "min_fundamental": MIN_FUNDAMENTAL,
         "look_alikes": [list(p) for p in samples.look_alikes[:MAX_REPORTED_PAIRS]],
         "look_alike_pairs": len(samples.look_alikes),
+        **({"survey_shows": samples.survey_shows[:MAX_REPORTED_PAIRS]} if samples.survey_shows else {}),
         "kinds_of_works": dict(sorted(Counter(kinds.values()).items()))},
         kinds)

@@ -234,6 +234,29 @@ def _threshold_lines(th) -> list[tuple[str, str]]:
         more = cal["look_alike_pairs"] - len(listed)
         lines.append(("look-alikes", f"{cal['look_alike_pairs']} pair(s) of works not used as each other's unknowns: "
                                      f"{shown}" + (f" and {more} more" if more > 0 else "")))
+    lines += _survey_shows_lines(cal.get("survey_shows"))
+    return lines
+
+
+def _survey_shows_lines(entries) -> list[tuple[str, str]]:
+    """Survey photos that verified works beyond their label (``export.calibration.shown``), one
+    line each: what a site engineer checks before trusting the survey's bars. Read from a bundle:
+    anything but a list of objects is skipped."""
+    if not isinstance(entries, list):
+        return []
+    lines = []
+    for e in entries[:10]:
+        if not isinstance(e, dict) or not isinstance(e.get("shows"), dict):
+            continue
+        works = ", ".join(f"{w} (support {v.get('support')}, 3-D {v.get('fundamental')})" for w, v in e["shows"].items()
+                          if isinstance(v, dict))
+        if e.get("negative") == "kept":
+            what = "kept as an unknown, which the rules must refuse; if the photo shows it, label it so"
+        else:
+            what = "left out of its negative: the photo shows it too (label a photo of two works a|b)"
+        lines.append(("survey" if not lines else "", f"{e.get('photo')} (labelled {e.get('label')}) verifies {works}; {what}"))
+    if len(entries) > 10:
+        lines.append(("", f"and {len(entries) - 10} more survey photos"))
     return lines
 
 

@@ -104,6 +104,13 @@ def calibrated(tmp_path_factory, tiny_net):
         img = __import__("runtime.image.image_io", fromlist=["load_image"]).load_image(folder / "a.jpg")
         write_rgb(root / "survey" / f"{folder.name}.jpg", sim(img, rng))
         rows.append(f"survey/{folder.name}.jpg,{folder.name},query")
+    # a photo of two works side by side, labelled with one of them: it shows the other too
+    works = sorted(p for p in site.iterdir() if p.is_dir())
+    load = __import__("runtime.image.image_io", fromlist=["load_image"]).load_image
+    pair = [load(works[k] / "a.jpg") for k in (5, 6)]
+    height = min(img.shape[0] for img in pair)
+    write_rgb(root / "survey" / "two_works.jpg", np.hstack([img[:height] for img in pair]))
+    rows.append(f"survey/two_works.jpg,{works[6].name},query")   # works[5] verifies the more strongly
     for k in range(3):
         write_rgb(root / "survey" / f"other_{k}.jpg", paint("shapes", 4242 + k, 200, 160))
         rows.append(f"survey/other_{k}.jpg,__unknown__,query")
@@ -156,15 +163,48 @@ def test_survey_is_used_and_reported(calibrated):
 
     th = Recognizer.open(calibrated).thresholds
     survey = th.calibration["modes"]["hnsw"]["survey"]
-    assert survey["positives"] == 4 and survey["negatives"] == 4 + 4  # 4 unknown + 4 known with own left out
+    assert survey["positives"] == 5 and survey["negatives"] == 4 + 5  # 4 unknown + 5 known with own left out
     assert survey["far"] is not None and survey["tar"] is not None
     # the survey photographs the work catalogued twice: with that work left out its copy verifies
     # as strongly as the work itself, and must be left out too, or the bar rises above real views
     assert all(th.rule(mode).support < DUPLICATE_SUPPORT for mode in MATCH_MODES)
+    # ... and two works side by side, labelled with one: the other is in the photo, left out of
+    # its negative and listed for the site engineer (label it a|b)
+    shows = {e["photo"]: e for e in th.calibration["survey_shows"]}
+    two = shows["two_works.jpg"]
+    assert two["negative"] == "left out" and len(two["shows"]) == 1 and two["label"] not in two["shows"]
+    assert all(th.rule(mode).support < v["support"] or th.rule(mode).fundamental < v["fundamental"]
+               for v in two["shows"].values() for mode in MATCH_MODES)
+    copies = [e for e in shows.values() if "zz_copy" in e["shows"]]
+    assert copies and all(e["negative"] == "left out" for e in copies)
+    assert set(shows) <= {"two_works.jpg"} | {e["photo"] for e in copies}
     out = CliRunner().invoke(main, ["-q", "inspect", str(calibrated)]).output
     assert "survey" in out and "TAR" in out
+    assert "two_works.jpg (labelled" in out and "the photo shows it too" in out
     m = json.loads(CliRunner().invoke(main, ["-q", "inspect", str(calibrated), "--json"]).output)
-    assert m["thresholds"]["calibration"]["modes"]["exact"]["survey"]["positives"] == 4
+    assert m["thresholds"]["calibration"]["modes"]["exact"]["survey"]["positives"] == 5
+
+
+def test_an_unknown_survey_photo_that_verifies_a_work_is_kept_and_listed(calibrated, tmp_path):
+    """Labelled ``__unknown__`` but verified as a work of the site: a look-alike and a wrong label
+    look the same, so its negative keeps that work (the rules must refuse it) and the report
+    names the photo."""
+    from export.calibration import gather
+    from runtime.image.image_io import load_image
+    from runtime.site import Query, load_site
+    from training.simulator import CameraViewSimulator
+
+    site = load_site(calibrated.parent / "site")
+    ref = site.references[3]
+    write_rgb(tmp_path / "mislabelled.jpg", CameraViewSimulator(seed=9)(load_image(ref.path), np.random.default_rng(9)))
+    rec = Recognizer.open(calibrated)
+    samples = gather(rec, site, ["exact"], [Query(tmp_path / "mislabelled.jpg", frozenset())], min_views=8,
+                     max_views=8, backgrounds=2, collages=2, progress=False)
+    (entry,) = samples.survey_shows
+    assert entry["photo"] == "mislabelled.jpg" and entry["label"] == "" and entry["negative"] == "kept"
+    assert ref.instance in entry["shows"]
+    (negative,) = [s for s in samples.negatives if s.source == "survey"]
+    assert ref.instance in negative.findings["exact"].verification
 
 
 def test_a_work_catalogued_twice_is_found_and_reported(calibrated):
