@@ -463,6 +463,12 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                                           [f[1]]))
                     if more:
                         wider.append(units[-1])
+            if out.survey_shows:
+                listed = [f"{e['photo']} ({e['label'] or '__unknown__'}: {', '.join(e['shows'])}, {e['negative']})"
+                          for e in out.survey_shows]
+                log.warning("sitelens: %d survey photo(s) verify works beyond their label (left out of a known "
+                            "photo's negative; kept for an unknown one, which the rules must refuse): %s",
+                            len(listed), "; ".join(listed[:20]) + (" ..." if len(listed) > 20 else ""))
             if wider:
                 with clock.stage("survey photos"):
                     again = pool.map(_score_image, ((load_image(survey[u.key].path), (u.left,)) for u in wider),

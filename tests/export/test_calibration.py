@@ -185,7 +185,7 @@ def test_survey_is_used_and_reported(calibrated):
     assert m["thresholds"]["calibration"]["modes"]["exact"]["survey"]["positives"] == 5
 
 
-def test_an_unknown_survey_photo_that_verifies_a_work_is_kept_and_listed(calibrated, tmp_path):
+def test_an_unknown_survey_photo_that_verifies_a_work_is_kept_and_listed(calibrated, tmp_path, caplog):
     """Labelled ``__unknown__`` but verified as a work of the site: a look-alike and a wrong label
     look the same, so its negative keeps that work (the rules must refuse it) and the report
     names the photo."""
@@ -198,8 +198,10 @@ def test_an_unknown_survey_photo_that_verifies_a_work_is_kept_and_listed(calibra
     ref = site.references[3]
     write_rgb(tmp_path / "mislabelled.jpg", CameraViewSimulator(seed=9)(load_image(ref.path), np.random.default_rng(9)))
     rec = Recognizer.open(calibrated)
-    samples = gather(rec, site, ["exact"], [Query(tmp_path / "mislabelled.jpg", frozenset())], min_views=8,
-                     max_views=8, backgrounds=2, collages=2, progress=False)
+    with caplog.at_level("WARNING", logger="sitelens"):
+        samples = gather(rec, site, ["exact"], [Query(tmp_path / "mislabelled.jpg", frozenset())], min_views=8,
+                         max_views=8, backgrounds=2, collages=2, progress=False)
+    assert f"mislabelled.jpg (__unknown__: {ref.instance}" in caplog.text   # what `bundle` prints
     (entry,) = samples.survey_shows
     assert entry["photo"] == "mislabelled.jpg" and entry["label"] == "" and entry["negative"] == "kept"
     assert ref.instance in entry["shows"]
