@@ -32,12 +32,11 @@ import re
 import tempfile
 from pathlib import Path
 
-from _common import OPEN_SETS, emit, site_manifest  # first: before numpy loads
+from _common import OPEN_SETS, emit  # first: before numpy loads
 
 import numpy as np
 
-from hard_sets import sitelens
-from large_site import rows_of, write
+from large_site import own_site
 
 CODES = ("int8", "bits4", "pca32", "pca16", "pca32b4")
 FIT_ROWS = 50_000   # descriptors the principal components are fitted on (a spread sample of the site's)
@@ -106,10 +105,7 @@ def main():
     work = Path(args.keep or tempfile.mkdtemp(prefix="descriptor_codes_"))
     result = {"sets": {}}
     for name in args.sets:
-        manifest = write(rows_of(site_manifest(name), name), work / name / "manifest.csv")
-        bundle = work / f"{name}.sitelens"
-        if not bundle.exists():
-            sitelens("bundle", manifest, "-o", bundle)
+        _, manifest, bundle, _ = own_site(name, work)
         queries = load_queries(manifest)
         out = result["sets"].setdefault(name, {})
         for code in args.codes:

@@ -53,6 +53,19 @@ def write(rows, path: Path) -> Path:
     return path
 
 
+def own_site(name: str, work: Path, workers: int = 1) -> tuple[list, Path, Path, float | None]:
+    """A dev set's own site in ``work``: its open-set rows (``rows_of``), their manifest, and its
+    bundle built off the shelf with the defaults (``sitelens bundle``; kept there and reused), with
+    the seconds its build took (None when reused)."""
+    rows = rows_of(site_manifest(name), name)
+    manifest = write(rows, work / name / "manifest.csv")
+    bundle = work / f"{name}.sitelens"
+    seconds = None
+    if not bundle.exists():
+        _, seconds = sitelens("bundle", manifest, "-o", bundle, "--workers", workers)
+    return rows, manifest, bundle, seconds
+
+
 def evaluate(bundle: Path, queries: Path) -> dict:
     stdout, _ = sitelens("eval", bundle, queries, "--json")
     result = json.loads(stdout.strip().splitlines()[-1])

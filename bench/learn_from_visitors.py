@@ -31,7 +31,7 @@ from pathlib import Path
 from _common import OPEN_SETS, emit, site_manifest  # first: before numpy loads
 
 from hard_sets import sitelens
-from large_site import evaluate, rows_of, write
+from large_site import evaluate, own_site, rows_of, write
 
 
 def halves(rows):
@@ -66,11 +66,7 @@ def main():
     work = Path(args.keep or tempfile.mkdtemp(prefix="learn_"))
     result = {"sets": {}}
     for name in args.sets:
-        rows = rows_of(site_manifest(name), name)
-        manifest = write(rows, work / name / "manifest.csv")
-        bundle = work / f"{name}.sitelens"
-        if not bundle.exists():
-            sitelens("bundle", manifest, "-o", bundle, "--workers", args.workers)
+        rows, manifest, bundle, _ = own_site(name, work, args.workers)
         first, held = halves(rows)
         held_csv = write(held, work / name / "held_out.csv")
         truth, answered = log_first_week(bundle, first, work / name / "visitor_log", keep_images=False)

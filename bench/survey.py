@@ -22,14 +22,13 @@ unknown photos accepted, each against the defaults.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from _common import emit, site_manifest  # first: before numpy loads
+from _common import emit  # first: before numpy loads
 
 from hard_sets import sitelens
-from large_site import bundle_settings, evaluate, manifest_of, rows_of, write
+from large_site import bundle_settings, evaluate, manifest_of, own_site, write
 from learn_from_visitors import halves
 
 SETS = ("smvs_books", "smvs_landmarks", "mcv_museum")
@@ -74,12 +73,7 @@ def main():
     work = Path(args.keep or tempfile.mkdtemp(prefix="survey_"))
     result = {"sets": {}}
     for name in args.sets:
-        rows = rows_of(site_manifest(name), name)
-        manifest = write(rows, work / name / "manifest.csv")
-        bundle = work / f"{name}.sitelens"
-        build_s = None
-        if not bundle.exists():
-            _, build_s = sitelens("bundle", manifest, "-o", bundle, "--workers", args.workers)
+        rows, manifest, bundle, build_s = own_site(name, work, args.workers)
         first, held = halves(rows)
         row = {"references": sum(1 for r in rows if r[2] == "ref"), "build_s": None if build_s is None else round(build_s, 1),
                "rule": bundle_settings(manifest_of(bundle))["rule"], "folds": []}
