@@ -59,7 +59,7 @@ from runtime.metrics import rates
 from runtime.verify import colour
 from runtime.verify.verifier import FrameCache
 from runtime.recognizer import Findings, Recognizer, answer_order, decided_by
-from runtime.site import Query, Site
+from runtime.site import UNKNOWN, Query, Site
 from runtime.thresholds import Rule, Thresholds, geometry_contradicts
 from training.simulator import CameraViewSimulator, SimulatorConfig, collage, random_wall, wall_label
 from training.simulator.sampler import pick
@@ -452,7 +452,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                 if more:
                     out.survey_shows.append({
                         "photo": Path(os.path.relpath(os.path.abspath(q.path), root)).as_posix(),
-                        "label": "|".join(sorted(q.instances)), "shows": more,
+                        "label": "|".join(sorted(q.instances)) or UNKNOWN, "shows": more,
                         "negative": "kept" if q.is_unknown else "left out"})
                 if q.is_unknown:
                     unknown_photos.append(Sample(f[0], None, "survey"))
@@ -464,7 +464,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                     if more:
                         wider.append(units[-1])
             if out.survey_shows:
-                listed = [f"{e['photo']} ({e['label'] or '__unknown__'}: {', '.join(e['shows'])}, {e['negative']})"
+                listed = [f"{e['photo']} ({e['label']}: {', '.join(e['shows'])}, {e['negative']})"
                           for e in out.survey_shows]
                 log.warning("sitelens: %d survey photo(s) verify works beyond their label (left out of a known "
                             "photo's negative; kept for an unknown one, which the rules must refuse): %s",

@@ -203,7 +203,7 @@ def test_an_unknown_survey_photo_that_verifies_a_work_is_kept_and_listed(calibra
                          max_views=8, backgrounds=2, collages=2, progress=False)
     assert f"mislabelled.jpg (__unknown__: {ref.instance}" in caplog.text   # what `bundle` prints
     (entry,) = samples.survey_shows
-    assert entry["photo"] == "mislabelled.jpg" and entry["label"] == "" and entry["negative"] == "kept"
+    assert entry["photo"] == "mislabelled.jpg" and entry["label"] == "__unknown__" and entry["negative"] == "kept"
     assert ref.instance in entry["shows"]
     (negative,) = [s for s in samples.negatives if s.source == "survey"]
     assert ref.instance in negative.findings["exact"].verification
