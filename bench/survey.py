@@ -13,7 +13,8 @@ each half in turn is the survey and the other half is scored, with the defaults'
 (``sitelens bundle``, no survey) and with the bundle built with that survey (``--survey``, every
 other option the default). Per fold: ``sitelens eval --json`` of the held-out half with each
 bundle, the rule each bundle's default match mode was calibrated to (its bars), the survey's own
-TAR/FAR under it as the manifest stores it, and the build times. Pooled over both folds (every
+TAR/FAR under it as the manifest stores it, the survey photos that verified works beyond their
+label (``survey_shows``: what ``bundle`` warns of), and the build times. Pooled over both folds (every
 query photo held out once): photos answered rightly, known photos answered as another work, and
 unknown photos accepted, each against the defaults.
 
@@ -57,10 +58,12 @@ def pooled(folds: list[dict], which: str) -> dict:
     return total
 
 
-def survey_report(bundle: Path) -> dict | None:
-    """The survey's own TAR/FAR under the rule of the default match mode, as the manifest stores it."""
+def survey_report(bundle: Path) -> tuple[dict | None, list]:
+    """The survey's own TAR/FAR under the rule of the default match mode, and the survey photos
+    that verified works beyond their label (``survey_shows``), as the manifest stores them."""
     th = manifest_of(bundle).thresholds
-    return ((th.calibration or {}).get("modes") or {}).get("hnsw", {}).get("survey") if th is not None else None
+    cal = (th.calibration or {}) if th is not None else {}
+    return ((cal.get("modes") or {}).get("hnsw") or {}).get("survey"), cal.get("survey_shows") or []
 
 
 def main():
@@ -86,11 +89,13 @@ def main():
             if not surveyed.exists():
                 _, seconds = sitelens("bundle", manifest, "-o", surveyed, "--workers", args.workers,
                                       "--survey", survey_csv)
+            in_sample, shows = survey_report(surveyed)
             row["folds"].append({
                 "survey_known": sum(r[1] != "__unknown__" for r in survey),
                 "survey_unknown": sum(r[1] == "__unknown__" for r in survey),
                 "build_s": None if seconds is None else round(seconds, 1),
-                "rule": bundle_settings(manifest_of(surveyed))["rule"], "survey_in_sample": survey_report(surveyed),
+                "rule": bundle_settings(manifest_of(surveyed))["rule"], "survey_in_sample": in_sample,
+                "survey_shows": shows,
                 "defaults": evaluate(bundle, scored_csv), "survey": evaluate(surveyed, scored_csv)})
             emit(result, args, args.out, show=False)
         row["pooled"] = {"defaults": pooled(row["folds"], "defaults"), "survey": pooled(row["folds"], "survey")}
