@@ -250,6 +250,8 @@ def _survey_shows_lines(entries) -> list[tuple[str, str]]:
             continue
         works = ", ".join(f"{w} (support {v.get('support')}, 3-D {v.get('fundamental')})" for w, v in e["shows"].items()
                           if isinstance(v, dict))
+        if not works:
+            continue
         if e.get("negative") == "kept":
             what = "kept as an unknown, which the rules must refuse; if the photo shows it, label it so"
         else:

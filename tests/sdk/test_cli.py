@@ -150,3 +150,20 @@ def test_commands_that_build_use_every_core_by_default():
         option = next(p for p in main.commands[command].params if p.name == "workers")
         assert option.default == 0, command
     assert BuildOptions().workers == 1 and BuildOptions(workers=0).processes == default_workers() >= 1
+
+
+def test_inspect_reads_a_bundles_survey_report_warily():
+    """``survey_shows`` comes from a bundle's manifest: lines for well-formed entries, nothing
+    (no traceback) for anything else."""
+    from sdk.cli import _survey_shows_lines
+
+    good = {"photo": "044.jpg", "label": "__unknown__", "shows": {"w45": {"support": 25.0, "fundamental": 105}},
+            "negative": "kept"}
+    left = {"photo": "009.jpg", "label": "w9", "shows": {"w40": {"support": 31.7, "fundamental": 110}},
+            "negative": "left out"}
+    lines = _survey_shows_lines([good, "junk", {"shows": 3}, {"shows": {"w1": "x"}}, left])
+    assert lines[0] == ("survey", "044.jpg (labelled __unknown__) verifies w45 (support 25.0, 3-D 105); kept as an "
+                                  "unknown, which the rules must refuse; if the photo shows it, label it so")
+    assert len(lines) == 2 and "the photo shows it too" in lines[1][1]
+    assert _survey_shows_lines({"not": "a list"}) == [] and _survey_shows_lines(None) == []
+    assert _survey_shows_lines([good] * 12)[-1] == ("", "and 2 more survey photos")
