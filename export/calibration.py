@@ -91,6 +91,11 @@ class Sample:
     findings: dict            # match mode -> Findings
     truth: str | None         # the instance it shows (None: must be rejected)
     source: str               # "simulated" (views) | "wall" | "label" | "scene" (cluttered) | "survey"
+    labels: frozenset = frozenset()   # every instance it is labelled with (a survey photo of a|b), truth among them
+
+    def right(self, instance) -> bool:
+        """Is ``instance`` a right answer: the truth, or another work the sample is labelled with."""
+        return instance is not None and (instance == self.truth or instance in self.labels)
 
 
 @dataclass
@@ -457,7 +462,9 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                 if q.is_unknown:
                     unknown_photos.append(Sample(f[0], None, "survey"))
                     continue
-                out.positives.append(Sample(f[0], next(iter(q.instances)), "survey"))
+                # a photo of a|b: either answer is right (and the truth is the same in every process:
+                # a frozenset's order is not)
+                out.positives.append(Sample(f[0], min(q.instances), "survey", frozenset(q.instances)))
                 if several:
                     units.append(Unknowns("survey", i, set(q.instances) | set(more), set(q.instances) | set(more),
                                           [f[1]]))
@@ -477,7 +484,7 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                     u.findings = [f[0]]
         if several:
             right = [s.findings["exact"].hits[0][1] for s in out.positives
-                     if s.findings["exact"].hits and s.findings["exact"].hits[0][0] == s.truth]
+                     if s.findings["exact"].hits and s.right(s.findings["exact"].hits[0][0])]
             looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
 
             def rescore(source: str, todo: list[Unknowns]):
@@ -513,7 +520,7 @@ def outcome(rec: Recognizer, rule: Rule, samples: list[Sample], mode: str, order
                 memo[id(s)] = answer_order(f, rule)
             order, verified = memo[id(s)]
             if decided_by(f, rule, order, verified) is not None:
-                out[k] = 1 if order[0] == s.truth else -1
+                out[k] = 1 if s.right(order[0]) else -1
     return out
 
 

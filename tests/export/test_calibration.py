@@ -70,6 +70,16 @@ def test_look_alikes_by_score_plane_or_3d_structure():
     assert not alike(0.5, Evidence(150, 8, DUPLICATE_FUNDAMENTAL - 20, 0, 0.1), 0.8)
 
 
+def test_a_photo_of_two_works_is_answered_rightly_by_either():
+    from export.calibration import Sample
+
+    both = Sample({}, "a", "survey", frozenset({"a", "b"}))
+    assert both.right("a") and both.right("b") and not both.right("c") and not both.right(None)
+    view = Sample({}, "a", "simulated")
+    assert view.right("a") and not view.right("b")
+    assert not Sample({}, None, "wall").right(None)
+
+
 def test_rule_paths():
     from runtime.verify.geometric import Evidence
 
