@@ -160,7 +160,7 @@ def build_bundle(site: Site | str | Path, out: str | Path, model=None, options: 
     if o.survey is not None:
         from runtime.site import load_queries
 
-        survey = load_queries(o.survey)
+        survey = checked_survey(load_queries(o.survey), site, o.survey)
     out = Path(out)
     net, run_config = resolve_model(model, backbone, weights)
     spec = InputSpec(size=int(o.size or run_config.get("input", {}).get("size") or default_size(net.backbone_name)),
@@ -303,3 +303,21 @@ def _write_verified(out: Path, manifest: Manifest, members: dict, sign) -> None:
     except SitelensError as exc:  # pragma: no cover - would be a bug in the writer
         out.unlink(missing_ok=True)
         raise SitelensError(f"{out}: the freshly written bundle failed verification ({exc})") from exc
+
+
+def checked_survey(survey: list, site: Site, source) -> list:
+    """A survey's photos checked before the build starts, not when calibration reaches them
+    minutes later: every label a work of the site (a typo would make a photo of a known work
+    count as an unknown one, silently), every photo an image within the limits (its header)."""
+    from runtime.errors import SiteError
+    from runtime.image.image_io import probe_image
+
+    known = set(site.instances)
+    strange = sorted({i for q in survey for i in q.instances} - known)
+    if strange:
+        raise SiteError(f"{source}: {len(strange)} label(s) of the survey are not works of the site: "
+                        f"{', '.join(strange[:5])}{' ...' if len(strange) > 5 else ''} (label what the site does "
+                        "not hold __unknown__)")
+    for q in survey:
+        probe_image(q.path)
+    return survey

@@ -112,6 +112,44 @@ def jpeg_reduction(width: int, height: int, need: tuple[int, int] | None) -> int
     return 1
 
 
+def _checked_size(data: bytes, source: str) -> tuple[int, int]:
+    """(width, height) from an encoded image's header, within the pixel limit, or ImageError."""
+    size = image_size(data)
+    if size is None:
+        foreign = foreign_format(data)
+        raise ImageError(f"{source}: unsupported image format{': ' + foreign if foreign else ''}"
+                         + ("" if foreign else " or a damaged header (sitelens reads JPEG, PNG, WebP, TIFF, BMP "
+                                                "and GIF, and refuses files whose size it cannot read before decoding)"))
+    check_dimensions(size[0], size[1], source)
+    return size
+
+
+def probe_image(path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, checked as ``load_image`` checks it
+    before decoding (size, format, pixel limit), without decoding: for checking many files
+    before long work starts. A file that passes can still be truncated past its header."""
+    path = Path(path)
+    data = _read_file(path)
+    if not data:
+        raise ImageError(f"{path}: empty file, not an image")
+    return _checked_size(data, str(path))
+
+
+def _read_file(path: Path) -> bytes:
+    """An image file's bytes, refused above ``max_file_bytes`` before reading; ImageError naming it."""
+    try:
+        if path.stat().st_size > max_file_bytes():
+            raise ImageError(f"{path}: file of {path.stat().st_size / 1e6:.0f} MB, above the "
+                             f"{max_file_bytes() / 1e6:.0f} MB an image within the pixel limit needs")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an encoded image (JPEG, PNG, WebP, TIFF, BMP) to RGB uint8. ``need``: the (shorter,
     longer) side the caller will use; a JPEG larger than that is decoded at a reduced scale."""
@@ -121,13 +159,7 @@ def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | N
     if len(data) > max_file_bytes():
         raise ImageError(f"{source}: file of {len(data) / 1e6:.0f} MB, above the {max_file_bytes() / 1e6:.0f} MB an "
                          "image within the pixel limit needs")
-    size = image_size(data)
-    if size is None:
-        foreign = foreign_format(data)
-        raise ImageError(f"{source}: unsupported image format{': ' + foreign if foreign else ''}"
-                         + ("" if foreign else " or a damaged header (sitelens reads JPEG, PNG, WebP, TIFF, BMP "
-                                                "and GIF, and refuses files whose size it cannot read before decoding)"))
-    check_dimensions(size[0], size[1], source)
+    size = _checked_size(data, source)
     reduction = jpeg_reduction(*size, need) if size is not None and data[:2] == b"\xff\xd8" else 1
     if reduction > 1:
         flags = _REDUCED[reduction]  # applies the EXIF orientation as a full decode does
@@ -176,18 +208,7 @@ def load_image(image: ImageLike, need: tuple[int, int] | None = None) -> np.ndar
         return decode_image(bytes(image), need=need)
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        try:
-            if path.stat().st_size > max_file_bytes():
-                raise ImageError(f"{path}: file of {path.stat().st_size / 1e6:.0f} MB, above the "
-                                 f"{max_file_bytes() / 1e6:.0f} MB an image within the pixel limit needs")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ImageError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise ImageError(f"{path}: is a directory, not an image") from None
-        except OSError as exc:
-            raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
-        return decode_image(data, str(path), need)
+        return decode_image(_read_file(path), str(path), need)
     raise ImageError(f"cannot read an image from a {type(image).__name__}")
 
 

@@ -72,6 +72,22 @@ def test_bundle_command(tmp_path, tiny_site):
     assert out.exists() and "wrote" in r.output
 
 
+def test_bundle_checks_a_survey_before_it_starts(tmp_path, tiny_site):
+    """A mistyped label or a photo that is no image is a clear error naming it, before the build
+    spends its minutes (here nothing is calibrated: the check comes first)."""
+    work = sorted(p.name for p in tiny_site.iterdir() if p.is_dir())[0]
+    photo = next((tiny_site / work).iterdir())
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    survey = tmp_path / "survey.csv"
+    survey.write_text(f"path,instance,role\n{photo},{work}x,query\n{photo},{work},query\n")
+    r = run("bundle", tiny_site, "-o", tmp_path / "a.sitelens", "--size", 64, "--no-calibrate", "--survey", survey)
+    assert r.exit_code == 1 and f"{work}x" in r.output and "not works of the site" in r.output
+    survey.write_text(f"path,instance,role\n{photo},{work},query\nbad.jpg,__unknown__,query\n")
+    r = run("bundle", tiny_site, "-o", tmp_path / "b.sitelens", "--size", 64, "--no-calibrate", "--survey", survey)
+    assert r.exit_code == 1 and "bad.jpg" in r.output and "unsupported image format" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "b.sitelens").exists()
+
+
 def test_bundle_and_export_take_the_same_build_options():
     from sdk.cli_common import BUILD_OPTION_NAMES
 

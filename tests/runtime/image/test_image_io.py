@@ -6,7 +6,7 @@ import pytest
 
 from runtime.errors import ImageError
 from runtime.image.image_header import image_size
-from runtime.image.image_io import load_image, set_max_pixels, to_rgb_uint8
+from runtime.image.image_io import load_image, probe_image, set_max_pixels, to_rgb_uint8
 
 
 def _jpeg_with_orientation(img_bgr: np.ndarray, orientation: int) -> bytes:
@@ -58,6 +58,27 @@ def test_bad_files_name_the_path(tmp_path, content, message):
     with pytest.raises(ImageError, match=message) as err:
         load_image(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"not an image at all", "unsupported image format"),
+                                              (b"\xff\xd8\xff\xe0garbage", "damaged header")])
+def test_probe_refuses_what_load_refuses_by_its_header(tmp_path, content, message):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=message) as err:
+        probe_image(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ImageError, match="no such file"):
+        probe_image(tmp_path / "nope.jpg")
+    ok, enc = cv2.imencode(".png", np.zeros((37, 53, 3), np.uint8))
+    (tmp_path / "ok.png").write_bytes(enc.tobytes())
+    assert probe_image(tmp_path / "ok.png") == (53, 37)
+    set_max_pixels(1000)
+    try:
+        with pytest.raises(ImageError, match="limit"):
+            probe_image(tmp_path / "ok.png")
+    finally:
+        set_max_pixels(None)
 
 
 def test_missing_file_and_bad_type(tmp_path):
