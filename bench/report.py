@@ -548,7 +548,7 @@ def survey(r: dict) -> list[str]:
     out += _table(["set", "held out", "survey known / unknown", "scored known / unknown", "bars", "mP@1", "TAR",
                    "WAR", "FAR", "GAP", "in sample TAR / FAR", "build s"], rows)
     shows = [f"- {name}, fold {k}: " + "; ".join(
-        f"{e['photo']} ({e['label'] or '__unknown__'} → {', '.join(e['shows'])}: {e['negative']})" for e in fold["survey_shows"])
+        f"{e['photo']} ({e['label']} → {', '.join(e['shows'])}: {e['negative']})" for e in fold["survey_shows"])
         for name, s in r["sets"].items() for k, fold in enumerate(s["folds"]) if fold.get("survey_shows")]
     if shows:
         out += ["", "Survey photos that verified works beyond their label (what `bundle` warns of; a known "

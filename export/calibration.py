@@ -441,6 +441,18 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                 found = pool.map(_score_image, ((scene(i), (owners[i],)) for i in range(collages)),
                                  "calibrate (cluttered scenes)", progress, batch=64)
             units += [Unknowns("scene", i, owners[i], set(owners[i]), [f[0]]) for i, f in enumerate(found)]
+
+        def rescore(source: str, todo: list[Unknowns]):
+            """New findings of units whose left-out sets grew (the survey's below, ``settle``'s)."""
+            if source == "simulated":
+                items = [(u.key, refs[u.key], False, u.left) for u in todo]
+                return [[neg for _, neg in views] for views in pool.map(_score_views, items, "", False)]
+            if source == "scene":
+                items = ((scene(u.key), (u.left,)) for u in todo)
+            else:
+                items = ((load_image(survey[u.key].path), (u.left,)) for u in todo)
+            return [[f[0]] for f in pool.map(_score_image, items, "", False, batch=64)]
+
         unknown_photos: list[Sample] = []
         if survey:  # a known photo is a positive, and (several works) a negative with its work left out
             with clock.stage("survey photos"):
@@ -478,24 +490,13 @@ def gather(rec: Recognizer, site: Site, modes, survey: list[Query] | None = None
                             len(listed), "; ".join(listed[:20]) + (" ..." if len(listed) > 20 else ""))
             if wider:
                 with clock.stage("survey photos"):
-                    again = pool.map(_score_image, ((load_image(survey[u.key].path), (u.left,)) for u in wider),
-                                     "", False, batch=64)
-                for u, f in zip(wider, again):
-                    u.findings = [f[0]]
+                    for u, findings in zip(wider, rescore("survey", wider)):
+                        u.findings = findings
         if several:
             right = [s.findings["exact"].hits[0][1] for s in out.positives
                      if s.findings["exact"].hits and s.right(s.findings["exact"].hits[0][0])]
             looks = LookAlikes(site, pool, float(np.median(right)) if right else 1.0, progress)
 
-            def rescore(source: str, todo: list[Unknowns]):
-                if source == "simulated":
-                    items = [(u.key, refs[u.key], False, u.left) for u in todo]
-                    return [[neg for _, neg in views] for views in pool.map(_score_views, items, "", False)]
-                if source == "scene":
-                    items = ((scene(u.key), (u.left,)) for u in todo)
-                else:
-                    items = ((load_image(survey[u.key].path), (u.left,)) for u in todo)
-                return [[f[0]] for f in pool.map(_score_image, items, "", False, batch=64)]
 
             settle(units, plain + unknown_photos, looks, modes, target_far, rescore, clock)
             looks.report()

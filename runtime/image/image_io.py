@@ -114,6 +114,8 @@ def jpeg_reduction(width: int, height: int, need: tuple[int, int] | None) -> int
 
 def _checked_size(data: bytes, source: str) -> tuple[int, int]:
     """(width, height) from an encoded image's header, within the pixel limit, or ImageError."""
+    if not data:
+        raise ImageError(f"{source}: empty file, not an image")
     size = image_size(data)
     if size is None:
         foreign = foreign_format(data)
@@ -129,10 +131,7 @@ def probe_image(path) -> tuple[int, int]:
     before decoding (size, format, pixel limit), without decoding: for checking many files
     before long work starts. A file that passes can still be truncated past its header."""
     path = Path(path)
-    data = _read_file(path)
-    if not data:
-        raise ImageError(f"{path}: empty file, not an image")
-    return _checked_size(data, str(path))
+    return _checked_size(_read_file(path), str(path))
 
 
 def _read_file(path: Path) -> bytes:
@@ -154,13 +153,11 @@ def decode_image(data: bytes, source: str = "<bytes>", need: tuple[int, int] | N
     """Decode an encoded image (JPEG, PNG, WebP, TIFF, BMP) to RGB uint8. ``need``: the (shorter,
     longer) side the caller will use; a JPEG larger than that is decoded at a reduced scale."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    if buf.size == 0:
-        raise ImageError(f"{source}: empty file, not an image")
     if len(data) > max_file_bytes():
         raise ImageError(f"{source}: file of {len(data) / 1e6:.0f} MB, above the {max_file_bytes() / 1e6:.0f} MB an "
                          "image within the pixel limit needs")
     size = _checked_size(data, source)
-    reduction = jpeg_reduction(*size, need) if size is not None and data[:2] == b"\xff\xd8" else 1
+    reduction = jpeg_reduction(*size, need) if data[:2] == b"\xff\xd8" else 1
     if reduction > 1:
         flags = _REDUCED[reduction]  # applies the EXIF orientation as a full decode does
     elif data[:2] == b"\xff\xd8":
